@@ -1,0 +1,53 @@
+"""Reading the validated config: which datasets, models, layers and regions the DAG spans.
+
+torch-free, so the Snakefile can import it at DAG-build time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from neurofit.models.catalog import layer_names
+from neurofit.simulate_defaults import simulation_settings
+
+SIMULATED_PREFIX = "simulated:"
+
+
+def dataset(config: dict[str, Any], name: str) -> dict[str, Any]:
+    return config["datasets"][name]
+
+
+def regions(config: dict[str, Any], name: str) -> list[str]:
+    entry = dataset(config, name)
+    if "regions" in entry:
+        return list(entry["regions"])
+    if entry["source"] == "simulated":
+        return list(simulation_settings(entry.get("simulate", {}))["regions"])
+    raise ValueError(f"datasets.{name}: 'regions' is required for source {entry['source']!r}")
+
+
+def reference_dataset(model: dict[str, Any]) -> str | None:
+    """Name of the simulated dataset whose hidden reference network this model loads, if any."""
+    weights = model.get("weights")
+    if isinstance(weights, str) and weights.startswith(SIMULATED_PREFIX):
+        return weights[len(SIMULATED_PREFIX):]
+    return None
+
+
+def model_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A model entry with what a reference model inherits from its simulator filled in."""
+    entry = dict(config["models"][name])
+    source = reference_dataset(entry)
+    if source is not None:
+        if source not in config["datasets"] or config["datasets"][source]["source"] != "simulated":
+            raise ValueError(f"models.{name}.weights: {entry['weights']!r} names no simulated dataset")
+        sim = simulation_settings(config["datasets"][source].get("simulate", {}))
+        for key in ("architecture", "width", "image_size", "seed"):
+            entry.setdefault(key, sim[key])
+        entry["objective"] = "reference"
+    return entry
+
+
+def layers(config: dict[str, Any], name: str) -> list[str]:
+    entry = model_settings(config, name)
+    return list(entry.get("layers") or layer_names(entry.get("architecture", "alexnet_small"), entry))

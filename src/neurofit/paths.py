@@ -1,0 +1,98 @@
+"""The naming scheme: every artefact path of the pipeline is made here, nowhere else.
+
+A path holds what decides its content that is not a rule param: the dataset, model, layer,
+region and metric names. Settings under those names are rule params, so Snakemake reruns exactly
+the jobs whose settings changed (``--rerun-triggers params``). Simulated datasets also carry a
+hash of their settings so that several configs can share ``resources/`` without clobbering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def short_hash(obj: Any, length: int = 10) -> str:
+    """A stable hash of a JSON-able object (key order does not matter)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def code_hash(*modules: str) -> str:
+    """Hash of the source files of ``neurofit`` subpackages/modules, so a rule whose
+    library code changed reruns (used as a rule param)."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in modules:
+        target = root / name
+        files = sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
+        for file in files:
+            digest.update(file.relative_to(root).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where artefacts live for one run: ``results`` is per config, ``resources`` is shared."""
+
+    results: str = "results"
+    resources: str = "resources"
+
+    # -- data ------------------------------------------------------------------------------
+    @staticmethod
+    def simulated_key(dataset: str, settings: dict[str, Any]) -> str:
+        """``<dataset>-<hash of its simulator settings>``: names one simulated dandiset."""
+        return f"{dataset}-{short_hash(settings)}"
+
+    def simulated_dir(self, key: str) -> str:
+        return f"{self.resources}/simulated/{key}"
+
+    def simulated_dandiset(self, key: str) -> str:
+        return f"{self.simulated_dir(key)}/dandiset"
+
+    def simulated_truth(self, key: str) -> str:
+        return f"{self.simulated_dir(key)}/ground_truth.json"
+
+    def simulated_reference_weights(self, key: str) -> str:
+        return f"{self.simulated_dir(key)}/reference_model.pt"
+
+    def manifest(self, dataset: str) -> str:
+        return f"{self.results}/datasets/{dataset}/manifest.json"
+
+    # -- neural ----------------------------------------------------------------------------
+    def responses(self, dataset: str) -> str:
+        return f"{self.results}/responses/{dataset}.nc"
+
+    def stimuli(self, dataset: str) -> str:
+        return f"{self.results}/stimuli/{dataset}.nc"
+
+    def ceiling(self, dataset: str) -> str:
+        return f"{self.results}/ceilings/{dataset}.nc"
+
+    # -- models ----------------------------------------------------------------------------
+    def weights(self, model: str) -> str:
+        return f"{self.results}/models/{model}/weights.pt"
+
+    def performance(self, model: str) -> str:
+        return f"{self.results}/models/{model}/performance.json"
+
+    def features(self, dataset: str, model: str, layer: str) -> str:
+        return f"{self.results}/features/{dataset}/{model}/{layer}.nc"
+
+    # -- encoding --------------------------------------------------------------------------
+    def fit(self, dataset: str, metric: str, model: str, layer: str, region: str) -> str:
+        return f"{self.results}/fits/{dataset}/{metric}/{model}/{layer}/{region}.nc"
+
+    # -- report ----------------------------------------------------------------------------
+    def table(self, name: str, ext: str = "csv") -> str:
+        return f"{self.results}/tables/{name}.{ext}"
+
+    def figure(self, name: str, ext: str = "png") -> str:
+        return f"{self.results}/figures/{name}.{ext}"
+
+    def log(self, *parts: str) -> str:
+        return f"{self.results}/logs/" + "/".join(parts) + ".log"

@@ -1,0 +1,31 @@
+"""Default simulator settings, torch-free (the DAG needs them to name files)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "n_stimuli": 96,
+    "n_repeats": 6,
+    "units_per_region": 24,
+    "image_size": 32,
+    "regions": {"V1": "conv1", "V4": "conv3", "IT": "fc"},
+    "architecture": "alexnet_small",
+    "width": 16,
+    "reference_epochs": 3,
+    "seed": 0,
+    "stimulus_ms": 250.0,
+    "gap_ms": 250.0,
+    "latency_ms": {"V1": 40.0, "V4": 60.0, "IT": 80.0},
+    "response_ms": 200.0,
+    "baseline_hz": 4.0,
+    "peak_hz": 60.0,
+    "gain_noise": 0.25,
+}
+
+
+def simulation_settings(overrides: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown simulate settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **overrides}

@@ -1,0 +1,43 @@
+"""Shared fixtures: the repository root, the real NWB files, a small simulated dandiset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("DANDI_NO_ET", "1")  # no telemetry from the dandi client in tests
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real DANDI test files not present at {SHARED_DATA} (a user's clone without shared/)")
+    return SHARED_DATA
+
+
+SMALL_SIMULATION = {"n_stimuli": 48, "n_repeats": 4, "units_per_region": 8}
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated dandiset folder (dandiset/, ground_truth.json, reference_model.pt)."""
+    from neurofit.simulate import SimulationSpec, simulate
+
+    out = tmp_path_factory.mktemp("simulated")
+    simulate(SimulationSpec.from_config(SMALL_SIMULATION), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def simulated_nwb(simulated: Path) -> Path:
+    return next((simulated / "dandiset").rglob("*.nwb"))

@@ -1,0 +1,77 @@
+# Config validation and the names of every artefact (via neurofit.paths); no analysis logic here.
+from snakemake.utils import min_version, validate
+
+from neurofit import config as nf_config
+from neurofit.paths import Layout, code_hash
+from neurofit.simulate_defaults import simulation_settings
+
+min_version("8.10")
+
+
+validate(config, "../schemas/config.schema.yaml", set_default=True)
+
+LAYOUT = Layout(results=config["results"], resources=config["resources"])
+DATASETS = list(config["datasets"])
+MODELS = list(config["models"])
+METRICS = list(config["encoding"]["metrics"])
+NAME = r"[A-Za-z0-9_.\-]+"
+
+
+wildcard_constraints:
+    dataset=NAME,
+    model=NAME,
+    layer=NAME,
+    region=NAME,
+    metric=NAME,
+    hash="[0-9a-f]{10}",
+
+
+def sim_settings(dataset):
+    return simulation_settings(config["datasets"][dataset].get("simulate", {}))
+
+
+def sim_key(dataset):
+    return LAYOUT.simulated_key(dataset, sim_settings(dataset))
+
+
+def manifest_input(wildcards):
+    entry = config["datasets"][wildcards.dataset]
+    if entry["source"] == "simulated":
+        return {"local_root": LAYOUT.simulated_dandiset(sim_key(wildcards.dataset))}
+    return {}
+
+
+
+def model_weights_input(wildcards):
+    source = nf_config.reference_dataset(config["models"][wildcards.model])
+    if source is not None:
+        return {"weights_in": LAYOUT.simulated_reference_weights(sim_key(source))}
+    weights = config["models"][wildcards.model].get("weights")
+    return {"weights_in": weights} if weights else {}
+
+
+
+def fit_keys():
+    """Every (dataset, metric, model, layer, region) the DAG fits."""
+    return [
+        dict(dataset=d, metric=m, model=mo, layer=layer, region=r)
+        for d in DATASETS
+        for m in METRICS
+        for mo in MODELS
+        for layer in nf_config.layers(config, mo)
+        for r in nf_config.regions(config, d)
+    ]
+
+
+def region_order():
+    return list(dict.fromkeys(r for d in DATASETS for r in nf_config.regions(config, d)))
+
+
+def final_outputs():
+    return [
+        LAYOUT.table("predictivity"),
+        LAYOUT.table("predictivity", "parquet"),
+        LAYOUT.table("best_layer"),
+        LAYOUT.figure("best_layer"),
+        *[LAYOUT.figure(f"heatmap_{m}") for m in MODELS],
+    ]

@@ -1,0 +1,34 @@
+# Stage 1: datasets -> manifest.json (+ the simulated dandiset when the source is "simulated").
+
+
+rule simulate:
+    output:
+        dandiset=directory(LAYOUT.simulated_dandiset("{dataset}-{hash}")),
+        truth=LAYOUT.simulated_truth("{dataset}-{hash}"),
+        weights=LAYOUT.simulated_reference_weights("{dataset}-{hash}"),
+    params:
+        out_dir=lambda w: LAYOUT.simulated_dir(f"{w.dataset}-{w.hash}"),
+        settings=lambda w: sim_settings(w.dataset),
+        code=code_hash("simulate", "images", "models"),
+    log:
+        LAYOUT.log("simulate", "{dataset}-{hash}"),
+    conda:
+        "../../envs/models.yaml"
+    script:
+        "../scripts/simulate.py"
+
+
+rule manifest:
+    input:
+        unpack(manifest_input),
+    output:
+        out=LAYOUT.manifest("{dataset}"),
+    params:
+        dataset=lambda w: config["datasets"][w.dataset],
+        code=code_hash("data"),
+    log:
+        LAYOUT.log("manifest", "{dataset}"),
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/manifest.py"

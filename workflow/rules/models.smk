@@ -1,0 +1,40 @@
+# Stages 3-4: train (or load) each model, then extract each layer's activations for each stimulus set.
+
+
+rule train:
+    input:
+        unpack(model_weights_input),
+    output:
+        weights_out=LAYOUT.weights("{model}"),
+        performance_out=LAYOUT.performance("{model}"),
+    params:
+        settings=lambda w: nf_config.model_settings(config, w.model),
+        code=code_hash("models", "images"),
+    log:
+        LAYOUT.log("train", "{model}"),
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/models.yaml"
+    script:
+        "../scripts/train.py"
+
+
+rule features:
+    input:
+        weights=LAYOUT.weights("{model}"),
+        stimuli_path=LAYOUT.stimuli("{dataset}"),
+    output:
+        out=LAYOUT.features("{dataset}", "{model}", "{layer}"),
+    params:
+        settings=lambda w: nf_config.model_settings(config, w.model),
+        code=code_hash("features", "models"),
+    log:
+        LAYOUT.log("features", "{dataset}", "{model}", "{layer}"),
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/models.yaml"
+    script:
+        "../scripts/features.py"

@@ -1,0 +1,35 @@
+# Stage 2: NWB -> per-region responses (repeats kept) and the stimulus images; noise ceilings.
+
+
+rule responses:
+    input:
+        manifest_path=LAYOUT.manifest("{dataset}"),
+    output:
+        responses_out=LAYOUT.responses("{dataset}"),
+        stimuli_out=LAYOUT.stimuli("{dataset}"),
+    params:
+        settings=lambda w: config["datasets"][w.dataset].get("responses", {}),
+        regions=lambda w: nf_config.regions(config, w.dataset),
+        code=code_hash("neural"),
+    log:
+        LAYOUT.log("responses", "{dataset}"),
+    conda:
+        "../../envs/neural.yaml"
+    script:
+        "../scripts/responses.py"
+
+
+rule ceiling:
+    input:
+        responses_path=LAYOUT.responses("{dataset}"),
+    output:
+        out=LAYOUT.ceiling("{dataset}"),
+    params:
+        settings=config["encoding"]["ceiling"],
+        code=code_hash("encoding"),
+    log:
+        LAYOUT.log("ceiling", "{dataset}"),
+    conda:
+        "../../envs/encoding.yaml"
+    script:
+        "../scripts/ceiling.py"
