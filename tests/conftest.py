@@ -29,6 +29,11 @@ SMALL_SIMULATION = {"n_stimuli": 48, "n_repeats": 4, "units_per_region": 8}
 
 
 @pytest.fixture(scope="session")
+def small_simulation() -> dict[str, int]:
+    return dict(SMALL_SIMULATION)
+
+
+@pytest.fixture(scope="session")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small simulated dandiset folder (dandiset/, ground_truth.json, reference_model.pt)."""
     from neurofit.simulate import SimulationSpec, simulate

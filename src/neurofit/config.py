@@ -5,7 +5,11 @@ torch-free, so the Snakefile can import it at DAG-build time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import jsonschema
+import yaml
 
 from neurofit.models.catalog import layer_names
 from neurofit.simulate_defaults import simulation_settings
@@ -51,3 +55,20 @@ def model_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
 def layers(config: dict[str, Any], name: str) -> list[str]:
     entry = model_settings(config, name)
     return list(entry.get("layers") or layer_names(entry.get("architecture", "alexnet_small"), entry))
+
+
+class ConfigError(ValueError):
+    """A config that does not match the schema; the message names every bad key."""
+
+
+def check(config: dict[str, Any], schema_path: str | Path) -> None:
+    """Validate against the JSON schema, reporting each error at its dotted key path
+    (Snakemake's own validation, run after this, fills the defaults)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        where = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+        problems.append(f"  {where}: {error.message}")
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(problems))

@@ -8,6 +8,7 @@ from neurofit.simulate_defaults import simulation_settings
 min_version("8.10")
 
 
+nf_config.check(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 LAYOUT = Layout(results=config["results"], resources=config["resources"])
