@@ -133,7 +133,7 @@ def _cka_resampler(x: np.ndarray, y: np.ndarray) -> Resampler:
         out = np.empty(len(rows_model))
         for b, (rm, rn, nb) in enumerate(zip(rows_model, rows_neural, neuroids, strict=True)):
             first = np.unique(rm, return_index=True)[1]
-            out[b] = linear_cka(x[rm[first]], y[rn[first]][:, nb])
+            out[b] = linear_cka(x[rm[first]], y[rn[first]][:, nb]) if len(first) >= 4 else np.nan
         return out
 
     return resample

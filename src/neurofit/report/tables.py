@@ -69,7 +69,8 @@ def summarise(per_split: np.ndarray, boot: np.ndarray | None, null: np.ndarray |
             raise ValueError(f"ci method {ci_method!r} needs bootstrap draws in the fit artefact")
         draws = np.asarray(normalise(boot.mean(1), ceiling, normalisation), dtype=float)
         tail = (1 - CI_LEVEL) / 2 * 100
-        ci = (float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail)))
+        # nan: a draw too small for its metric (debiased CKA needs 4 distinct stimuli)
+        ci = (float(np.nanpercentile(draws, tail)), float(np.nanpercentile(draws, 100 - tail)))
         method = f"{ci_method}: {CI_LEVEL:.0%} percentile of {boot.shape[0]} draws"
     else:
         raise ValueError(f"unknown ci method {ci_method!r}; known: {list(CI_METHODS)}")
