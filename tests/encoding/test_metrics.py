@@ -28,9 +28,8 @@ def test_both_regressions_share_one_interface():
 
 def test_brainscore_splits_are_sklearns_with_brainscore_arguments():
     labels = np.repeat(np.arange(4), 10)
-    for got, want in zip(stimulus_splits(40, stratify=labels),
-                         StratifiedShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(np.zeros(40), labels),
-                         strict=True):
+    brainscore = StratifiedShuffleSplit(n_splits=10, train_size=0.9, random_state=1)
+    for got, want in zip(stimulus_splits(40, stratify=labels), brainscore.split(np.zeros(40), labels), strict=True):
         np.testing.assert_array_equal(got[0], want[0])
     for got, want in zip(stimulus_splits(40), ShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(
             np.zeros(40)), strict=True):
@@ -75,7 +74,8 @@ def direct_ceiling(counts, stimulus, repeat, n_splits=10, seed=1):
         half_a = frame[frame["repeat"].isin(repeats[a])].groupby("stimulus").mean().drop(columns="repeat")
         half_b = frame[frame["repeat"].isin(repeats[b])].groupby("stimulus").mean().drop(columns="repeat")
         shared = half_a.index.intersection(half_b.index)
-        r = np.array([scipy.stats.pearsonr(half_a.loc[shared, j], half_b.loc[shared, j])[0] for j in range(counts.shape[1])])
+        r = np.array([scipy.stats.pearsonr(half_a.loc[shared, j], half_b.loc[shared, j])[0]
+                      for j in range(counts.shape[1])])
         out.append(2 * r / (1 + r))
     return np.array(out)
 

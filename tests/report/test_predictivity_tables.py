@@ -15,7 +15,8 @@ from neurofit.report.tables import COLUMNS, EXTRA, best_layer_table, summarise
 def fake_fit(train, test, metric="ridge"):
     n_splits = len(train)
     draws = np.tile(np.asarray(test, dtype=float), (50, 1)) + np.random.default_rng(0).normal(0, 0.01, (50, n_splits))
-    return xr.Dataset({"train_score": ("split", np.asarray(train, float)), "test_score": ("split", np.asarray(test, float)),
+    return xr.Dataset({"train_score": ("split", np.asarray(train, float)),
+                       "test_score": ("split", np.asarray(test, float)),
                        "boot_both": (("boot", "split"), draws), "null": (("permutation", "split"), draws * 0)},
                       attrs={"metric": metric, "n_neuroids": 4, "n_stimuli": 50})
 
