@@ -90,6 +90,36 @@ class Design:
 
 
 @dataclass
+class _Moments:
+    """Uncentred second moments of the fit rows (primal path): folds subtract their held-out rows."""
+
+    xx: Any  # (p, p)
+    xy: Any  # (p, targets)
+    x_sum: Any
+    y_sum: Any
+    n: int
+
+
+def _moments(design: Design, y_fit: Any, fit: np.ndarray) -> _Moments:
+    x_fit = design.x[design.ops.index(fit)]
+    return _Moments(x_fit.T @ x_fit, x_fit.T @ y_fit, x_fit.sum(0), y_fit.sum(0), len(fit))
+
+
+def _spectral_held_out(design: Design, moments: _Moments, y_held: Any, held: np.ndarray) -> _Spectral:
+    """Primal fit on the moments' rows minus ``held``, evaluated on ``held``: the fold's
+    covariance is a downdate of the outer one (n_held p^2 instead of n_fit p^2)."""
+    ops = design.ops
+    x_held = design.x[ops.index(held)]
+    n_fit = moments.n - len(held)
+    x_mean = (moments.x_sum - x_held.sum(0)) / n_fit
+    y_mean = (moments.y_sum - y_held.sum(0)) / n_fit
+    cov = moments.xx - x_held.T @ x_held - n_fit * (x_mean[:, None] * x_mean[None, :])
+    cxy = moments.xy - x_held.T @ y_held - n_fit * (x_mean[:, None] * y_mean[None, :])
+    spectrum, vectors = ops.eigh((cov + cov.T) * 0.5)
+    return _Spectral((x_held - x_mean) @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+
+
+@dataclass
 class RidgeCVResult:
     """Per-neuroid alpha chosen by inner CV on the fit stimuli, and what it gave."""
 
@@ -99,8 +129,8 @@ class RidgeCVResult:
     prediction: np.ndarray | None  # (n_eval, targets) at the chosen alphas, refit on all fit stimuli
 
 
-def _prediction_sqnorms(sp: _Spectral, w: Any, ops: Ops, chunk_elements: int) -> Any:
-    """``||basis @ (w[a][:, None] * projected)||^2`` per column for every alpha ``a``: (alphas, targets).
+def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: int) -> Any:
+    """``||basis @ (projected / (spectrum + alpha)[:, None])||^2`` per column for every alpha: (alphas, targets).
 
     With fewer spectral components than evaluation rows the (k x k) Gram of the basis is cheaper."""
     n_eval, k = sp.basis.shape
@@ -108,13 +138,15 @@ def _prediction_sqnorms(sp: _Spectral, w: Any, ops: Ops, chunk_elements: int) ->
     gram_form = k < n_eval
     g = sp.basis.T @ sp.basis if gram_form else None
     step = max(1, chunk_elements // ((k + (k if gram_form else n_eval)) * t))
-    out = ops.zeros((w.shape[0], t))
-    for start in range(0, w.shape[0], step):
-        wc = w[start:start + step]
+    n_alpha = alphas.shape[0]
+    out = ops.zeros((n_alpha, t))
+    w_t = 1.0 / (sp.spectrum[:, None] + alphas[None, :])  # (k, alphas) in C order, so products below are too
+    for start in range(0, n_alpha, step):
+        a = min(step, n_alpha - start)
         # (k, a, t) -> (k, a*t): one GEMM for the whole chunk of alphas
-        m = (sp.projected[:, None, :] * wc.T[:, :, None]).reshape(k, -1)
+        m = (sp.projected[:, None, :] * w_t[:, start:start + a, None]).reshape(k, a * t)
         sq = ops.dot_cols(m, g @ m) if gram_form else ops.sqnorm_cols(sp.basis @ m)
-        out[start:start + wc.shape[0]] = sq.reshape(-1, t)
+        out[start:start + a] = sq.reshape(a, t)
     return out
 
 
@@ -130,13 +162,19 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
     alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
     n_alpha, t = len(alphas), y.shape[1]
     err, s1, s2, sxy = (ops.zeros((n_alpha, t)) for _ in range(4))
-    for train, valid in KFold(inner_folds, shuffle=True, random_state=seed).split(fit):
-        sp = design.spectral(y[ops.index(fit[train])], fit[train], fit[valid])
+    folds = list(KFold(inner_folds, shuffle=True, random_state=seed).split(fit))
+    primal = not design.is_dual(min(len(train) for train, _ in folds))
+    moments = _moments(design, y[ops.index(fit)], fit) if primal else None
+    for train, valid in folds:
+        if moments is not None:
+            sp = _spectral_held_out(design, moments, y[ops.index(fit[valid])], fit[valid])
+        else:
+            sp = design.spectral(y[ops.index(fit[train])], fit[train], fit[valid])
         w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
         yv = y[ops.index(fit[valid])] - sp.y_mean  # validation targets centred like the predictions
         cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
         sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
-        sq = _prediction_sqnorms(sp, w, ops, chunk_elements)  # sum_i pred_c^2
+        sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
         err += ops.sqnorm_cols(yv)[None, :] - 2 * cross + sq
         # running sums of the out-of-fold predictions pred = pred_c + mu and targets y = yv + mu
         n_v, mu = len(valid), sp.y_mean[None, :]
