@@ -68,13 +68,16 @@ def test_chunking_over_alphas_changes_nothing():
     np.testing.assert_allclose(whole.prediction, one_by_one.prediction, atol=1e-10)
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_torch_backend_equals_numpy(shape):
-    pytest.importorskip("torch")
+def test_torch_backend_equals_numpy(shape, device):
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
     x, y = data(*shape)
     fit, test = np.arange(shape[0] - 10), np.arange(shape[0] - 10, shape[0])
     reference = ridge_cv(Design(x, get_ops("numpy")), y, fit, test)
-    torch_run = ridge_cv(Design(x, get_ops("torch", device="cpu")), y, fit, test)
+    torch_run = ridge_cv(Design(x, get_ops("torch", device=device)), y, fit, test)
     np.testing.assert_array_equal(torch_run.alpha, reference.alpha)
     np.testing.assert_allclose(torch_run.prediction, reference.prediction, atol=1e-8)
     np.testing.assert_allclose(torch_run.inner_r, reference.inner_r, atol=1e-8)
