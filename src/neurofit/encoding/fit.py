@@ -29,7 +29,7 @@ from scipy.stats import rankdata
 
 from neurofit.encoding.regression import PLS, Regression, RidgeCV, cross_validated_predictions
 from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
-from neurofit.encoding.similarity import linear_cka, rdm, rsa
+from neurofit.encoding.similarity import _centred_gram, cka_from_grams, double_centre, linear_cka, rdm, rsa
 from neurofit.encoding.splits import stimulus_splits
 
 METRICS = ("ridge", "pls", "rsa", "cka")
@@ -127,13 +127,22 @@ def _rsa_resampler(x: np.ndarray, y: np.ndarray) -> Resampler:
 
 
 def _cka_resampler(x: np.ndarray, y: np.ndarray) -> Resampler:
+    # Gram matrices of the test stimuli once; a draw takes their sub-matrices (m^2, not m x features).
     # The unbiased HSIC assumes distinct stimuli: a bootstrap draw keeps each drawn stimulus once
     # (as the RSA resampler drops the pairs of a stimulus with itself).
+    gram_x, gram_y = _centred_gram(x), _centred_gram(y)
+    identity = np.arange(y.shape[1])
+
     def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows_model))
         for b, (rm, rn, nb) in enumerate(zip(rows_model, rows_neural, neuroids, strict=True)):
             first = np.unique(rm, return_index=True)[1]
-            out[b] = linear_cka(x[rm[first]], y[rn[first]][:, nb]) if len(first) >= 4 else np.nan
+            if len(first) < 4:  # too few distinct stimuli for the estimator
+                out[b] = np.nan
+                continue
+            rm, rn = rm[first], rn[first]
+            neural = gram_y if np.array_equal(nb, identity) else _centred_gram(y[:, nb])
+            out[b] = cka_from_grams(double_centre(gram_x[np.ix_(rm, rm)]), double_centre(neural[np.ix_(rn, rn)]))
         return out
 
     return resample

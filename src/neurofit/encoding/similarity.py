@@ -73,10 +73,19 @@ def _hsic_unbiased(k: np.ndarray, m: np.ndarray) -> float:
     return float(value / (n * (n - 3)))
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Debiased linear CKA of two (stimulus, feature) arrays over their shared stimuli (n >= 4)."""
-    if len(x) < 4:
-        raise ValueError(f"debiased CKA needs at least 4 stimuli; got {len(x)}")
-    k, m = _centred_gram(x), _centred_gram(y)
+def double_centre(gram: np.ndarray) -> np.ndarray:
+    """The Gram matrix of the same rows centred on their own mean."""
+    return gram - gram.mean(0, keepdims=True) - gram.mean(1, keepdims=True) + gram.mean()
+
+
+def cka_from_grams(k: np.ndarray, m: np.ndarray) -> float:
+    """Debiased linear CKA from two centred linear Gram matrices of the same stimuli (n >= 4)."""
+    if len(k) < 4:
+        raise ValueError(f"debiased CKA needs at least 4 stimuli; got {len(k)}")
     denom = _hsic_unbiased(k, k) * _hsic_unbiased(m, m)
     return _hsic_unbiased(k, m) / np.sqrt(denom) if denom > 0 else 0.0
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Debiased linear CKA of two (stimulus, feature) arrays over their shared stimuli (n >= 4)."""
+    return cka_from_grams(_centred_gram(x), _centred_gram(y))
