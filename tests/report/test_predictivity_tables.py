@@ -85,3 +85,33 @@ def test_pipeline_stages_write_every_metric_into_one_table(tmp_path):
     assert (late > early).all()
     best = pd.read_csv(out["best_out"])
     assert list(best.columns)[: len(COLUMNS)] == COLUMNS and (best["layer"] == "late").all()
+
+
+@pytest.mark.parametrize("metric", ["ridge", "rsa"])
+def test_fit_stage_reads_files_stratifies_and_records_settings(tmp_path, metric):
+    from neurofit.cli import stage_fit
+
+    rng = np.random.default_rng(1)
+    n, reps, t = 40, 3, 5
+    ids = np.array([f"im{i:03d}" for i in range(n)])
+    category = np.array(["cat", "dog"] * (n // 2))
+    x = rng.normal(size=(n, 20))
+    raw = (x[:, :t] + rng.normal(size=(reps, n, t))).reshape(reps * n, t)
+    xr.DataArray(raw, dims=("presentation", "neuroid"), coords={
+        "stimulus_id": ("presentation", np.tile(ids, reps)), "repeat": ("presentation", np.repeat(np.arange(reps), n)),
+        "category": ("presentation", np.tile(category, reps)),
+        "region": ("neuroid", ["IT"] * t), "unit_id": ("neuroid", np.arange(t))}).to_netcdf(
+        tmp_path / "responses.nc", engine="h5netcdf")
+    xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)}).to_netcdf(
+        tmp_path / "features.nc", engine="h5netcdf")
+    settings = {"splits": {"n_splits": 4, "seed": 3}, "bootstrap": {"n": 20, "seed": 5}, "permutations": {"n": 20},
+                "backend": "numpy"}
+    stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), "IT", metric, settings,
+              str(tmp_path / "fit.nc"))
+    fit = xr.load_dataset(tmp_path / "fit.nc", engine="h5netcdf")
+    assert fit.attrs["stratify_coord"] == "category" and fit.attrs["seed"] == 3 and fit.attrs["resample_seed"] == 5
+    assert fit.sizes["split"] == 4 and np.isfinite(fit["test_score"]).all()
+    assert fit["train_score"].mean() > 0.3  # 4 test stimuli are too few to assert on a single split's RSA
+    with pytest.raises(ValueError, match="no neuroids in region 'V4'"):
+        stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), "V4", metric, settings,
+                  str(tmp_path / "fit2.nc"))
