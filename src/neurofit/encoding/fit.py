@@ -227,7 +227,8 @@ def fit_metric(metric: str, features: xr.DataArray, responses: xr.DataArray, *, 
         coords={name: ("neuroid", responses[name].values)
                 for name in ("region", "unit_id") if name in responses.coords},
         attrs=_attrs(metric=metric, preset=preset, n_splits=len(splits), train_size=train_size, seed=seed,
-                     inner_folds=inner_folds, n_stimuli=len(ids), n_features=x.shape[1], n_neuroids=n_t,
+                     inner_folds=inner_folds, inner_seeds=[seed + k for k in range(len(splits))],
+                     n_stimuli=len(ids), n_features=x.shape[1], n_neuroids=n_t,
                      stratify_coord=stratify[0] if stratify else "", n_boot=n_boot,
                      n_permutations=n_permutations, resample_seed=resample_seed, **extra_attrs),
     )
