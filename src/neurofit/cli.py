@@ -60,16 +60,25 @@ def stage_responses(manifest_path: str, settings: dict[str, Any], regions: list[
 def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> None:
     import xarray as xr
 
-    from neurofit.encoding.ceiling import split_half_ceiling
+    from neurofit.encoding.ceiling import split_half_ceiling, split_half_similarity
 
     responses = xr.load_dataarray(responses_path, engine="h5netcdf")
-    reliability = split_half_ceiling(responses.values.astype(np.float64), responses["stimulus_id"].values,
-                                     responses["repeat"].values, settings.get("n_splits", 10),
-                                     settings.get("seed", 1))
-    ds = xr.Dataset({"reliability": (("split", "neuroid"), reliability)},
+    counts = responses.values.astype(np.float64)
+    args = (counts, responses["stimulus_id"].values, responses["repeat"].values)
+    n_splits, seed = settings.get("n_splits", 10), settings.get("seed", 1)
+    reliability = split_half_ceiling(*args, n_splits, seed)
+    similarity = split_half_similarity(*args, responses["region"].values, n_splits, seed)
+    regions = list(similarity["rsa"])
+    ds = xr.Dataset({"reliability": (("split", "neuroid"), reliability),
+                     **{f"{m}_reliability": (("region_name", "split"), np.stack([similarity[m][r] for r in regions]))
+                        for m in ("rsa", "cka")}},
                     coords={"region": ("neuroid", responses["region"].values),
-                            "unit_id": ("neuroid", responses["unit_id"].values)},
-                    attrs={"method": "split-half over repeats, Spearman-Brown corrected"})
+                            "unit_id": ("neuroid", responses["unit_id"].values),
+                            "region_name": ("region_name", np.asarray(regions, dtype=str))},
+                    attrs={"method": "split-half over repeats (ShuffleSplit train_size=0.5), Spearman-Brown corrected: "
+                                     "Pearson per neuroid (ridge, pls), Spearman of RDMs (rsa), debiased CKA (cka)",
+                           "n_splits": n_splits, "seed": seed})
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(out, engine="h5netcdf")
 
 
@@ -104,30 +113,34 @@ def stage_fit(features_path: str, responses_path: str, region: str, metric: str,
               out: str) -> None:
     import xarray as xr
 
-    from neurofit.encoding.fit import fit_ridge
+    from neurofit.encoding.fit import fit_metric, stimulus_labels
     from neurofit.neural.responses import average_repeats
 
     features = xr.load_dataarray(features_path, engine="h5netcdf")
     responses = xr.load_dataarray(responses_path, engine="h5netcdf")
-    mean = average_repeats(responses)
-    mean = mean.isel(neuroid=mean["region"].values == region)
-    if mean.sizes["neuroid"] == 0:
+    responses = responses.isel(neuroid=responses["region"].values == region)
+    if responses.sizes["neuroid"] == 0:
         raise ValueError(f"{responses_path}: no neuroids in region {region!r}")
-    if metric != "ridge":
-        raise ValueError(f"unknown metric {metric!r}; known: ['ridge']")
     splits = settings.get("splits", {})
     alphas = settings.get("alphas", {})
-    fit = fit_ridge(features, mean, preset=splits.get("preset", "brainscore"),
-                    n_splits=splits.get("n_splits", 10), train_size=splits.get("train_size", 0.9),
-                    seed=splits.get("seed", 1),
-                    alphas=np.logspace(alphas.get("min_exp", -2), alphas.get("max_exp", 6), alphas.get("n", 17)),
-                    inner_folds=settings.get("inner_folds", 5))
+    stratify = stimulus_labels(responses, splits.get("stratify_coords", ["object_name", "category"]))
+    fit = fit_metric(metric, features, average_repeats(responses), preset=splits.get("preset", "brainscore"),
+                     n_splits=splits.get("n_splits", 10), train_size=splits.get("train_size", 0.9),
+                     seed=splits.get("seed", 1), stratify=stratify,
+                     alphas=np.logspace(alphas.get("min_exp", -2), alphas.get("max_exp", 6), alphas.get("n", 17)),
+                     inner_folds=settings.get("inner_folds", 5), backend=settings.get("backend", "auto"),
+                     dtype=settings.get("dtype", "float64"), pls_components=settings.get("pls_components", 25),
+                     n_boot=settings.get("bootstrap", {}).get("n", 1000),
+                     n_permutations=settings.get("permutations", {}).get("n", 1000),
+                     resample_seed=settings.get("bootstrap", {}).get("seed", 0))
+    log.info("%s %s: mean test score %.3f over %d splits", metric, region, float(fit["test_score"].mean()),
+             fit.sizes["split"])
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fit.to_netcdf(out, engine="h5netcdf")
 
 
 def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], normalisation: str, csv_out: str,
-                 parquet_out: str, best_out: str) -> None:
+                 parquet_out: str, best_out: str, ci: str = "bootstrap_both") -> None:
     import xarray as xr
 
     from neurofit.report.tables import best_layer_table, ceiling_by_region, predictivity_table, write_table
@@ -137,8 +150,8 @@ def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], normalisa
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             by_dataset[name] = ceiling_by_region(ds.load())
     keyed = [(fit, fit["path"]) for fit in fits]
-    write_table(predictivity_table(keyed, by_dataset, normalisation), csv_out, parquet_out)
-    write_table(best_layer_table(keyed, by_dataset, normalisation), best_out)
+    write_table(predictivity_table(keyed, by_dataset, normalisation, ci), csv_out, parquet_out)
+    write_table(best_layer_table(keyed, by_dataset, normalisation, ci), best_out)
 
 
 def stage_figures(table_path: str, layer_orders: dict[str, list[str]], region_order: list[str],

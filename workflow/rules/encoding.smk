@@ -8,7 +8,9 @@ rule fit:
     output:
         out=LAYOUT.fit("{dataset}", "{metric}", "{model}", "{layer}", "{region}"),
     params:
-        settings=lambda w: {k: v for k, v in config["encoding"].items() if k not in ("metrics", "normalisation")},
+        settings=lambda w: {
+            k: v for k, v in config["encoding"].items() if k not in ("metrics", "normalisation", "ci", "ceiling")
+        },
         code=code_hash("encoding"),
     log:
         LAYOUT.log("fit", "{dataset}", "{metric}", "{model}", "{layer}", "{region}"),

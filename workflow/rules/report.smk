@@ -13,6 +13,7 @@ rule tables:
         fits=[{**key, "path": LAYOUT.fit(**key)} for key in fit_keys()],
         ceilings={d: LAYOUT.ceiling(d) for d in DATASETS},
         normalisation=config["encoding"]["normalisation"],
+        ci=config["encoding"]["ci"],
         code=code_hash("report", "encoding"),
     log:
         LAYOUT.log("tables"),

@@ -1,65 +1,230 @@
-"""Ridge regression with a per-neuroid penalty chosen by inner cross-validation.
+"""Ridge regression with a per-neuroid penalty chosen by inner K-fold cross-validation.
 
-One eigendecomposition of the Gram matrix (stimuli <= features) or one SVD of the design
-(stimuli > features) per fold serves every alpha and every neuroid. Features and targets are
-centred on the training set, which is exactly an unpenalised intercept.
+The hot loop of the pipeline. Per fit (outer split or inner fold) one eigendecomposition serves
+every alpha and every neuroid:
+
+- dual (fit stimuli <= features): eigh of the centred Gram matrix of the fit stimuli. The Gram
+  matrix of *all* stimuli is computed once per layer and every fold's centred Gram (and its
+  validation cross-Gram) is obtained from it by indexing and double centring, so the n^2 p product
+  is paid once, not once per fold;
+- primal (fit stimuli > features): eigh of the centred p x p covariance.
+
+Features and targets are centred on the fit stimuli, which is exactly an unpenalised intercept.
+The inner-CV error of every alpha is computed without materialising (alphas, stimuli, targets)
+predictions: the cross terms come from small (alphas x k) @ (k x targets) products and only the
+squared norm of the predictions needs one GEMM per chunk of alphas, of size (min(n_val, k) x k) @
+(k x chunk*targets).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import KFold
 
+from neurofit.encoding.backend import Ops, get_ops
+
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
+CHUNK_ELEMENTS = 1 << 24  # working arrays per alpha chunk stay below ~128 MB in float64
 
 
 @dataclass
 class _Spectral:
-    """What a fold's fit keeps: ``pred(alpha) = left @ (right * shrink(alpha)[:, None])``."""
+    """One fold's fit: ``pred(w) = basis @ (w[:, None] * projected) + y_mean`` with
+    ``w = 1 / (spectrum + alpha)``."""
 
-    basis: np.ndarray  # (n_eval, k): evaluation rows projected on the spectral basis
-    projected_targets: np.ndarray  # (k, targets)
-    spectrum: np.ndarray  # (k,)
-    dual: bool
-
-    def shrink(self, alpha: float) -> np.ndarray:
-        if self.dual:  # eigenvalues s of X X^T: (K_eval U) diag(1/(s+alpha)) U^T Y
-            return 1.0 / (self.spectrum + alpha)
-        return self.spectrum / (self.spectrum**2 + alpha)  # singular values of X
-
-    def predict(self, alpha: float, columns: np.ndarray | slice = slice(None)) -> np.ndarray:
-        return self.basis @ (self.projected_targets[:, columns] * self.shrink(alpha)[:, None])
+    basis: Any  # (n_eval, k)
+    spectrum: Any  # (k,) eigenvalues of the centred Gram / covariance
+    projected: Any  # (k, targets)
+    y_mean: Any  # (targets,)
 
 
-def _spectral(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray) -> _Spectral:
-    n, p = x_train.shape
-    if n <= p:
-        gram = x_train @ x_train.T
-        eigvals, eigvecs = np.linalg.eigh(gram)
-        eigvals = np.clip(eigvals, 0, None)
-        return _Spectral((x_eval @ x_train.T) @ eigvecs, eigvecs.T @ y_train, eigvals, dual=True)
-    u, s, vt = np.linalg.svd(x_train, full_matrices=False)
-    return _Spectral(x_eval @ vt.T, u.T @ y_train, s, dual=False)
+class Design:
+    """The features of every stimulus on one backend, centred once over all stimuli (the
+    double-centred fold Grams do not depend on that shift; it only removes cancellation), with
+    their Gram matrix computed on first use and shared by all outer splits and inner folds."""
+
+    def __init__(self, x: np.ndarray | Any, ops: Ops | None = None) -> None:
+        self.ops = ops or get_ops("numpy")
+        x = self.ops.asarray(x)
+        self.x = x - x.mean(0)
+        self.n, self.p = x.shape
+        self._gram: Any = None
+
+    def gram(self) -> Any:
+        if self._gram is None:
+            self._gram = self.x @ self.x.T
+        return self._gram
+
+    def is_dual(self, n_fit: int) -> bool:
+        return n_fit <= self.p
+
+    def spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
+        ops = self.ops
+        fit_i, eval_i = ops.index(fit), ops.index(evaluate)
+        y_mean = y_fit.mean(0)
+        yc = y_fit - y_mean
+        if self.is_dual(len(fit)):
+            g = self.gram()
+            g_ff = g[fit_i[:, None], fit_i[None, :]]
+            g_ef = g[eval_i[:, None], fit_i[None, :]]
+            # x_i^T x_j with both rows centred on the fit mean: subtract row means over the fit
+            # columns, then the column means over the fit rows
+            a_ff = g_ff - g_ff.mean(1)[:, None]
+            col = a_ff.mean(0)[None, :]
+            k_ff = a_ff - col
+            k_ef = g_ef - g_ef.mean(1)[:, None] - col
+            spectrum, vectors = ops.eigh((k_ff + k_ff.T) * 0.5)
+            basis = k_ef @ vectors
+            projected = vectors.T @ yc
+        else:
+            x_fit = self.x[fit_i]
+            x_mean = x_fit.mean(0)
+            xc = x_fit - x_mean
+            spectrum, vectors = ops.eigh(xc.T @ xc)
+            basis = (self.x[eval_i] - x_mean) @ vectors
+            projected = vectors.T @ (xc.T @ yc)
+        return _Spectral(basis, ops.clamp_min(spectrum, 0.0), projected, y_mean)
 
 
-def _centre(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    return x - x_mean, y - y_mean, x_mean, y_mean
+@dataclass
+class _Moments:
+    """Uncentred second moments of the fit rows (primal path): folds subtract their held-out rows."""
+
+    xx: Any  # (p, p)
+    xy: Any  # (p, targets)
+    x_sum: Any
+    y_sum: Any
+    n: int
+
+
+def _moments(design: Design, y_fit: Any, fit: np.ndarray) -> _Moments:
+    x_fit = design.x[design.ops.index(fit)]
+    return _Moments(x_fit.T @ x_fit, x_fit.T @ y_fit, x_fit.sum(0), y_fit.sum(0), len(fit))
+
+
+def _spectral_held_out(design: Design, moments: _Moments, y_held: Any, held: np.ndarray) -> _Spectral:
+    """Primal fit on the moments' rows minus ``held``, evaluated on ``held``: the fold's
+    covariance is a downdate of the outer one (n_held p^2 instead of n_fit p^2)."""
+    ops = design.ops
+    x_held = design.x[ops.index(held)]
+    n_fit = moments.n - len(held)
+    x_mean = (moments.x_sum - x_held.sum(0)) / n_fit
+    y_mean = (moments.y_sum - y_held.sum(0)) / n_fit
+    cov = moments.xx - x_held.T @ x_held - n_fit * (x_mean[:, None] * x_mean[None, :])
+    cxy = moments.xy - x_held.T @ y_held - n_fit * (x_mean[:, None] * y_mean[None, :])
+    spectrum, vectors = ops.eigh((cov + cov.T) * 0.5)
+    return _Spectral((x_held - x_mean) @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+
+
+@dataclass
+class RidgeCVResult:
+    """Per-neuroid alpha chosen by inner CV on the fit stimuli, and what it gave."""
+
+    alpha: np.ndarray  # (targets,)
+    inner_r: np.ndarray  # (targets,): Pearson r of the out-of-fold predictions at that alpha
+    cv_error: np.ndarray  # (alphas, targets): out-of-fold sum of squared errors
+    prediction: np.ndarray | None  # (n_eval, targets) at the chosen alphas, refit on all fit stimuli
+
+
+def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: int) -> Any:
+    """``||basis @ (projected / (spectrum + alpha)[:, None])||^2`` per column for every alpha: (alphas, targets).
+
+    With fewer spectral components than evaluation rows the (k x k) Gram of the basis is cheaper."""
+    n_eval, k = sp.basis.shape
+    t = sp.projected.shape[1]
+    gram_form = k < n_eval
+    g = sp.basis.T @ sp.basis if gram_form else None
+    step = max(1, chunk_elements // ((k + (k if gram_form else n_eval)) * t))
+    n_alpha = alphas.shape[0]
+    out = ops.zeros((n_alpha, t))
+    w_t = 1.0 / (sp.spectrum[:, None] + alphas[None, :])  # (k, alphas) in C order, so products below are too
+    for start in range(0, n_alpha, step):
+        a = min(step, n_alpha - start)
+        # (k, a, t) -> (k, a*t): one GEMM for the whole chunk of alphas
+        m = (sp.projected[:, None, :] * w_t[:, start:start + a, None]).reshape(k, a * t)
+        sq = ops.dot_cols(m, g @ m) if gram_form else ops.sqnorm_cols(sp.basis @ m)
+        out[start:start + a] = sq.reshape(a, t)
+    return out
+
+
+def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | None = None,
+             alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, seed: int = 0,
+             chunk_elements: int = CHUNK_ELEMENTS) -> RidgeCVResult:
+    """Choose an alpha per target by ``inner_folds``-fold CV (shuffled KFold, ``seed``) on the
+    ``fit`` rows, minimising the out-of-fold squared error; then refit on all ``fit`` rows and
+    predict the ``evaluate`` rows. ``y`` holds every row of the design (targets of rows not in
+    ``fit`` are never read)."""
+    ops = design.ops
+    y = ops.asarray(y)
+    alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
+    n_alpha, t = len(alphas), y.shape[1]
+    err, s1, s2, sxy = (ops.zeros((n_alpha, t)) for _ in range(4))
+    folds = list(KFold(inner_folds, shuffle=True, random_state=seed).split(fit))
+    primal = not design.is_dual(min(len(train) for train, _ in folds))
+    moments = _moments(design, y[ops.index(fit)], fit) if primal else None
+    for train, valid in folds:
+        if moments is not None:
+            sp = _spectral_held_out(design, moments, y[ops.index(fit[valid])], fit[valid])
+        else:
+            sp = design.spectral(y[ops.index(fit[train])], fit[train], fit[valid])
+        w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
+        yv = y[ops.index(fit[valid])] - sp.y_mean  # validation targets centred like the predictions
+        cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
+        sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
+        sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
+        err += ops.sqnorm_cols(yv)[None, :] - 2 * cross + sq
+        # running sums of the out-of-fold predictions pred = pred_c + mu and targets y = yv + mu
+        n_v, mu = len(valid), sp.y_mean[None, :]
+        s1 += sum_p + n_v * mu
+        s2 += sq + 2 * mu * sum_p + n_v * mu**2
+        sxy += cross + mu * sum_p + mu * yv.sum(0)[None, :] + n_v * mu**2
+    best = err.argmin(0)
+    y_fit = y[ops.index(fit)]
+    n = len(fit)
+    sy, syy = y_fit.sum(0), ops.sqnorm_cols(y_fit)
+    p1, p2, pxy = (ops.take_rows(a, best) for a in (s1, s2, sxy))
+    cov = n * pxy - p1 * sy
+    var = (n * p2 - p1**2) * (n * syy - sy**2)
+    inner_r = ops.to_numpy(cov) / np.sqrt(np.maximum(ops.to_numpy(var), 0))
+    inner_r = np.where(np.isfinite(inner_r), inner_r, 0.0)
+    chosen = alpha_t[best]
+    prediction = None
+    if evaluate is not None and len(evaluate):
+        sp = design.spectral(y_fit, fit, evaluate)
+        prediction = ops.to_numpy(sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean)
+    return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
+                         prediction=prediction)
 
 
 def ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                  alpha: float | np.ndarray) -> np.ndarray:
+                  alpha: float | np.ndarray, ops: Ops | None = None) -> np.ndarray:
     """Predictions of ridge with intercept; ``alpha`` a scalar or one value per target."""
-    xc, yc, x_mean, y_mean = _centre(x_train, y_train)
-    spectral = _spectral(xc, yc, x_test - x_mean)
-    alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (y_train.shape[1],))
-    pred = np.empty((x_test.shape[0], y_train.shape[1]), dtype=np.result_type(x_train, y_train))
-    for value in np.unique(alphas):
-        cols = np.flatnonzero(alphas == value)
-        pred[:, cols] = spectral.predict(float(value), cols)
-    return pred + y_mean
+    ops = ops or get_ops("numpy")
+    design = Design(np.vstack([x_train, x_test]), ops)
+    n = len(x_train)
+    sp = design.spectral(ops.asarray(y_train), np.arange(n), np.arange(n, n + len(x_test)))
+    alpha_t = ops.asarray(np.broadcast_to(np.asarray(alpha, dtype=np.float64), (y_train.shape[1],)))
+    return ops.to_numpy(sp.basis @ (sp.projected / (sp.spectrum[:, None] + alpha_t[None, :])) + sp.y_mean)
+
+
+def ridge_coefficients(x: np.ndarray, y: np.ndarray, alpha: np.ndarray, ops: Ops | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (features, targets) and intercept (targets,) of ridge with an alpha per target."""
+    ops = ops or get_ops("numpy")
+    x, y, alpha = ops.asarray(x), ops.asarray(y), ops.asarray(np.asarray(alpha, dtype=np.float64))
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    if len(x) <= x.shape[1]:
+        spectrum, vectors = ops.eigh(xc @ xc.T)
+        to_primal, projected = xc.T @ vectors, vectors.T @ yc
+    else:
+        spectrum, vectors = ops.eigh(xc.T @ xc)
+        to_primal, projected = vectors, vectors.T @ (xc.T @ yc)
+    coef = to_primal @ (projected / (ops.clamp_min(spectrum, 0.0)[:, None] + alpha[None, :]))
+    return ops.to_numpy(coef), ops.to_numpy(y_mean - x_mean @ coef)
 
 
 def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -70,29 +235,3 @@ def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (a * b).sum(0) / denom
     return np.where(denom > 0, r, 0.0)
-
-
-@dataclass
-class AlphaSearch:
-    """Per-neuroid alpha chosen by inner CV, and the inner-CV score it reached."""
-
-    alpha: np.ndarray  # (targets,)
-    inner_r: np.ndarray  # (targets,): Pearson r of the out-of-fold predictions at that alpha
-
-
-def choose_alphas(x: np.ndarray, y: np.ndarray, alphas: np.ndarray = DEFAULT_ALPHAS,
-                  inner_folds: int = 5, seed: int = 0) -> AlphaSearch:
-    """Per-neuroid alpha minimising the out-of-fold squared error over ``inner_folds`` folds."""
-    errors = np.zeros((len(alphas), y.shape[1]))
-    out_of_fold = np.zeros((len(alphas),) + y.shape)
-    for train, valid in KFold(inner_folds, shuffle=True, random_state=seed).split(x):
-        xc, yc, x_mean, y_mean = _centre(x[train], y[train])
-        spectral = _spectral(xc, yc, x[valid] - x_mean)
-        for i, alpha in enumerate(alphas):
-            pred = spectral.predict(float(alpha)) + y_mean
-            errors[i] += ((pred - y[valid]) ** 2).sum(0)
-            out_of_fold[i][valid] = pred
-    best = errors.argmin(0)
-    cols = np.arange(y.shape[1])
-    inner_r = pearson_columns(out_of_fold[best, :, cols].T, y)
-    return AlphaSearch(alpha=np.asarray(alphas)[best], inner_r=inner_r)

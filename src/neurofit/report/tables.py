@@ -1,4 +1,10 @@
-"""Tidy predictivity tables: one row per dataset x model x layer x region x metric."""
+"""Tidy predictivity tables: one row per dataset x model x layer x region x metric.
+
+The first columns are fixed (``COLUMNS``, read by the figures and the report); after them come
+``EXTRA``: ``sem`` (standard error of the mean over splits of the raw score), ``ci_method`` (how
+``ci_low``/``ci_high`` were made), ``p_value`` (permutation test of the raw score against shuffled
+stimulus labels) and ``n_splits``.
+"""
 
 from __future__ import annotations
 
@@ -13,52 +19,108 @@ from neurofit.encoding.fit import normalise
 
 COLUMNS = ["dataset", "model", "layer", "region", "metric", "raw", "ceiling", "score", "normalisation",
            "ci_low", "ci_high", "n_neuroids", "n_stimuli"]
+EXTRA = ["sem", "ci_method", "p_value", "n_splits"]
+CI_METHODS = ("bootstrap_both", "bootstrap_stimuli", "bootstrap_neuroids", "sem")
+CI_LEVEL = 0.95
+
+Ceilings = dict[str, dict[str, dict[str, float]]]  # dataset -> metric -> region -> ceiling
 
 
-def ceiling_by_region(ceilings: xr.Dataset) -> dict[str, float]:
-    """Median over a region's neuroids per split, mean over splits (Brain-Score's aggregation)."""
-    out = {}
+def ceiling_by_region(ceilings: xr.Dataset) -> dict[str, dict[str, float]]:
+    """``{metric: {region: ceiling}}``. For ridge and PLS: median over a region's neuroids per
+    split, mean over splits (Brain-Score's aggregation); for RSA and CKA: the mean over splits of
+    the region's split-half consistency."""
+    per_neuroid = {}
     for region in np.unique(ceilings["region"].values):
         per_split = ceilings["reliability"].sel(neuroid=ceilings["region"].values == region)
-        out[str(region)] = float(np.nanmedian(per_split.values, axis=1).mean())
+        per_neuroid[str(region)] = float(np.nanmedian(per_split.values, axis=1).mean())
+    out = {"ridge": per_neuroid, "pls": dict(per_neuroid)}
+    for metric in ("rsa", "cka"):
+        name = f"{metric}_reliability"
+        if name in ceilings:
+            out[metric] = {str(r): float(np.nanmean(ceilings[name].sel(region_name=r).values))
+                           for r in ceilings["region_name"].values}
     return out
 
 
-def summarise(per_split: np.ndarray, ceiling: float, normalisation: str) -> dict[str, object]:
-    """Mean over splits of the per-split scores, with a 95% CI from their standard error."""
+def _ceiling(ceilings: Ceilings, dataset: str, metric: str, region: str) -> float:
+    try:
+        return ceilings[dataset][metric][region]
+    except KeyError as missing:
+        raise KeyError(f"no {metric} ceiling for dataset {dataset!r}, region {region!r} ({missing} missing)") from None
+
+
+def summarise(per_split: np.ndarray, boot: np.ndarray | None, null: np.ndarray | None, ceiling: float,
+              normalisation: str, ci_method: str = "bootstrap_both") -> dict[str, object]:
+    """Mean over splits of the per-split scores and its normalised value; the CI from the
+    bootstrap draws ``boot`` (draw, split) by percentile (each draw normalised first, so squaring
+    normalisations stay right), or mean +- 1.96 SEM over splits with ``ci_method="sem"``; the
+    permutation p-value from ``null`` (permutation, split)."""
     raw = float(per_split.mean())
     sem = float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else float("nan")
-    low = raw - 1.96 * sem
-    if normalisation in ("(r/c)^2", "r^2/c"):  # squaring a negative bound would flip it
-        low = max(low, 0.0)
+    if ci_method == "sem":
+        low, high = raw - 1.96 * sem, raw + 1.96 * sem
+        if normalisation in ("(r/c)^2", "r^2/c"):  # squaring a negative bound would flip it
+            low = max(low, 0.0)
+        ci = (normalise(low, ceiling, normalisation), normalise(high, ceiling, normalisation))
+        method = "sem: mean +- 1.96 SEM over splits"
+    elif ci_method in CI_METHODS:
+        if boot is None:
+            raise ValueError(f"ci method {ci_method!r} needs bootstrap draws in the fit artefact")
+        draws = np.asarray(normalise(boot.mean(1), ceiling, normalisation), dtype=float)
+        tail = (1 - CI_LEVEL) / 2 * 100
+        # nan: a draw too small for its metric (debiased CKA needs 4 distinct stimuli)
+        ci = (float(np.nanpercentile(draws, tail)), float(np.nanpercentile(draws, 100 - tail)))
+        method = f"{ci_method}: {CI_LEVEL:.0%} percentile of {boot.shape[0]} draws"
+    else:
+        raise ValueError(f"unknown ci method {ci_method!r}; known: {list(CI_METHODS)}")
+    p_value = float("nan")
+    if null is not None:
+        null_mean = null.mean(1)
+        p_value = float((1 + (null_mean >= raw).sum()) / (1 + len(null_mean)))
     return {"raw": raw, "ceiling": ceiling, "score": normalise(raw, ceiling, normalisation),
-            "normalisation": normalisation, "ci_low": normalise(low, ceiling, normalisation),
-            "ci_high": normalise(raw + 1.96 * sem, ceiling, normalisation)}
+            "normalisation": normalisation, "ci_low": ci[0], "ci_high": ci[1], "sem": sem, "ci_method": method,
+            "p_value": p_value, "n_splits": len(per_split)}
+
+
+def _boot_name(ci_method: str) -> str:
+    return ci_method.replace("bootstrap_", "boot_") if ci_method != "sem" else "boot_both"
+
+
+def _draws(fit: xr.Dataset, name: str) -> np.ndarray | None:
+    return fit[name].transpose(..., "split").values if name in fit else None
 
 
 def fit_row(fit: xr.Dataset, dataset: str, model: str, layer: str, region: str, ceiling: float,
-            normalisation: str) -> dict[str, object]:
-    per_split = np.median(fit["test_r"].values, axis=1)
+            normalisation: str, ci_method: str = "bootstrap_both") -> dict[str, object]:
     return {"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": str(fit.attrs["metric"]),
-            **summarise(per_split, ceiling, normalisation),
-            "n_neuroids": int(fit.sizes["neuroid"]), "n_stimuli": int(fit.attrs["n_stimuli"])}
+            **summarise(fit["test_score"].values, _draws(fit, _boot_name(ci_method)), _draws(fit, "null"), ceiling,
+                        normalisation, ci_method),
+            "n_neuroids": int(fit.attrs["n_neuroids"]), "n_stimuli": int(fit.attrs["n_stimuli"])}
 
 
-def predictivity_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: dict[str, dict[str, float]],
-                       normalisation: str) -> pd.DataFrame:
+def predictivity_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: Ceilings,
+                       normalisation: str, ci_method: str = "bootstrap_both") -> pd.DataFrame:
     """All-layers table from fit artefacts keyed by their (dataset, model, layer, region) names."""
     rows = []
     for key, path in fits:
         with xr.open_dataset(path, engine="h5netcdf") as fit:
+            metric = str(fit.attrs["metric"])
             rows.append(fit_row(fit, key["dataset"], key["model"], key["layer"], key["region"],
-                                ceilings[key["dataset"]][key["region"]], normalisation))
-    return pd.DataFrame(rows, columns=COLUMNS)
+                                _ceiling(ceilings, key["dataset"], metric, key["region"]), normalisation, ci_method))
+    return pd.DataFrame(rows, columns=COLUMNS + EXTRA)
 
 
-def best_layer_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: dict[str, dict[str, float]],
-                     normalisation: str) -> pd.DataFrame:
+def choose_layers(train_score: np.ndarray) -> np.ndarray:
+    """Per split, the index of the layer with the best *training* score: (layer, split) -> (split,)."""
+    return np.asarray(train_score).argmax(0)
+
+
+def best_layer_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: Ceilings,
+                     normalisation: str, ci_method: str = "bootstrap_both") -> pd.DataFrame:
     """Layer chosen per region on training stimuli only: in each outer split the layer with the
-    best inner-CV score on that split's training stimuli, scored on its test stimuli."""
+    best score on that split's training stimuli, scored on its test stimuli. The test scores never
+    enter the choice. ``layer`` is the most frequent choice, ``layer_choices`` all of them."""
     groups: dict[tuple[str, str, str, str], list[tuple[str, xr.Dataset]]] = {}
     for key, path in fits:
         with xr.open_dataset(path, engine="h5netcdf") as fit:
@@ -66,19 +128,24 @@ def best_layer_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings
             groups.setdefault(group, []).append((key["layer"], fit.load()))
     rows = []
     for (dataset, model, region, metric), layers in groups.items():
-        train = np.stack([fit["train_score"].values for _, fit in layers])  # (layer, split)
-        test = np.stack([np.median(fit["test_r"].values, axis=1) for _, fit in layers])
-        choice = train.argmax(0)
-        per_split = test[choice, np.arange(test.shape[1])]
+        choice = choose_layers(np.stack([fit["train_score"].values for _, fit in layers]))
+        splits = np.arange(len(choice))
+        per_split = np.stack([fit["test_score"].values for _, fit in layers])[choice, splits]
+        picked = {}
+        for name in (_boot_name(ci_method), "null"):
+            stacked = [_draws(fit, name) for _, fit in layers]
+            picked[name] = None if any(s is None for s in stacked) else np.stack(stacked)[choice, :, splits].T
         names = [name for name, _ in layers]
         modal = names[int(np.bincount(choice, minlength=len(names)).argmax())]
+        first = layers[0][1]
         rows.append({
             "dataset": dataset, "model": model, "layer": modal, "region": region, "metric": metric,
-            **summarise(per_split, ceilings[dataset][region], normalisation),
-            "n_neuroids": int(layers[0][1].sizes["neuroid"]), "n_stimuli": int(layers[0][1].attrs["n_stimuli"]),
+            **summarise(per_split, picked[_boot_name(ci_method)], picked["null"],
+                        _ceiling(ceilings, dataset, metric, region), normalisation, ci_method),
+            "n_neuroids": int(first.attrs["n_neuroids"]), "n_stimuli": int(first.attrs["n_stimuli"]),
             "layer_choices": ",".join(names[i] for i in choice),
         })
-    return pd.DataFrame(rows, columns=[*COLUMNS, "layer_choices"])
+    return pd.DataFrame(rows, columns=[*COLUMNS, *EXTRA, "layer_choices"])
 
 
 def write_table(table: pd.DataFrame, csv_path: str | Path, parquet_path: str | Path | None = None) -> None:

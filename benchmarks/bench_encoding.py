@@ -1,0 +1,251 @@
+"""Per-neuroid-alpha ridge: neurofit against the tools people use, same data, same alphas, same folds.
+
+One outer split (90% train / 10% test, as one Brain-Score split); on the training stimuli each
+method chooses alphas from logspace(-2, 6, 17) by 5-fold CV (shuffled KFold, the same folds for all
+that accept folds), refits, and predicts the test stimuli. Printed per size: wall time (best of
+``--repeats``, peers interleaved), peak memory of traced allocations (numpy; CUDA: the torch
+allocator's peak), ratio of each peer's time to neurofit's, the largest difference in held-out r
+per neuroid from neurofit's, and the time neurofit's FLOP count would take at this machine's
+measured GEMM rate (the bound).
+
+Peers:
+- sklearn RidgeCV(alpha_per_target=True): efficient leave-one-out (it allows no other CV with per-target alphas);
+- sklearn GridSearchCV(Ridge): the same folds, but one alpha for all neuroids (multi-output MSE);
+- himalaya RidgeCV (solver svd) on its numpy and torch backends, same folds, per-target alphas;
+- himalaya KernelRidgeCV (linear kernel, eigenvalues solver: its fastest when stimuli < features).
+
+    python benchmarks/bench_encoding.py --quick            # small sizes, a minute
+    python benchmarks/bench_encoding.py                    # the issue's sizes (long on 2 cores)
+    python benchmarks/bench_encoding.py --device cuda      # neurofit and himalaya on the GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import Ridge
+from sklearn.linear_model import RidgeCV as SkRidgeCV
+from sklearn.model_selection import GridSearchCV, KFold
+
+from neurofit.encoding.backend import get_ops
+from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, pearson_columns, ridge_cv
+
+FULL = [(500, 2048, 200), (2000, 4096, 1000), (5000, 512, 2000), (1000, 25088, 300)]
+QUICK = [(300, 1024, 100), (800, 256, 300), (300, 6000, 100)]
+FOLDS, TRAIN, SEED = 5, 0.9, 0
+
+
+def make_data(n: int, p: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Features with a decaying spectrum (like network activations) and neuroids of varied
+    signal-to-noise, so that the best alpha differs between neuroids."""
+    rng = np.random.default_rng(seed)
+    rank = min(n, p, 256)
+    x = (rng.normal(size=(n, rank)) * (np.arange(1, rank + 1) ** -0.7)) @ rng.normal(size=(rank, p))
+    x += 0.05 * rng.normal(size=(n, p))
+    w = rng.normal(size=(p, t)) / np.sqrt(p)
+    signal = x @ w
+    snr = np.logspace(-1.5, 1, t)
+    y = signal / signal.std(0) * np.sqrt(snr) + rng.normal(size=(n, t))
+    return x, y
+
+
+def gemm_rate(device: str, dtype: str) -> float:
+    """Best of 3 square GEMMs, in FLOP/s."""
+    size = 2048
+    if device == "cuda":
+        import torch
+
+        a = torch.randn(size, size, device="cuda", dtype=getattr(torch, dtype))
+        best = np.inf
+        for _ in range(5):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            a @ a
+            torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    else:
+        a = np.random.default_rng(0).normal(size=(size, size)).astype(dtype)
+        best = np.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def eigh_flops(k: int) -> float:
+    # LAPACK syevd with vectors: tridiagonalisation 4/3 k^3 + back-transformation 2 k^3 + divide and
+    # conquer ~ 2/3 k^3 (little deflation)
+    return 4.0 * k**3
+
+
+def neurofit_flops(n_all: int, p: int, t: int, n_alpha: int) -> float:
+    """FLOPs of :func:`ridge_cv` as implemented, for one outer split."""
+    n = int(TRAIN * n_all)
+    m = n_all - n
+    total = 2.0 * n_all * n_all * p if min(n - n // FOLDS, n) <= p else 0.0  # the one Gram of all stimuli
+    fits = [(n - n // FOLDS, n // FOLDS, n_alpha)] * FOLDS + [(n, m, 0)]
+    if n - n // FOLDS > p:  # primal folds downdate the outer moments X^T X, X^T Y
+        total += 2.0 * n * p * p + 2.0 * n * p * t
+    for n1, n2, a in fits:
+        if n1 <= p:  # dual: eigh of the centred Gram
+            k = n1
+            total += eigh_flops(k) + 2.0 * n2 * n1 * k + 2.0 * n1 * k * t
+        else:  # primal: covariance (a downdate for folds), eigh, projections
+            k = p
+            rows = n2 if a else n1
+            total += 2.0 * rows * p * p + eigh_flops(p) + 2.0 * n2 * p * p + 2.0 * rows * p * t + 2.0 * p * p * t
+        if a:
+            total += 2.0 * k * n2 * t  # basis^T yv
+            total += 2.0 * (k * k * n2 + a * k * k * t) if k < n2 else 2.0 * a * n2 * k * t  # prediction norms
+            total += 4.0 * a * k * t  # cross terms
+        else:
+            total += 2.0 * m * k * t  # test predictions
+    return total
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    peak_mb: float
+    r: np.ndarray
+
+
+def measure(fn: Callable[[], np.ndarray], device: str) -> tuple[float, float, np.ndarray]:
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    tracemalloc.start()
+    start = time.perf_counter()
+    prediction = fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    if device == "cuda":
+        peak += torch.cuda.max_memory_allocated() / 2**20
+    return seconds, peak, prediction
+
+
+def methods(x, y, train, test, folds, alphas, device, dtype, peers):
+    xt, yt = x[train], y[train]
+
+    def neurofit(backend: str) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            ops = get_ops(backend, dtype, "cuda" if device == "cuda" else "cpu")
+            return ridge_cv(Design(x, ops), y, train, test, alphas, FOLDS, SEED).prediction
+        return run
+
+    def sk_ridgecv() -> np.ndarray:
+        return SkRidgeCV(alphas=alphas, alpha_per_target=True).fit(xt, yt).predict(x[test])
+
+    def sk_grid() -> np.ndarray:
+        search = GridSearchCV(Ridge(), {"alpha": alphas}, cv=folds, scoring="neg_mean_squared_error")
+        return search.fit(xt, yt).predict(x[test])
+
+    def himalaya(kind: str, backend: str) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            from himalaya.backend import set_backend
+            from himalaya.kernel_ridge import KernelRidgeCV
+            from himalaya.ridge import RidgeCV as HimRidgeCV
+
+            b = set_backend(backend, on_error="raise")
+            cls = HimRidgeCV if kind == "ridge" else KernelRidgeCV
+            model = cls(alphas=alphas, cv=folds, fit_intercept=True)
+            model.fit(b.asarray(xt.astype(dtype)), b.asarray(yt.astype(dtype)))
+            return np.asarray(b.to_numpy(model.predict(b.asarray(x[test].astype(dtype)))))
+        return run
+
+    torch_backend = "torch_cuda" if device == "cuda" else "torch"
+    candidates = {
+        "neurofit": neurofit("torch" if device == "cuda" else "numpy"),
+        "neurofit-torch-cpu": neurofit("torch"),
+        "sklearn RidgeCV(LOO)": sk_ridgecv,
+        "himalaya RidgeCV numpy": himalaya("ridge", "numpy"),
+        f"himalaya RidgeCV {torch_backend}": himalaya("ridge", torch_backend),
+        "himalaya KernelRidgeCV numpy": himalaya("kernel", "numpy"),
+        f"himalaya KernelRidgeCV {torch_backend}": himalaya("kernel", torch_backend),
+        "sklearn GridSearchCV(Ridge)": sk_grid,
+    }
+    if device == "cuda":
+        candidates.pop("neurofit-torch-cpu")
+    return {name: fn for name, fn in candidates.items() if name == "neurofit" or any(p in name for p in peers)}
+
+
+def run_size(n: int, p: int, t: int, args: argparse.Namespace, rate: float) -> None:
+    x, y = make_data(n, p, t)
+    x, y = x.astype(args.dtype), y.astype(args.dtype)
+    split = np.random.default_rng(1).permutation(n)
+    train, test = np.sort(split[: int(TRAIN * n)]), np.sort(split[int(TRAIN * n):])
+    folds = list(KFold(FOLDS, shuffle=True, random_state=SEED).split(train))
+    alphas = DEFAULT_ALPHAS
+    todo = methods(x, y, train, test, folds, alphas, args.device, args.dtype, args.peers)
+    results: dict[str, Result] = {}
+    for _ in range(args.repeats):  # interleaved: every method once per round, best time kept
+        for name, fn in todo.items():
+            if name in results and results[name].seconds > args.slow:
+                continue  # a slow peer is timed once
+            seconds, peak, prediction = measure(fn, args.device)
+            r = pearson_columns(np.asarray(prediction, dtype=np.float64), y[test].astype(np.float64))
+            if name not in results or seconds < results[name].seconds:
+                results[name] = Result(name, seconds, peak, r)
+    ours = results["neurofit"]
+    bound = neurofit_flops(n, p, t, len(alphas)) / rate
+    print(f"\n(stimuli, features, neuroids) = ({n}, {p}, {t}); {args.dtype}; device {args.device}; "
+          f"GEMM bound of neurofit's FLOPs: {bound:.3f} s (neurofit at {ours.seconds / bound:.2f}x the bound)")
+    print(f"  {'method':<34}{'time s':>9}{'peak MB':>10}{'time/neurofit':>15}{'max |dr|':>11}{'median r':>10}")
+    for res in sorted(results.values(), key=lambda r: r.seconds):
+        traced = args.device == "cuda" or "torch" not in res.name  # tracemalloc does not see torch's CPU allocator
+        peak = f"{res.peak_mb:>10.1f}" if traced else f"{'n/a':>10}"
+        print(f"  {res.name:<34}{res.seconds:>9.3f}{peak}{res.seconds / ours.seconds:>15.2f}"
+              f"{np.abs(res.r - ours.r).max():>11.2e}{np.median(res.r):>10.4f}")
+    peers = [r for name, r in results.items() if not name.startswith("neurofit") and "GridSearch" not in name]
+    if peers:
+        fastest = min(peers, key=lambda r: r.seconds)
+        print(f"  fastest per-target peer: {fastest.name}, {fastest.seconds / ours.seconds:.2f}x neurofit's time")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS/torch threads for every method (default: the libraries' own)")
+    parser.add_argument("--slow", type=float, default=20.0, help="methods slower than this (s) are timed once")
+    parser.add_argument("--sizes", nargs="*", default=None, help="n,p,t triples, e.g. 500,2048,200")
+    parser.add_argument("--peers", nargs="*", default=["sklearn", "himalaya", "neurofit-torch"],
+                        help="substrings of peer names to run")
+    args = parser.parse_args()
+    sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else (QUICK if args.quick else FULL)
+    limits = contextlib.nullcontext()
+    if args.threads:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        limits = threadpool_limits(args.threads)
+    with limits:
+        rate = gemm_rate(args.device, args.dtype)
+        print(f"measured GEMM rate ({args.device}, {args.dtype}, 2048^3, threads {args.threads or 'default'}): "
+              f"{rate / 1e9:.1f} GFLOP/s")
+        for n, p, t in sizes:
+            run_size(n, p, t, args, rate)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Array backends for the hot loops: numpy on CPU, torch on a GPU (or CPU when asked).
+
+The ridge code is written once against :class:`Ops`; only the handful of calls whose names differ
+between numpy and torch live here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("auto", "numpy", "torch")
+DTYPES = ("float64", "float32")
+
+
+class Ops:
+    """numpy implementation; :class:`TorchOps` overrides what differs."""
+
+    name = "numpy"
+    device = "cpu"
+
+    def __init__(self, dtype: str = "float64") -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; known: {list(DTYPES)}")
+        self.dtype_name = dtype
+        self.dtype: Any = np.dtype(dtype)
+
+    def asarray(self, x: Any) -> Any:
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def index(self, idx: np.ndarray) -> Any:
+        return np.asarray(idx)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def eigh(self, a: Any) -> tuple[Any, Any]:
+        return np.linalg.eigh(a)
+
+    def clamp_min(self, x: Any, value: float) -> Any:
+        return np.maximum(x, value)
+
+    def zeros(self, shape: tuple[int, ...]) -> Any:
+        return np.zeros(shape, dtype=self.dtype)
+
+    def sqnorm_cols(self, p: Any) -> Any:
+        """Sum of squares over axis 0 without a temporary of ``p``'s size."""
+        return np.einsum("ij,ij->j", p, p)
+
+    def dot_cols(self, a: Any, b: Any) -> Any:
+        """``(a * b).sum(0)`` without the temporary."""
+        return np.einsum("ij,ij->j", a, b)
+
+    def take_rows(self, table: Any, rows: Any) -> Any:
+        """``out[j] = table[rows[j], j]``."""
+        return np.take_along_axis(table, rows[None, :], axis=0)[0]
+
+    def sync(self) -> None:
+        """Wait for queued device work (timing); nothing to wait for in numpy."""
+
+
+class TorchOps(Ops):
+    name = "torch"
+
+    def __init__(self, dtype: str = "float64", device: str | None = None) -> None:
+        import torch
+
+        super().__init__(dtype)
+        self.torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = getattr(torch, dtype)
+
+    def asarray(self, x: Any) -> Any:
+        t = x if isinstance(x, self.torch.Tensor) else self.torch.from_numpy(np.ascontiguousarray(x))
+        return t.to(device=self.device, dtype=self.dtype).contiguous()
+
+    def index(self, idx: np.ndarray) -> Any:
+        return self.torch.as_tensor(np.asarray(idx), device=self.device, dtype=self.torch.long)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.detach().cpu().numpy() if isinstance(x, self.torch.Tensor) else np.asarray(x)
+
+    def eigh(self, a: Any) -> tuple[Any, Any]:
+        return self.torch.linalg.eigh(a)
+
+    def clamp_min(self, x: Any, value: float) -> Any:
+        return self.torch.clamp(x, min=value)
+
+    def zeros(self, shape: tuple[int, ...]) -> Any:
+        return self.torch.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def sqnorm_cols(self, p: Any) -> Any:
+        return self.torch.linalg.vector_norm(p, dim=0) ** 2
+
+    def dot_cols(self, a: Any, b: Any) -> Any:
+        return (a * b).sum(0)
+
+    def take_rows(self, table: Any, rows: Any) -> Any:
+        return self.torch.gather(table, 0, rows[None, :])[0]
+
+    def sync(self) -> None:
+        if self.device.startswith("cuda"):
+            self.torch.cuda.synchronize()
+
+
+def get_ops(backend: str = "auto", dtype: str = "float64", device: str | None = None) -> Ops:
+    """``auto``: torch on a CUDA GPU when one is present, numpy otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {list(BACKENDS)}")
+    if backend == "auto":
+        try:
+            import torch
+
+            backend = "torch" if torch.cuda.is_available() else "numpy"
+        except ImportError:
+            backend = "numpy"
+    return TorchOps(dtype, device) if backend == "torch" else Ops(dtype)

@@ -1,0 +1,118 @@
+"""Ridge against scikit-learn, against a brute-force alpha search, across backends and dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold
+
+from neurofit.encoding.backend import get_ops
+from neurofit.encoding.regression import RidgeCV
+from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, pearson_columns, ridge_cv, ridge_predict
+
+SHAPES = [(60, 200), (200, 30)]  # dual (stimuli < features) and primal
+
+
+def data(n: int, p: int, t: int = 6, seed: int = 0, noise: float = 1.0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, p)) + 3.0  # an offset, so a missing intercept would show
+    y = x @ rng.normal(size=(p, t)) / np.sqrt(p) + noise * rng.normal(size=(n, t)) + 5.0
+    return x, y
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("alpha", [0.01, 1.0, 1e4])
+def test_equals_sklearn_ridge_at_a_fixed_alpha(shape, alpha):
+    x, y = data(*shape)
+    x_test = np.random.default_rng(9).normal(size=(25, shape[1])) + 3.0
+    expected = Ridge(alpha=alpha).fit(x, y).predict(x_test)
+    np.testing.assert_allclose(ridge_predict(x, y, x_test, alpha), expected, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_regression_interface_predicts_like_sklearn_at_the_chosen_alphas(shape):
+    x, y = data(*shape)
+    model = RidgeCV(backend="numpy").fit(x, y)
+    x_test = x[:10] + 0.5
+    expected = np.column_stack([Ridge(alpha=a).fit(x, y[:, j]).predict(x_test) for j, a in enumerate(model.alpha_)])
+    np.testing.assert_allclose(model.predict(x_test), expected, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_per_neuroid_alpha_equals_brute_force_grid_search_on_the_same_folds(shape):
+    x, y = data(*shape, t=8, noise=2.0)
+    fit = np.arange(len(x))
+    result = ridge_cv(Design(x), y, fit, None, DEFAULT_ALPHAS, inner_folds=5, seed=3)
+    errors = np.zeros((len(DEFAULT_ALPHAS), y.shape[1]))
+    out_of_fold = np.zeros((len(DEFAULT_ALPHAS),) + y.shape)
+    for train, valid in KFold(5, shuffle=True, random_state=3).split(fit):
+        for i, alpha in enumerate(DEFAULT_ALPHAS):
+            pred = Ridge(alpha=alpha).fit(x[train], y[train]).predict(x[valid])
+            errors[i] += ((pred - y[valid]) ** 2).sum(0)
+            out_of_fold[i][valid] = pred
+    np.testing.assert_allclose(result.cv_error, errors, rtol=1e-9)
+    best = errors.argmin(0)
+    assert len(set(best)) > 1, "the test data should need different alphas per neuroid"
+    np.testing.assert_array_equal(result.alpha, DEFAULT_ALPHAS[best])
+    expected_r = pearson_columns(out_of_fold[best, :, np.arange(y.shape[1])].T, y)
+    np.testing.assert_allclose(result.inner_r, expected_r, atol=1e-10)
+
+
+def test_chunking_over_alphas_changes_nothing():
+    x, y = data(80, 150, t=5)
+    fit, test = np.arange(70), np.arange(70, 80)
+    whole = ridge_cv(Design(x), y, fit, test, chunk_elements=1 << 30)
+    one_by_one = ridge_cv(Design(x), y, fit, test, chunk_elements=1)
+    np.testing.assert_allclose(whole.cv_error, one_by_one.cv_error, rtol=1e-12)
+    np.testing.assert_allclose(whole.prediction, one_by_one.prediction, atol=1e-10)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_torch_backend_equals_numpy(shape, device):
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    x, y = data(*shape)
+    fit, test = np.arange(shape[0] - 10), np.arange(shape[0] - 10, shape[0])
+    reference = ridge_cv(Design(x, get_ops("numpy")), y, fit, test)
+    torch_run = ridge_cv(Design(x, get_ops("torch", device=device)), y, fit, test)
+    np.testing.assert_array_equal(torch_run.alpha, reference.alpha)
+    np.testing.assert_allclose(torch_run.prediction, reference.prediction, atol=1e-8)
+    np.testing.assert_allclose(torch_run.inner_r, reference.inner_r, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float32_is_close_to_float64(backend):
+    pytest.importorskip("torch")
+    x, y = data(150, 400)
+    fit, test = np.arange(130), np.arange(130, 150)
+    double = ridge_cv(Design(x, get_ops("numpy")), y, fit, test)
+    single = ridge_cv(Design(x, get_ops(backend, "float32", device="cpu")), y, fit, test)
+    assert single.prediction.dtype == np.float32
+    np.testing.assert_allclose(single.prediction, double.prediction, rtol=1e-3, atol=1e-3)
+
+
+def test_held_out_r_approaches_its_noise_limited_value():
+    # y = x w + noise with var(x w) = var(noise): the best possible r is sqrt(1/2) ~ 0.707
+    rng = np.random.default_rng(1)
+    n, p, t = 2000, 40, 20
+    x = rng.normal(size=(n, p))
+    signal = x @ rng.normal(size=(p, t)) / np.sqrt(p)
+    y = signal + rng.normal(size=(n, t))
+    fit, test = np.arange(1500), np.arange(1500, n)
+    result = ridge_cv(Design(x), y, fit, test)
+    limit = pearson_columns(signal[test], y[test])  # r of the true map on these very stimuli
+    r = pearson_columns(result.prediction, y[test])
+    assert (r <= limit + 0.01).all() and np.mean(limit - r) < 0.015  # estimation costs ~p/n of r
+    assert abs(np.median(r) - np.sqrt(0.5)) < 0.03
+
+
+def test_shuffled_target_scores_near_zero():
+    x, y = data(300, 100, t=20, noise=0.5)
+    y = y[np.random.default_rng(2).permutation(len(y))]
+    fit, test = np.arange(250), np.arange(250, 300)
+    result = ridge_cv(Design(x), y, fit, test)
+    assert abs(np.median(pearson_columns(result.prediction, y[test]))) < 0.1
+    assert abs(np.median(result.inner_r)) < 0.1

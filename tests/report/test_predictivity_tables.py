@@ -1,0 +1,117 @@
+"""Tables from fit artefacts: columns, metrics as rows, CIs, p-values, nested layer choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from neurofit.cli import stage_ceiling, stage_tables
+from neurofit.encoding.fit import fit_metric
+from neurofit.report.tables import COLUMNS, EXTRA, best_layer_table, summarise
+
+
+def fake_fit(train, test, metric="ridge"):
+    n_splits = len(train)
+    draws = np.tile(np.asarray(test, dtype=float), (50, 1)) + np.random.default_rng(0).normal(0, 0.01, (50, n_splits))
+    return xr.Dataset({"train_score": ("split", np.asarray(train, float)),
+                       "test_score": ("split", np.asarray(test, float)),
+                       "boot_both": (("boot", "split"), draws), "null": (("permutation", "split"), draws * 0)},
+                      attrs={"metric": metric, "n_neuroids": 4, "n_stimuli": 50})
+
+
+def test_best_layer_is_chosen_on_training_scores_only(tmp_path):
+    # layer "a" looks best on the training stimuli, "b" on the test stimuli: the table must take "a"
+    layers = {"a": fake_fit([0.9, 0.9, 0.1], [0.2, 0.2, 0.2]), "b": fake_fit([0.5, 0.5, 0.5], [0.8, 0.8, 0.8]),
+              "c": fake_fit([0.1, 0.1, 0.9], [0.3, 0.3, 0.3])}
+    fits = []
+    for name, ds in layers.items():
+        ds.to_netcdf(tmp_path / f"{name}.nc", engine="h5netcdf")
+        fits.append(({"dataset": "d", "model": "m", "layer": name, "region": "IT"}, tmp_path / f"{name}.nc"))
+    table = best_layer_table(fits, {"d": {"ridge": {"IT": 1.0}}}, "none")
+    row = table.iloc[0]
+    assert row["layer"] == "a" and row["layer_choices"] == "a,a,c"
+    assert row["raw"] == pytest.approx((0.2 + 0.2 + 0.3) / 3)
+    assert row["ci_low"] < row["raw"] < row["ci_high"] and row["p_value"] == pytest.approx(1 / 51)
+
+
+def test_sem_and_bootstrap_summaries():
+    per_split = np.array([0.4, 0.5, 0.6])
+    sem = summarise(per_split, None, None, 0.8, "r/c", "sem")
+    assert sem["ci_low"] == pytest.approx((0.5 - 1.96 * 0.1 / np.sqrt(3)) / 0.8)
+    assert np.isnan(sem["p_value"]) and sem["ci_method"].startswith("sem")
+    boot = np.linspace(0.3, 0.7, 1001)[:, None] * np.ones((1, 3))
+    out = summarise(per_split, boot, None, 0.8, "(r/c)^2", "bootstrap_both")
+    assert out["ci_low"] == pytest.approx((0.31 / 0.8) ** 2) and out["ci_high"] == pytest.approx((0.69 / 0.8) ** 2)
+    with pytest.raises(ValueError, match="unknown ci method"):
+        summarise(per_split, boot, None, 0.8, "r/c", "jackknife")
+
+
+def test_pipeline_stages_write_every_metric_into_one_table(tmp_path):
+    rng = np.random.default_rng(0)
+    n, reps, t = 60, 4, 6
+    ids = np.array([f"im{i:03d}" for i in range(n)])
+    truth = rng.normal(size=(n, 2 * t))
+    raw = truth[None] + rng.normal(size=(reps, n, 2 * t))
+    responses = xr.DataArray(raw.reshape(reps * n, 2 * t), dims=("presentation", "neuroid"), coords={
+        "stimulus_id": ("presentation", np.tile(ids, reps)), "repeat": ("presentation", np.repeat(np.arange(reps), n)),
+        "region": ("neuroid", ["V1"] * t + ["IT"] * t), "unit_id": ("neuroid", np.arange(2 * t))})
+    responses.to_netcdf(tmp_path / "responses.nc", engine="h5netcdf")
+    stage_ceiling(str(tmp_path / "responses.nc"), {"n_splits": 5}, str(tmp_path / "ceiling.nc"))
+    mean = responses.groupby("stimulus_id").mean("presentation").rename({"stimulus_id": "stimulus"})
+    mean = mean.assign_coords(stimulus_id=("stimulus", mean["stimulus"].values)).drop_vars("stimulus")
+    fits = []
+    for layer, weight in (("early", 0.1), ("late", 1.0)):
+        x = np.hstack([weight * truth, rng.normal(size=(n, 30))])
+        features = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)})
+        for metric in ("ridge", "pls", "rsa", "cka"):
+            for region in ("V1", "IT"):
+                path = tmp_path / f"{metric}-{layer}-{region}.nc"
+                fit_metric(metric, features, mean.isel(neuroid=mean["region"].values == region), n_splits=4,
+                           n_boot=50, n_permutations=50, pls_components=5).to_netcdf(path, engine="h5netcdf")
+                fits.append({"dataset": "sim", "metric": metric, "model": "m", "layer": layer, "region": region,
+                             "path": str(path)})
+    out = {name: str(tmp_path / f"{name}.csv") for name in ("csv_out", "best_out")}
+    stage_tables(fits, {"sim": str(tmp_path / "ceiling.nc")}, "r^2/c", parquet_out=str(tmp_path / "p.parquet"),
+                 ci="bootstrap_stimuli", **out)
+    table = pd.read_csv(out["csv_out"])
+    assert list(table.columns) == COLUMNS + EXTRA
+    assert set(table["metric"]) == {"ridge", "pls", "rsa", "cka"} and len(table) == 16
+    assert table["ci_method"].str.startswith("bootstrap_stimuli").all()
+    assert (table["ceiling"] > 0).all() and table["p_value"].between(0, 1).all()
+    late = table[table["layer"] == "late"].set_index(["metric", "region"])["raw"]
+    early = table[table["layer"] == "early"].set_index(["metric", "region"])["raw"]
+    assert (late > early).all()
+    best = pd.read_csv(out["best_out"])
+    assert list(best.columns)[: len(COLUMNS)] == COLUMNS and (best["layer"] == "late").all()
+
+
+@pytest.mark.parametrize("metric", ["ridge", "rsa"])
+def test_fit_stage_reads_files_stratifies_and_records_settings(tmp_path, metric):
+    from neurofit.cli import stage_fit
+
+    rng = np.random.default_rng(1)
+    n, reps, t = 40, 3, 5
+    ids = np.array([f"im{i:03d}" for i in range(n)])
+    category = np.array(["cat", "dog"] * (n // 2))
+    x = rng.normal(size=(n, 20))
+    raw = (x[:, :t] + rng.normal(size=(reps, n, t))).reshape(reps * n, t)
+    xr.DataArray(raw, dims=("presentation", "neuroid"), coords={
+        "stimulus_id": ("presentation", np.tile(ids, reps)), "repeat": ("presentation", np.repeat(np.arange(reps), n)),
+        "category": ("presentation", np.tile(category, reps)),
+        "region": ("neuroid", ["IT"] * t), "unit_id": ("neuroid", np.arange(t))}).to_netcdf(
+        tmp_path / "responses.nc", engine="h5netcdf")
+    xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)}).to_netcdf(
+        tmp_path / "features.nc", engine="h5netcdf")
+    settings = {"splits": {"n_splits": 4, "seed": 3}, "bootstrap": {"n": 20, "seed": 5}, "permutations": {"n": 20},
+                "backend": "numpy"}
+    stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), "IT", metric, settings,
+              str(tmp_path / "fit.nc"))
+    fit = xr.load_dataset(tmp_path / "fit.nc", engine="h5netcdf")
+    assert fit.attrs["stratify_coord"] == "category" and fit.attrs["seed"] == 3 and fit.attrs["resample_seed"] == 5
+    assert fit.sizes["split"] == 4 and np.isfinite(fit["test_score"]).all()
+    assert fit["train_score"].mean() > 0.15  # 4 test stimuli are too few to assert on a single split's RSA
+    with pytest.raises(ValueError, match="no neuroids in region 'V4'"):
+        stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), "V4", metric, settings,
+                  str(tmp_path / "fit2.nc"))
