@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -84,3 +85,13 @@ def test_bad_dandi_config_stops_before_any_job(repo, served, tmp_path):
     assert run.returncode != 0
     assert "datasets.brain.version: 'draft'" in run.stderr + run.stdout
     assert len(served.requests) == before
+
+
+def test_report_shows_the_dandi_manifest(repo, dandi_run):
+    run = snakemake(repo, dandi_run, "--report", str(dandi_run / "report.zip"))
+    assert run.returncode == 0, run.stderr[-4000:]
+    with zipfile.ZipFile(dandi_run / "report.zip") as report:
+        names = report.namelist()
+        shown = [n for n in names if n.endswith("/manifest.json")]
+        assert shown, names
+        assert json.loads(report.read(shown[0]))["dandiset"] == DANDISET
