@@ -223,6 +223,17 @@ def test_resumed_download_with_a_bad_prefix_fails_whole_file_verification(archiv
     assert not (tmp_path / "dandi" / DANDISET / VERSION / NWB_PATH).exists()
 
 
+@pytest.mark.parametrize("good", [True, False])
+def test_staged_file_left_by_a_killed_run_is_used_only_if_it_verifies(archive, tmp_path, good):
+    asset = archive.dandisets[DANDISET][VERSION][NWB_PATH]
+    staging = Path(Layout(resources=str(tmp_path)).dandi_staging(DANDISET, VERSION, asset.asset_id))
+    staging.mkdir(parents=True)
+    (staging / Path(NWB_PATH).name).write_bytes(asset.data if good else asset.data[::-1])
+    manifest = acquire(spec(archive), tmp_path)
+    assert Path(manifest["assets"][0]["local_path"]).read_bytes() == asset.data
+    assert bool(archive.paths("/blobs/")) is not good
+
+
 def test_changed_file_in_the_cache_is_never_overwritten(archive, tmp_path):
     acquire(spec(archive), tmp_path)
     target = tmp_path / "dandi" / DANDISET / VERSION / NWB_PATH

@@ -322,8 +322,8 @@ def _fetch(spec: DandiSpec, layout: Layout, root: Path, asset: dict[str, Any], b
             failure = exc
     records = _records(printed.getvalue())
     errors = [r.get("message", r) for r in records if r.get("status") == "error"]
-    if failure is None and not errors and staged.is_file() and staged.stat().st_size != asset["size"]:
-        errors = [f"{staged.stat().st_size} bytes instead of {asset['size']}"]
+    if failure is None and not errors and not (staged.is_file() and staged.stat().st_size == asset["size"]):
+        errors = [f"the client left no file of {asset['size']} bytes at {staged}"]
     if failure is not None or errors:
         staged.unlink(missing_ok=True)  # bytes that failed verification never stay where a good file would be
         raise DandiError(f"{asset['path']} (asset {asset['asset_id']}) from {url} failed: "
