@@ -28,9 +28,13 @@ def stage_simulate(out_dir: str, settings: dict[str, Any]) -> None:
     log.info("simulated dandiset in %s; region -> layer %s", out_dir, truth["region_layer"])
 
 
-def stage_manifest(dataset: dict[str, Any], out: str, local_root: str | None = None) -> None:
+def stage_manifest(dataset: dict[str, Any], out: str, local_root: str | None = None, cache: str | None = None,
+                   name: str = "dataset") -> None:
     from neurofit.data.local import local_manifest, write_manifest
 
+    if dataset["source"] == "dandi":
+        stage_dandi(dataset, out, cache or "resources", name)
+        return
     root = local_root or dataset.get("path")
     if dataset["source"] not in ("local", "simulated"):
         raise ValueError(f"source {dataset['source']!r} is not supported by the manifest stage")
@@ -40,8 +44,20 @@ def stage_manifest(dataset: dict[str, Any], out: str, local_root: str | None = N
     log.info("manifest: %d NWB file(s) from %s", len(manifest["assets"]), root)
 
 
+def stage_dandi(dataset: dict[str, Any], out: str, cache: str, name: str = "dataset") -> None:
+    """A ``source: dandi`` dataset: resolved once, downloaded and verified into ``cache`` (or streamed)."""
+    from neurofit.data.dandi import DandiSpec, acquire
+    from neurofit.data.local import write_manifest
+
+    manifest = acquire(DandiSpec.from_config(name, dataset), cache)
+    write_manifest(manifest, out)
+    log.info("manifest: %d NWB file(s) of dandiset %s/%s (%s)", len(manifest["assets"]), manifest["dandiset"],
+             manifest["version"], "streamed" if manifest["stream"] else manifest["root"])
+
+
 def stage_responses(manifest_path: str, settings: dict[str, Any], regions: list[str], responses_out: str,
                     stimuli_out: str) -> None:
+    from neurofit.data.assets import open_asset
     from neurofit.data.local import read_manifest
     from neurofit.neural.responses import ResponseSpec, responses_from_nwb
 
@@ -49,7 +65,8 @@ def stage_responses(manifest_path: str, settings: dict[str, Any], regions: list[
     spec = ResponseSpec.from_config({**settings, "regions": regions})
     if len(manifest["assets"]) != 1:
         raise NotImplementedError("merging several NWB files into one response set is not supported yet")
-    responses, stimuli = responses_from_nwb(manifest["assets"][0]["local_path"], spec)
+    with open_asset(manifest["assets"][0]) as (name, file):
+        responses, stimuli = responses_from_nwb(name, spec, file=file)
     for path in (responses_out, stimuli_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     responses.to_netcdf(responses_out, engine="h5netcdf")

@@ -63,6 +63,18 @@ class Layout:
     def manifest(self, dataset: str) -> str:
         return f"{self.results}/datasets/{dataset}/manifest.json"
 
+    def dandi_dir(self, dandiset: str, version: str) -> str:
+        """Verified downloads of one dandiset version: ``<dir>/<asset path>`` (``resources`` is the cache)."""
+        return f"{self.resources}/dandi/{dandiset}/{version}"
+
+    def dandi_resolution(self, dandiset: str, version: str) -> str:
+        """The record of which assets (ids, sizes, digests) the configured asset patterns resolved to."""
+        return f"{self.dandi_dir(dandiset, version)}/manifest.json"
+
+    def dandi_staging(self, dandiset: str, version: str, asset_id: str) -> str:
+        """Where the dandi client downloads (and keeps partial files to resume) before verification."""
+        return f"{self.dandi_dir(dandiset, version)}/.partial/{asset_id}"
+
     # -- neural ----------------------------------------------------------------------------
     def responses(self, dataset: str) -> str:
         return f"{self.results}/responses/{dataset}.nc"

@@ -2,6 +2,7 @@
 from snakemake.utils import min_version, validate
 
 from neurofit import config as nf_config
+from neurofit.data.dandi import DandiSpec
 from neurofit.paths import Layout, code_hash
 from neurofit.simulate_defaults import simulation_settings
 
@@ -12,6 +13,10 @@ nf_config.check(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 LAYOUT = Layout(results=config["results"], resources=config["resources"])
+# DANDI entries are checked (no request) before any job runs: a bad id, version or asset path stops here.
+for _name, _entry in config["datasets"].items():
+    if _entry["source"] == "dandi":
+        DandiSpec.from_config(_name, _entry)
 DATASETS = list(config["datasets"])
 MODELS = list(config["models"])
 METRICS = list(config["encoding"]["metrics"])
@@ -40,6 +45,11 @@ def manifest_input(wildcards):
     if entry["source"] == "simulated":
         return {"local_root": LAYOUT.simulated_dandiset(sim_key(wildcards.dataset))}
     return {}
+
+
+def dandi_cache(dataset):
+    """The folder whose dandi/<id>/<version>/ holds a DANDI dataset's verified files (shared via cache_dir)."""
+    return config["datasets"][dataset].get("cache_dir", config["resources"])
 
 
 

@@ -1,4 +1,5 @@
-# Stage 1: datasets -> manifest.json (+ the simulated dandiset when the source is "simulated").
+# Stage 1: datasets -> manifest.json (+ the simulated dandiset when the source is "simulated"; the verified
+# downloads, or the URLs to stream, when it is "dandi").
 
 
 rule simulate:
@@ -22,9 +23,11 @@ rule manifest:
     input:
         unpack(manifest_input),
     output:
-        out=LAYOUT.manifest("{dataset}"),
+        out=report(LAYOUT.manifest("{dataset}"), caption="../report/manifest.rst", category="Data"),
     params:
         dataset=lambda w: config["datasets"][w.dataset],
+        name=lambda w: w.dataset,
+        cache=lambda w: dandi_cache(w.dataset),
         code=code_hash("data"),
     log:
         LAYOUT.log("manifest", "{dataset}"),

@@ -51,13 +51,14 @@ def repeat_index(stimulus_ids: np.ndarray) -> np.ndarray:
     return repeats
 
 
-def responses_from_nwb(path: str | Path, spec: ResponseSpec) -> tuple[xr.DataArray, xr.DataArray]:
+def responses_from_nwb(path: str | Path, spec: ResponseSpec, file: Any = None) -> tuple[xr.DataArray, xr.DataArray]:
     """Adapter for a presentations table + ``stimulus_template`` Images (Allen convention).
 
+    ``file``: the NWB file already open as an ``h5py.File`` (e.g. read over HTTP); ``path`` then only names it.
     Returns (responses ``(presentation, neuroid)``, stimuli ``(stimulus, y, x)``)."""
     from pynwb import NWBHDF5IO
 
-    with NWBHDF5IO(str(path), "r", load_namespaces=True) as io:
+    with NWBHDF5IO(None if file is not None else str(path), "r", file=file, load_namespaces=True) as io:
         nwbfile = io.read()
         session = str(nwbfile.session_id or Path(path).stem)
         units = read_units(nwbfile, path, spec.region_map)
