@@ -41,20 +41,25 @@ def stage_manifest(dataset: dict[str, Any], out: str, local_root: str | None = N
 
 
 def stage_responses(manifest_path: str, settings: dict[str, Any], regions: list[str], responses_out: str,
-                    stimuli_out: str) -> None:
+                    binned_out: str, summary_out: str, stimuli_out: str) -> None:
     from neurofit.data.local import read_manifest
-    from neurofit.neural.responses import ResponseSpec, responses_from_nwb
+    from neurofit.neural.responses import ResponseSpec, build_responses
 
     manifest = read_manifest(manifest_path)
     spec = ResponseSpec.from_config({**settings, "regions": regions})
-    if len(manifest["assets"]) != 1:
-        raise NotImplementedError("merging several NWB files into one response set is not supported yet")
-    responses, stimuli = responses_from_nwb(manifest["assets"][0]["local_path"], spec)
-    for path in (responses_out, stimuli_out):
+    # The pipeline always computes noise ceilings, so too few repeats fails here, naming the files.
+    result = build_responses([asset["local_path"] for asset in manifest["assets"]], spec, ceiling=True)
+    for path in (responses_out, binned_out, summary_out, stimuli_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    responses.to_netcdf(responses_out, engine="h5netcdf")
-    stimuli.to_netcdf(stimuli_out, engine="h5netcdf")
-    log.info("responses %s; %d stimuli", dict(responses.sizes), stimuli.sizes["stimulus"])
+    result.responses.to_netcdf(responses_out, engine="h5netcdf")
+    result.binned.to_netcdf(binned_out, engine="h5netcdf")
+    result.stimuli.to_netcdf(stimuli_out, engine="h5netcdf")
+    Path(summary_out).write_text(json.dumps(result.summary, indent=2, default=str))
+    log.info("responses %s from %d file(s); %d stimuli; neuroids per region %s", dict(result.responses.sizes),
+             len(manifest["assets"]), result.stimuli.sizes["stimulus"], result.summary["neuroids_per_region"])
+    for record in result.summary["filters"]:
+        log.info("filter %s %s: kept %d, dropped %d", record["filter"], record["setting"], record["kept"],
+                 record["dropped"])
 
 
 def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> None:
