@@ -191,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     sim = commands.add_parser("simulate", help="write the simulated ground-truth dandiset")
     sim.add_argument("out_dir", help="folder to write dandiset/, ground_truth.json, reference_model.pt into")
     sim.add_argument("--settings", default="{}", help="JSON object of simulator settings")
+    look = commands.add_parser("inspect", help="what an NWB file (or DANDI URL) holds, and a config snippet for it")
+    look.add_argument("source", help="an NWB file, or a DANDI URL (dandiset, asset path or asset download URL)")
+    look.add_argument("--asset", help="for a DANDI URL naming several NWB assets: the asset path to inspect")
+    look.add_argument("--json", action="store_true", help="print the description as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.command == "simulate":
@@ -198,6 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         if out.exists() and any(out.iterdir()):
             parser.error(f"{out} exists and is not empty; choose a new folder")
         stage_simulate(str(out), json.loads(args.settings))
+    elif args.command == "inspect":
+        from neurofit.neural.inspect import format_report, inspect_source
+        from neurofit.neural.nwb import NWBContentError
+
+        try:
+            report, snippet, others = inspect_source(args.source, args.asset)
+        except NWBContentError as error:
+            parser.error(str(error))
+        if args.json:
+            print(json.dumps({**report, "config_snippet": snippet, "other_assets": others}, indent=2, default=str))
+        else:
+            print(format_report(report, snippet))
+            if others:
+                print(f"\n{len(others)} other NWB asset(s), inspect one with --asset: {others[:10]}")
     return 0
 
 

@@ -30,8 +30,8 @@ def is_url(source: str | Path) -> bool:
 
 
 @contextmanager
-def open_nwb(source: str | Path) -> Iterator[Any]:
-    """An NWBFile from a local path, or from an http(s) URL streamed with remfile + h5py (only the
+def open_nwb_io(source: str | Path) -> Iterator[Any]:
+    """An NWBHDF5IO on a local path, or on an http(s) URL streamed with remfile + h5py (only the
     bytes that are read travel)."""
     from pynwb import NWBHDF5IO
 
@@ -43,7 +43,7 @@ def open_nwb(source: str | Path) -> Iterator[Any]:
         h5 = h5py.File(remote, "r")
         io = NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
         try:
-            yield io.read()
+            yield io
         finally:
             io.close()
             h5.close()
@@ -52,6 +52,13 @@ def open_nwb(source: str | Path) -> Iterator[Any]:
     if not Path(source).is_file():
         raise NWBContentError(f"{source}: no such NWB file")
     with NWBHDF5IO(str(source), "r", load_namespaces=True) as io:
+        yield io
+
+
+@contextmanager
+def open_nwb(source: str | Path) -> Iterator[Any]:
+    """The NWBFile of a local path or an http(s) URL (see :func:`open_nwb_io`)."""
+    with open_nwb_io(source) as io:
         yield io.read()
 
 
