@@ -183,9 +183,9 @@ def _images_of(container: Any, name: str) -> tuple[list[str], list[np.ndarray]]:
     if hasattr(container, "images"):  # an Images container
         order = getattr(container, "order_of_images", None)
         images = list(order.data) if order is not None else list(container.images.values())
-        return [img.name for img in images], [np.asarray(img.data) for img in images]
+        return [img.name for img in images], [to_unit_range(img.data) for img in images]
     frames = np.asarray(container.data)  # an ImageSeries holding frames (n, H, W[, C])
-    return [f"{name}_{i:04d}" for i in range(len(frames))], list(frames)
+    return [f"{name}_{i:04d}" for i in range(len(frames))], [to_unit_range(f) for f in frames]
 
 
 def template_containers(nwbfile: Any) -> dict[str, Any]:
