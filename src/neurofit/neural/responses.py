@@ -377,9 +377,9 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
         try:
             reliability = split_half_reliability(values, ids, settings["n_splits"], settings["seed"])
         except RepeatsError as error:
-            raise NWBContentError(f"{paths}: a noise ceiling needs at least 2 repeats per stimulus of "
-                                  f"{spec.table if not spec.index_series else spec.index_series}/"
-                                  f"{spec.stimulus_column}: {error}") from error
+            source = spec.index_series or f"{spec.table}/{spec.stimulus_column}"
+            raise NWBContentError(f"{paths}: a noise ceiling needs stimuli shown at least twice ({source}): "
+                                  f"{error}") from error
     log = _FilterLog()
     keep = _filter_units(neuroids, values, reliability, spec, paths, log)
     neuroids = neuroids[keep].reset_index(drop=True)
