@@ -18,6 +18,7 @@ from neurofit.neural.nwb import (
     open_nwb_io,
     read_units,
     roi_series,
+    table_frame,
     template_containers,
 )
 from neurofit.neural.regions import decode, parse_location
@@ -84,12 +85,12 @@ def inspect_nwb(source: str | Path, n_values: int = 3) -> dict[str, Any]:
         }
         tables = {}
         for name, table in intervals_tables(nwbfile).items():
-            frame = table.to_dataframe(exclude={"timeseries"})
+            frame = table_frame(table)
             columns = {}
             for column in frame.columns:
-                values = frame[column].map(decode) if frame[column].dtype == object else frame[column]
-                hashable = values.map(lambda v: v if np.ndim(v) == 0 else str(v))
-                columns[column] = {"dtype": str(frame[column].dtype), "n_unique": int(hashable.nunique()),
+                values = frame[column]
+                dtype = "str" if values.map(lambda v: isinstance(v, str)).all() else str(values.dtype)
+                columns[column] = {"dtype": dtype, "n_unique": int(values.nunique()),
                                    "values": _preview(values, n_values)}
             tables[name] = {"rows": len(frame), "columns": columns}
         report["intervals"] = tables

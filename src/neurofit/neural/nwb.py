@@ -156,17 +156,29 @@ def intervals_tables(nwbfile: Any) -> dict[str, Any]:
     return tables
 
 
+def table_frame(table: Any) -> pd.DataFrame:
+    """A table's one-dimensional columns as a DataFrame, bytes decoded. Columns are read one by one
+    because hdmf's ``to_dataframe`` replaces a column called ``name`` by the table's own name;
+    ragged columns and references (tags, timeseries) are left out."""
+    columns = {}
+    for name in table.colnames:
+        column = table[name]
+        if hasattr(column, "target") or type(column).__name__ in ("TimeSeriesReferenceVectorData",
+                                                                  "DynamicTableRegion"):
+            continue
+        values = np.asarray(column.data[:])
+        if values.ndim == 1 and values.dtype.names is None:
+            columns[name] = _decoded(values)
+    return pd.DataFrame(columns, index=pd.Index(np.asarray(table.id[:]), name="id"))
+
+
 def read_intervals(nwbfile: Any, path: str | Path, table: str) -> pd.DataFrame:
     """An intervals table as a DataFrame (bytes decoded); the error lists the tables that exist."""
     tables = intervals_tables(nwbfile)
     if table not in tables:
         raise NWBContentError(f"{path}: no intervals table {table!r} (responses.table); tables in the file: "
                               f"{sorted(tables)}")
-    frame = tables[table].to_dataframe(exclude={"timeseries"})
-    for column in frame.columns:
-        if frame[column].dtype == object:
-            frame[column] = frame[column].map(decode)
-    return frame
+    return table_frame(tables[table])
 
 
 # -- stimulus images -------------------------------------------------------------------------
