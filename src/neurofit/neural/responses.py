@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from tqdm import tqdm
 
 from neurofit.neural.nwb import (
     NWBContentError,
@@ -368,7 +369,9 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
     if not paths:
         raise NWBContentError("no NWB files to read responses from (the manifest lists no assets)")
     paths = [str(p) for p in paths]
-    sessions = [read_session(p, spec, name) for p, name in zip(paths, _session_names(paths), strict=True)]
+    named = zip(paths, _session_names(paths), strict=True)
+    sessions = [read_session(p, spec, name)
+                for p, name in tqdm(named, total=len(paths), desc="NWB files", disable=len(paths) < 2)]
     ids, repeats, values, binned, neuroids = merge_sessions(sessions)
 
     reliability = None
