@@ -12,6 +12,7 @@ from PIL import Image
 
 from neurofit.cli import main
 from neurofit.neural.inspect import dandi_target, inspect_source, is_dandi_url
+from neurofit.neural.nwb import NWBContentError
 from neurofit.neural.responses import ResponseSpec, build_responses
 
 
@@ -140,3 +141,38 @@ def test_dandi_urls_are_parsed_by_the_dandi_client(offline_instances):
     assert is_dandi_url("https://dandiarchive.org/dandiset/000207") and is_dandi_url("DANDI:000207")
     assert not is_dandi_url("/data/000207/sub-4/file.nwb")
     assert not is_dandi_url("https://dandiarchive.s3.amazonaws.com/blobs/abc/def")
+
+
+def test_a_dandi_url_is_inspected_through_the_client_navigation(offline_instances, monkeypatch, file_000006, repo):
+    """The archive cannot be reached here: the client's asset listing is replaced by one that hands
+    out the local file as the asset's content URL; the choice of asset and the snippet are tested."""
+    import contextlib
+
+    import dandi.dandiarchive
+
+    class Asset:
+        def __init__(self, path):
+            self.path = path
+
+        def get_content_url(self, follow_redirects, strip_query):
+            return str(file_000006)
+
+    parse = dandi.dandiarchive.parse_dandi_url
+
+    def fake_parse(url):
+        parsed = parse(url)
+        listing = [Asset("dandiset.yaml"), Asset("sub-a/sub-a_ses-1.nwb"), Asset("sub-b/sub-b_ses-2.nwb")]
+        monkeypatch.setattr(type(parsed), "navigate", lambda self, strict: contextlib.nullcontext((None, None,
+                                                                                                    iter(listing))))
+        return parsed
+
+    monkeypatch.setattr(dandi.dandiarchive, "parse_dandi_url", fake_parse)
+    url = "https://dandiarchive.org/dandiset/000006/0.220101.0000"
+    report, snippet, others = inspect_source(url, asset="sub-b/sub-b_ses-2.nwb")
+    assert report["asset"] == "sub-b/sub-b_ses-2.nwb" and others == ["sub-a/sub-a_ses-1.nwb"]
+    assert report["units"]["regions"] == {"ALM": 1}
+    entry = yaml.safe_load(snippet)["datasets"]["dandi000006"]
+    assert entry == {**entry, "source": "dandi", "dandiset": "000006", "version": "0.220101.0000",
+                     "assets": ["sub-b/sub-b_ses-2.nwb"]}
+    with pytest.raises(NWBContentError, match=r"no NWB asset 'sub-c.nwb'; NWB assets: \['sub-a/sub-a_ses-1.nwb', "):
+        inspect_source(url, asset="sub-c.nwb")

@@ -48,13 +48,20 @@ def is_dandi_url(source: str) -> bool:
                                                  and "amazonaws.com" not in text)
 
 
-def resolve_dandi(url: str) -> list[tuple[str, str]]:
-    """The NWB assets a DANDI URL names: (asset path, URL of its bytes), via the dandi client."""
+def resolve_dandi(url: str, asset: str | None = None) -> tuple[str, str, list[str]]:
+    """The NWB asset of a DANDI URL to inspect (``asset``, else the first): (its path, the URL of its
+    bytes, the other NWB asset paths), via the dandi client. Only the chosen asset's URL is asked for."""
     from dandi.dandiarchive import parse_dandi_url
 
     with parse_dandi_url(url).navigate(strict=True) as (_client, _dandiset, assets):
-        return [(asset.path, asset.get_content_url(follow_redirects=1, strip_query=True))
-                for asset in assets if asset.path.endswith(".nwb")]
+        nwb = {a.path: a for a in assets if a.path.endswith(".nwb")}
+        if not nwb:
+            raise NWBContentError(f"{url}: names no NWB asset")
+        chosen = asset or next(iter(nwb))
+        if chosen not in nwb:
+            raise NWBContentError(f"{url}: no NWB asset {chosen!r}; NWB assets: {list(nwb)[:20]}")
+        content = nwb[chosen].get_content_url(follow_redirects=1, strip_query=True)
+    return chosen, content, [p for p in nwb if p != chosen]
 
 
 # -- what a file holds ------------------------------------------------------------------------
@@ -288,15 +295,9 @@ def inspect_source(source: str, asset: str | None = None) -> tuple[dict[str, Any
     """Inspect a local file or a DANDI URL: (report, config snippet, other NWB assets not inspected)."""
     if is_dandi_url(source):
         target = dandi_target(source)
-        assets = resolve_dandi(source)
-        if not assets:
-            raise NWBContentError(f"{source}: names no NWB asset")
-        chosen = next(((p, u) for p, u in assets if p == asset), None) if asset else assets[0]
-        if chosen is None:
-            raise NWBContentError(f"{source}: no asset {asset!r}; NWB assets: {[p for p, _ in assets][:20]}")
-        report = inspect_nwb(chosen[1])
-        report["asset"] = chosen[0]
-        others = [p for p, _ in assets if p != chosen[0]]
-        return report, config_snippet(report, source, target, chosen[0]), others
+        path, content, others = resolve_dandi(source, asset)
+        report = inspect_nwb(content)
+        report["asset"] = path
+        return report, config_snippet(report, source, target, path), others
     report = inspect_nwb(source)
     return report, config_snippet(report, source), []
