@@ -56,22 +56,26 @@ def stage_dandi(dataset: dict[str, Any], out: str, cache: str, name: str = "data
 
 
 def stage_responses(manifest_path: str, settings: dict[str, Any], regions: list[str], responses_out: str,
-                    stimuli_out: str) -> None:
-    from neurofit.data.assets import open_asset
+                    binned_out: str, summary_out: str, stimuli_out: str) -> None:
+    from neurofit.data.assets import asset_source
     from neurofit.data.local import read_manifest
-    from neurofit.neural.responses import ResponseSpec, responses_from_nwb
+    from neurofit.neural.responses import ResponseSpec, build_responses
 
     manifest = read_manifest(manifest_path)
     spec = ResponseSpec.from_config({**settings, "regions": regions})
-    if len(manifest["assets"]) != 1:
-        raise NotImplementedError("merging several NWB files into one response set is not supported yet")
-    with open_asset(manifest["assets"][0]) as (name, file):
-        responses, stimuli = responses_from_nwb(name, spec, file=file)
-    for path in (responses_out, stimuli_out):
+    # The pipeline always computes noise ceilings, so too few repeats fails here, naming the files.
+    result = build_responses([asset_source(asset) for asset in manifest["assets"]], spec, ceiling=True)
+    for path in (responses_out, binned_out, summary_out, stimuli_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    responses.to_netcdf(responses_out, engine="h5netcdf")
-    stimuli.to_netcdf(stimuli_out, engine="h5netcdf")
-    log.info("responses %s; %d stimuli", dict(responses.sizes), stimuli.sizes["stimulus"])
+    result.responses.to_netcdf(responses_out, engine="h5netcdf")
+    result.binned.to_netcdf(binned_out, engine="h5netcdf")
+    result.stimuli.to_netcdf(stimuli_out, engine="h5netcdf")
+    Path(summary_out).write_text(json.dumps(result.summary, indent=2, default=str))
+    log.info("responses %s from %d file(s); %d stimuli; neuroids per region %s", dict(result.responses.sizes),
+             len(manifest["assets"]), result.stimuli.sizes["stimulus"], result.summary["neuroids_per_region"])
+    for record in result.summary["filters"]:
+        log.info("filter %s %s: kept %d, dropped %d", record["filter"], record["setting"], record["kept"],
+                 record["dropped"])
 
 
 def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> None:
@@ -216,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     sim = commands.add_parser("simulate", help="write the simulated ground-truth dandiset")
     sim.add_argument("out_dir", help="folder to write dandiset/, ground_truth.json, reference_model.pt into")
     sim.add_argument("--settings", default="{}", help="JSON object of simulator settings")
+    look = commands.add_parser("inspect", help="what an NWB file (or DANDI URL) holds, and a config snippet for it")
+    look.add_argument("source", help="an NWB file, or a DANDI URL (dandiset, asset path or asset download URL)")
+    look.add_argument("--asset", help="for a DANDI URL naming several NWB assets: the asset path to inspect")
+    look.add_argument("--json", action="store_true", help="print the description as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.command == "simulate":
@@ -223,6 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         if out.exists() and any(out.iterdir()):
             parser.error(f"{out} exists and is not empty; choose a new folder")
         stage_simulate(str(out), json.loads(args.settings))
+    elif args.command == "inspect":
+        from neurofit.neural.inspect import format_report, inspect_source
+        from neurofit.neural.nwb import NWBContentError
+
+        try:
+            report, snippet, others = inspect_source(args.source, args.asset)
+        except NWBContentError as error:
+            parser.error(str(error))
+        if args.json:
+            print(json.dumps({**report, "config_snippet": snippet, "other_assets": others}, indent=2, default=str))
+        else:
+            print(format_report(report, snippet))
+            if others:
+                print(f"\n{len(others)} other NWB asset(s), inspect one with --asset: {others[:10]}")
     return 0
 
 

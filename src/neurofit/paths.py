@@ -79,6 +79,14 @@ class Layout:
     def responses(self, dataset: str) -> str:
         return f"{self.results}/responses/{dataset}.nc"
 
+    def responses_binned(self, dataset: str) -> str:
+        """The responses in time bins ``(presentation, neuroid, time_bin)``."""
+        return f"{self.results}/responses/binned/{dataset}.nc"
+
+    def responses_summary(self, dataset: str) -> str:
+        """What the responses stage read and filtered (files, tables, units kept and dropped)."""
+        return f"{self.results}/responses/summary/{dataset}.json"
+
     def stimuli(self, dataset: str) -> str:
         return f"{self.results}/stimuli/{dataset}.nc"
 

@@ -15,9 +15,10 @@ import pytest
 from dandi_server import DANDISET, NWB_PATH, OTHER_PATH, SECOND_PATH, VERSION, dandi_etag
 
 from neurofit.data import dandi as nf_dandi
-from neurofit.data.assets import open_asset
+from neurofit.data.assets import asset_source
 from neurofit.data.dandi import DandiError, DandiSpec, DraftVersionWarning, acquire
 from neurofit.data.local import local_manifest
+from neurofit.neural.nwb import open_nwb
 from neurofit.neural.responses import ResponseSpec, responses_from_nwb
 from neurofit.paths import Layout
 
@@ -252,15 +253,14 @@ def test_streaming_reads_over_http_and_matches_the_local_file(archive, tmp_path,
     assert not list((tmp_path / "dandi").rglob("*.nwb"))
     assert not archive.paths("/blobs/")
     response_spec = ResponseSpec(regions=["V1", "IT"])
-    with open_asset(asset) as (name, file):
-        streamed, stimuli = responses_from_nwb(name, response_spec, file=file)
-    with open_asset({"path": NWB_PATH, "local_path": str(dandi_nwb)}) as (name, file):
-        local, local_stimuli = responses_from_nwb(name, response_spec, file=file)
+    streamed, stimuli = responses_from_nwb(asset_source(asset), response_spec)
+    local, local_stimuli = responses_from_nwb(asset_source({"path": NWB_PATH, "local_path": str(dandi_nwb)}),
+                                              response_spec)
     np.testing.assert_array_equal(streamed.values, local.values)
     np.testing.assert_array_equal(stimuli.values, local_stimuli.values)
     ranges = [r for _, path, r in archive.requests if path.startswith("/blobs/")]
     assert ranges and all(r for r in ranges[1:])  # remfile: the size, then byte ranges
-    assert streamed.attrs["file"] == NWB_PATH
+    assert json.loads(streamed.attrs["files"]) == [asset["url"]]
 
 
 def test_config_checks_name_the_key():
@@ -306,5 +306,5 @@ def test_real_archive_download_and_stream(tmp_path):
     data = Path(asset["local_path"]).read_bytes()
     assert hashlib.sha256(data).hexdigest() == asset["digest"]["dandi:sha2-256"]
     streamed = acquire(DandiSpec.from_config("alm", {**entry, "stream": True}), tmp_path / "stream")
-    with open_asset(streamed["assets"][0]) as (_, file):
-        assert "units" in file
+    with open_nwb(asset_source(streamed["assets"][0])) as nwbfile:
+        assert nwbfile.units is not None

@@ -6,6 +6,8 @@ rule responses:
         manifest_path=LAYOUT.manifest("{dataset}"),
     output:
         responses_out=LAYOUT.responses("{dataset}"),
+        binned_out=LAYOUT.responses_binned("{dataset}"),
+        summary_out=LAYOUT.responses_summary("{dataset}"),
         stimuli_out=LAYOUT.stimuli("{dataset}"),
     params:
         settings=lambda w: config["datasets"][w.dataset].get("responses", {}),

@@ -1,0 +1,178 @@
+"""``neurofit inspect``: what it reports on the real and generated files, and that its config snippet
+validates against the schema and reads the file it was made from."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from neurofit.cli import main
+from neurofit.neural.inspect import dandi_target, inspect_source, is_dandi_url
+from neurofit.neural.nwb import NWBContentError
+from neurofit.neural.responses import ResponseSpec, build_responses
+
+
+def validated(snippet: str, repo) -> dict:
+    """The snippet's datasets, validated (with defaults) against the config schema."""
+    from snakemake.utils import validate
+
+    config = {"datasets": yaml.safe_load(snippet)["datasets"], "models": {"m": {"architecture": "alexnet_small"}}}
+    validate(config, str(repo / "workflow/schemas/config.schema.yaml"), set_default=True)
+    return config["datasets"]
+
+
+def test_inspect_000207(file_000207, repo, tmp_path):
+    report, snippet, others = inspect_source(str(file_000207))
+    assert report["nwb_version"] == "2.4.0" and others == []
+    assert sorted(report["intervals"]) == ["encoding_table", "recognition_table", "timediscrimination_table"]
+    assert report["intervals"]["encoding_table"]["rows"] == 90
+    assert report["intervals"]["recognition_table"]["columns"]["frameName"]["values"][0] == "SB_5_frameB_foil.png"
+    assert report["units"]["regions"] == {"hippocampus_right": 25, "amygdala_right": 10}
+    assert report["stimulus_templates"] == {} and report["imaging_planes"] == {}
+    assert report["stimulus_series"]["StimulusPresentation_encoding"]["external_files"][0] == "NB_24.mp4"
+    dataset = validated(snippet, repo)["000207"]
+    assert dataset["assets"] == ["sub-4/sub-4_ses-4_ecephys+image.nwb"]
+    assert dataset["regions"] == ["hippocampus_right", "amygdala_right"]
+    block = dataset["responses"]
+    assert (block["adapter"], block["table"], block["stimulus_column"]) == ("table_folder", "recognition_table",
+                                                                           "frameName")
+    assert "encoding_table/Clip_name" in snippet  # the videos are pointed out
+    # The snippet reads the file once its stimulus folder is filled in.
+    with_folder = {**block, "stimuli": {**block["stimuli"], "path": str(tmp_path)}}
+    for name in _frame_names(file_000207):
+        Image.fromarray(np.zeros((3, 3), dtype=np.uint8)).save(tmp_path / name, format="PNG")
+    result = build_responses([file_000207], ResponseSpec.from_config({**with_folder, "regions": dataset["regions"]}))
+    assert result.responses.sizes == {"presentation": 180, "neuroid": 35}
+
+
+def _frame_names(path):
+    from neurofit.neural.nwb import open_nwb, read_intervals
+
+    with open_nwb(path) as nwbfile:
+        return set(read_intervals(nwbfile, path, "recognition_table")["frameName"])
+
+
+def test_inspect_000006(file_000006, repo):
+    report, snippet, _ = inspect_source(str(file_000006))
+    assert report["nwb_version"] == "2.0.2"
+    assert list(report["intervals"]) == ["trials"] and report["intervals"]["trials"]["rows"] == 178
+    assert report["intervals"]["trials"]["columns"]["type"]["values"][0] == "lick right"
+    assert report["units"]["regions"] == {"ALM": 1}
+    assert report["units"]["unsorted_spike_times"] == 1
+    assert report["units"]["scalar_columns"]["quality"] == ["Excellent"]
+    block = validated(snippet, repo)["000006"]["responses"]
+    assert block["table"] == "trials" and block["unsorted_spike_times"] == "sort"
+
+
+def test_inspect_generated_templates_and_ophys(tmp_path, nwb_writer, images, repo):
+    onsets, index = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0, 1, 2, 2, 1, 0]
+    spikes = sorted(o + 0.1 + 0.001 * k for o, i in zip(onsets, index, strict=True) for k in range(i + 1))
+    ephys = nwb_writer(tmp_path / "ephys" / "sub-1" / "sub-1_ses-1.nwb",
+                       units=[{"spike_times": spikes, "location": "VISp"}],
+                       tables={"natural_scenes_presentations": {"start_time": onsets, "frame": index,
+                                                                "category": ["a", "b", "c", "c", "b", "a"]}},
+                       templates={"natural_scenes": images(3)})
+    report, snippet, _ = inspect_source(str(ephys))
+    assert report["stimulus_templates"]["natural_scenes"] == {"type": "Images", "count": 3, "shapes": [[6, 6]],
+                                                              "names": ["img0", "img1", "img2"]}
+    dataset = validated(snippet, repo)["sub-1"]
+    assert dataset["path"] == str((tmp_path / "ephys").resolve())
+    block = dataset["responses"]
+    assert (block["adapter"], block["table"], block["stimulus_column"]) == ("templates",
+                                                                           "natural_scenes_presentations", "frame")
+    result = build_responses([ephys], ResponseSpec.from_config({**block, "regions": dataset["regions"]}))
+    assert result.responses.values[:, 0].tolist() == [i + 1 for i in index]
+
+    t = np.arange(200) / 20.0
+    ophys = nwb_writer(tmp_path / "ophys.nwb", planes=[{"name": "plane0", "location": "VISl",
+                                                        "data": np.ones((len(t), 3)), "rate": 20.0}],
+                       tables={"natural_scenes_presentations": {"start_time": onsets, "image_index": index}},
+                       templates={"natural_scenes": images(3)})
+    report, snippet, _ = inspect_source(str(ophys))
+    assert report["imaging_planes"]["plane0"]["location"] == "VISl"
+    assert report["roi_series"][0]["rois"] == 3 and report["roi_series"][0]["container"] == "DfOverF"
+    dataset = validated(snippet, repo)["ophys"]
+    assert dataset["regions"] == ["VISl"] and dataset["responses"]["adapter"] == "ophys"
+
+
+def test_cli_inspect_prints_the_report_and_json(file_000006, capsys):
+    assert main(["inspect", str(file_000006)]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 178 rows" in out and "ALM" in out and "config snippet" in out
+    assert main(["inspect", str(file_000006), "--json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["units"]["count"] == 1 and "datasets:" in parsed["config_snippet"]
+
+
+def test_cli_inspect_names_a_missing_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["inspect", str(tmp_path / "missing.nwb")])
+    assert "missing.nwb: no such NWB file" in capsys.readouterr().err
+
+
+@pytest.fixture
+def offline_instances(monkeypatch):
+    """The dandi client asks the server for its instance info; answer from its built-in table instead."""
+    import dandi.dandiarchive
+    from dandi.consts import known_instances, known_instances_rev
+
+    def lookup(name):
+        key = known_instances_rev.get(name.rstrip("/"), name) if name.startswith("http") else name
+        return known_instances[key]
+
+    monkeypatch.setattr(dandi.dandiarchive, "get_instance", lookup)
+
+
+def test_dandi_urls_are_parsed_by_the_dandi_client(offline_instances):
+    """Resolving and streaming need the archive, which tests cannot reach: only parsing is tested."""
+    dandiset = dandi_target("https://dandiarchive.org/dandiset/000207/0.220216.0323")
+    assert (dandiset["kind"], dandiset["dandiset"], dandiset["version"]) == ("dandiset", "000207", "0.220216.0323")
+    short = dandi_target("DANDI:000006/draft")
+    assert (short["kind"], short["dandiset"], short["version"]) == ("dandiset", "000006", "draft")
+    asset = dandi_target("https://api.dandiarchive.org/api/assets/0a5ab2f4-0c6a-4f3e-8d1c-111111111111/download/")
+    assert (asset["kind"], asset["asset_id"]) == ("asset_id", "0a5ab2f4-0c6a-4f3e-8d1c-111111111111")
+    path = dandi_target("https://api.dandiarchive.org/api/dandisets/000207/versions/0.220216.0323/assets/"
+                        "?path=sub-4/sub-4_ses-4_ecephys+image.nwb")
+    assert (path["kind"], path["path"]) == ("asset_path", "sub-4/sub-4_ses-4_ecephys+image.nwb")
+    assert is_dandi_url("https://dandiarchive.org/dandiset/000207") and is_dandi_url("DANDI:000207")
+    assert not is_dandi_url("/data/000207/sub-4/file.nwb")
+    assert not is_dandi_url("https://dandiarchive.s3.amazonaws.com/blobs/abc/def")
+
+
+def test_a_dandi_url_is_inspected_through_the_client_navigation(offline_instances, monkeypatch, file_000006, repo):
+    """The archive cannot be reached here: the client's asset listing is replaced by one that hands
+    out the local file as the asset's content URL; the choice of asset and the snippet are tested."""
+    import contextlib
+
+    import dandi.dandiarchive
+
+    class Asset:
+        def __init__(self, path):
+            self.path = path
+
+        def get_content_url(self, follow_redirects, strip_query):
+            return str(file_000006)
+
+    parse = dandi.dandiarchive.parse_dandi_url
+
+    def fake_parse(url):
+        parsed = parse(url)
+        listing = [Asset("dandiset.yaml"), Asset("sub-a/sub-a_ses-1.nwb"), Asset("sub-b/sub-b_ses-2.nwb")]
+        monkeypatch.setattr(type(parsed), "navigate", lambda self, strict: contextlib.nullcontext((None, None,
+                                                                                                    iter(listing))))
+        return parsed
+
+    monkeypatch.setattr(dandi.dandiarchive, "parse_dandi_url", fake_parse)
+    url = "https://dandiarchive.org/dandiset/000006/0.220101.0000"
+    report, snippet, others = inspect_source(url, asset="sub-b/sub-b_ses-2.nwb")
+    assert report["asset"] == "sub-b/sub-b_ses-2.nwb" and others == ["sub-a/sub-a_ses-1.nwb"]
+    assert report["units"]["regions"] == {"ALM": 1}
+    entry = yaml.safe_load(snippet)["datasets"]["dandi000006"]
+    assert entry == {**entry, "source": "dandi", "dandiset": "000006", "version": "0.220101.0000",
+                     "assets": ["sub-b/sub-b_ses-2.nwb"]}
+    with pytest.raises(NWBContentError, match=r"no NWB asset 'sub-c.nwb'; NWB assets: \['sub-a/sub-a_ses-1.nwb', "):
+        inspect_source(url, asset="sub-c.nwb")
