@@ -1,14 +1,19 @@
 """Spike counts per (presentation, unit) in a window after onset: neurofit against its peers.
 
 Same spike trains (Poisson, sorted), same onsets, same half-open window [onset + 70 ms, onset +
-170 ms); counts must agree exactly (pynapple's intervals are closed on the right, so its windows
-stop a nanosecond early to be half-open). Printed per size: wall time (best of ``--repeats``)
-and each peer's time over neurofit's.
+170 ms) with neurofit's edge convention (a spike within 1 ns before an edge is on it, see
+``EDGE_TOLERANCE_S``), so every peer's edges are moved 1 ns earlier; counts must agree exactly.
+Without that shift, random continuous spike times land within 1 ns of an edge about once in 10^7
+spikes; real spike times sit on a sampling grid far coarser than 1 ns. Printed per size: wall
+time (best of ``--repeats``) and each peer's time over neurofit's.
 
 Peers:
 - boolean masks in numpy (the direct computation the tests compare with), chunked by presentation;
 - ``np.histogram`` per unit over the window edges (windows that do not overlap);
 - pynapple ``TsGroup.count(ep=IntervalSet)`` (if installed: ``pip install pynapple``).
+
+Both np.histogram and pynapple close their last bin on the right; a dummy last bin keeps every
+real window half-open.
 
     python benchmarks/bench_spike_counts.py --quick
     python benchmarks/bench_spike_counts.py
@@ -22,11 +27,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from neurofit.neural.responses import spike_counts
+from neurofit.neural.responses import EDGE_TOLERANCE_S, spike_counts
 
 FULL = [(100, 2000, 10.0), (500, 4000, 10.0), (1000, 8000, 5.0)]  # units, presentations, mean rate (Hz)
 QUICK = [(50, 500, 10.0), (200, 2000, 10.0)]
 START, STOP = 0.070, 0.170
+LO, HI = START - EDGE_TOLERANCE_S, STOP - EDGE_TOLERANCE_S  # the peers' window edges
 
 
 def make(units: int, presentations: int, rate: float, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
@@ -42,12 +48,12 @@ def masks(trains: list[np.ndarray], onsets: np.ndarray) -> np.ndarray:
     for j, t in enumerate(trains):
         for lo in range(0, len(onsets), 256):  # chunks keep the (onset, spike) mask in memory
             o = onsets[lo:lo + 256, None]
-            out[lo:lo + 256, j] = ((t >= o + START) & (t < o + STOP)).sum(1)
+            out[lo:lo + 256, j] = ((t >= o + LO) & (t < o + HI)).sum(1)
     return out
 
 
 def histogram(trains: list[np.ndarray], onsets: np.ndarray) -> np.ndarray:
-    edges = np.stack([onsets + START, onsets + STOP], axis=1).ravel()
+    edges = np.append(np.stack([onsets + LO, onsets + HI], axis=1).ravel(), onsets[-1] + 10.0)
     return np.stack([np.histogram(t, edges)[0][::2] for t in trains], axis=1)
 
 
@@ -59,8 +65,9 @@ def pynapple_peer() -> Callable[[list[np.ndarray], np.ndarray], np.ndarray] | No
 
     def count(trains: list[np.ndarray], onsets: np.ndarray) -> np.ndarray:
         group = nap.TsGroup({j: nap.Ts(t) for j, t in enumerate(trains)})
-        windows = nap.IntervalSet(start=onsets + START, end=onsets + STOP - 1e-9)
-        return np.asarray(group.count(ep=windows))
+        windows = nap.IntervalSet(start=np.append(onsets + LO, onsets[-1] + 10.0),
+                                  end=np.append(onsets + HI, onsets[-1] + 11.0))
+        return np.asarray(group.count(ep=windows))[:-1]
 
     return count
 

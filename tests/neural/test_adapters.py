@@ -107,6 +107,7 @@ def test_adapter_ophys_means_dff_in_the_window_per_plane(tmp_path, nwb_writer, i
     np.testing.assert_allclose(r.values, np.tile([1.0, 2.0, 11.0, 12.0], (len(ONSETS), 1)))
     assert r["region"].values.tolist() == ["visual_p", "visual_p", "visual_l", "visual_l"]
     assert r["unit_id"].values.tolist() == [0, 1, 0, 1]
+    assert r["plane"].values.tolist() == ["plane0", "plane0", "plane1", "plane1"]
     assert result.binned.sizes["time_bin"] == 2
     np.testing.assert_allclose(result.binned.mean("time_bin").values, r.values)
     planes_info = result.summary["files"][0]["planes"]

@@ -397,6 +397,8 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
         "session": ("neuroid", neuroids["session"].to_numpy(dtype=str)),
         "location": ("neuroid", neuroids["location"].to_numpy(dtype=str)),
     }
+    if "plane" in neuroids:  # ROI ids repeat across imaging planes
+        neuroid_coords["plane"] = ("neuroid", neuroids["plane"].to_numpy(dtype=str))
     if reliability is not None:
         neuroid_coords["reliability"] = ("neuroid", reliability)
     attrs = {"adapter": spec.adapter, "window_ms": list(spec.window_ms), "files": json.dumps(paths),
