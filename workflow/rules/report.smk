@@ -16,6 +16,10 @@ rule tables:
         code=code_hash("report", "encoding"),
     log:
         LAYOUT.log("tables"),
+    benchmark:
+        LAYOUT.benchmark("tables")
+    resources:
+        **job_resources("tables"),
     conda:
         "../../envs/report.yaml"
     script:
@@ -42,6 +46,10 @@ rule figures:
         code=code_hash("report"),
     log:
         LAYOUT.log("figures"),
+    benchmark:
+        LAYOUT.benchmark("figures")
+    resources:
+        **job_resources("figures"),
     conda:
         "../../envs/report.yaml"
     script:
