@@ -34,7 +34,7 @@ SLURM_CONF = Path("/etc/slurm/slurm.conf")
 MARKER = "# written by neurofit tests/slurm/localcluster.py"
 MUNGE_SOCKET_DIR = Path("/run/munge")
 REQUIRED = ("munged", "munge", "unmunge", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "srun")
-MIN_JOB_AGE_S = 120
+MIN_JOB_AGE_S = 600
 PARTITION = "debug"
 
 
