@@ -102,3 +102,12 @@ def test_every_job_ran_as_a_slurm_job_with_its_resources(runs, cluster):
         assert job["TimeLimit"] not in ("UNLIMITED", "Partition_Limit"), job
     train = next(job for job in ours if job["Comment"].startswith("rule_train"))
     assert train["NumCPUs"] == "2"  # threads: 2 becomes --cpus-per-task=2
+
+
+def test_every_job_wrote_its_benchmark(runs):
+    _, slurm, _, _ = runs
+    paths = sorted((slurm / "results/benchmarks").rglob("*.tsv"))
+    stages = {path.relative_to(slurm / "results/benchmarks").parts[0] for path in paths}
+    assert stages == {"simulate", "manifest", "responses", "ceiling", "train", "features", "fit", "tables"}
+    for path in paths:
+        assert (pd.read_csv(path, sep="\t")["s"] > 0).all(), path  # wall seconds (max_rss too, if sampled)
