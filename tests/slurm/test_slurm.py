@@ -107,7 +107,7 @@ def test_every_job_ran_as_a_slurm_job_with_its_resources(runs, cluster):
 def test_every_job_wrote_its_benchmark(runs):
     _, slurm, _, _ = runs
     paths = sorted((slurm / "results/benchmarks").rglob("*.tsv"))
-    stages = {path.relative_to(slurm / "results/benchmarks").parts[0] for path in paths}
+    stages = {Path(path.relative_to(slurm / "results/benchmarks").parts[0]).stem for path in paths}
     assert stages == {"simulate", "manifest", "responses", "ceiling", "train", "features", "fit", "tables"}
     for path in paths:
         assert (pd.read_csv(path, sep="\t")["s"] > 0).all(), path  # wall seconds (max_rss too, if sampled)
