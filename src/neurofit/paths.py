@@ -116,3 +116,7 @@ class Layout:
 
     def log(self, *parts: str) -> str:
         return f"{self.results}/logs/" + "/".join(parts) + ".log"
+
+    def benchmark(self, *parts: str) -> str:
+        """Snakemake's per-job benchmark (wall time, peak RSS): what the rule resources are sized from."""
+        return f"{self.results}/benchmarks/" + "/".join(parts) + ".tsv"

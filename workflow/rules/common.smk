@@ -86,3 +86,44 @@ def final_outputs():
         LAYOUT.figure("best_layer"),
         *[LAYOUT.figure(f"heatmap_{m}") for m in MODELS],
     ]
+
+
+# -- what each job asks of the scheduler ----------------------------------------------------------
+# Sized from the benchmark files (results/benchmarks/<stage>/...tsv: wall s, max_rss MB) of
+# config/config.yaml on 2 CPUs: peak RSS about 2x rounded up (the Python + torch/xarray imports are
+# most of it), plus a share of the input size for the stages whose arrays grow with the data, and
+# runtimes far above the measured seconds so a bigger config or a slower node is not killed.
+# Measured peaks (RSS MB / wall s): simulate 752/17, manifest -/0.2, responses 168/1.4, ceiling 209/3.7,
+# train 613/57 (3 epochs), features 347/7.4, fit 249/5.9, tables 223/3.6, figures 163/2.1.
+JOB_SIZES = {
+    "simulate": {"mem_mb": 1500, "mem_mb_per_input_mb": 0, "runtime": 30},
+    "manifest": {"mem_mb": 500, "mem_mb_per_input_mb": 0, "runtime": 30},
+    "responses": {"mem_mb": 1000, "mem_mb_per_input_mb": 0, "runtime": 60},
+    "ceiling": {"mem_mb": 500, "mem_mb_per_input_mb": 4, "runtime": 30},
+    "train": {"mem_mb": 1500, "mem_mb_per_input_mb": 0, "runtime": 240},
+    "features": {"mem_mb": 1000, "mem_mb_per_input_mb": 4, "runtime": 60},
+    "fit": {"mem_mb": 500, "mem_mb_per_input_mb": 6, "runtime": 60},
+    "tables": {"mem_mb": 500, "mem_mb_per_input_mb": 2, "runtime": 30},
+    "figures": {"mem_mb": 500, "mem_mb_per_input_mb": 0, "runtime": 15},
+}
+GPU_RULES = ("train", "features")
+
+
+def job_resources(stage):
+    """Memory that grows with the input and doubles on each retry (the SLURM profile retries an OOM kill
+    once), a runtime that doubles too, and a GPU for the network stages when the config asks for one."""
+    size = JOB_SIZES[stage]
+
+    def mem_mb(wildcards, input, attempt):
+        return int(size["mem_mb"] + size["mem_mb_per_input_mb"] * input.size_mb) * attempt
+
+    resources = {"mem_mb": mem_mb, "runtime": lambda wildcards, attempt: size["runtime"] * attempt}
+    compute = config["compute"]
+    if compute["gpu"] and stage in GPU_RULES:
+        resources["gpu"] = 1
+        if compute["gpu_model"]:
+            resources["gpu_model"] = compute["gpu_model"]
+        if compute["gpu_partition"]:
+            resources["slurm_partition"] = compute["gpu_partition"]
+    return resources
+

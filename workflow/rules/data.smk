@@ -13,6 +13,10 @@ rule simulate:
         code=code_hash("simulate", "images", "models"),
     log:
         LAYOUT.log("simulate", "{dataset}-{hash}"),
+    benchmark:
+        LAYOUT.benchmark("simulate", "{dataset}-{hash}")
+    resources:
+        **job_resources("simulate"),
     conda:
         "../../envs/models.yaml"
     script:
@@ -31,6 +35,10 @@ rule manifest:
         code=code_hash("data"),
     log:
         LAYOUT.log("manifest", "{dataset}"),
+    benchmark:
+        LAYOUT.benchmark("manifest", "{dataset}")
+    resources:
+        **job_resources("manifest"),
     conda:
         "../../envs/data.yaml"
     script:

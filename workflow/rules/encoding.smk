@@ -14,8 +14,10 @@ rule fit:
         code=code_hash("encoding"),
     log:
         LAYOUT.log("fit", "{dataset}", "{metric}", "{model}", "{layer}", "{region}"),
+    benchmark:
+        LAYOUT.benchmark("fit", "{dataset}", "{metric}", "{model}", "{layer}", "{region}")
     resources:
-        mem_mb=2000,
+        **job_resources("fit"),
     conda:
         "../../envs/encoding.yaml"
     script:

@@ -12,9 +12,11 @@ rule train:
         code=code_hash("models", "images"),
     log:
         LAYOUT.log("train", "{model}"),
+    benchmark:
+        LAYOUT.benchmark("train", "{model}")
     threads: 2
     resources:
-        mem_mb=4000,
+        **job_resources("train"),
     conda:
         "../../envs/models.yaml"
     script:
@@ -32,8 +34,10 @@ rule features:
         code=code_hash("features", "models"),
     log:
         LAYOUT.log("features", "{dataset}", "{model}", "{layer}"),
+    benchmark:
+        LAYOUT.benchmark("features", "{dataset}", "{model}", "{layer}")
     resources:
-        mem_mb=2000,
+        **job_resources("features"),
     conda:
         "../../envs/models.yaml"
     script:

@@ -15,6 +15,10 @@ rule responses:
         code=code_hash("neural"),
     log:
         LAYOUT.log("responses", "{dataset}"),
+    benchmark:
+        LAYOUT.benchmark("responses", "{dataset}")
+    resources:
+        **job_resources("responses"),
     conda:
         "../../envs/neural.yaml"
     script:
@@ -31,6 +35,10 @@ rule ceiling:
         code=code_hash("encoding"),
     log:
         LAYOUT.log("ceiling", "{dataset}"),
+    benchmark:
+        LAYOUT.benchmark("ceiling", "{dataset}")
+    resources:
+        **job_resources("ceiling"),
     conda:
         "../../envs/encoding.yaml"
     script:

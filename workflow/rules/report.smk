@@ -17,6 +17,10 @@ rule tables:
         code=code_hash("report", "encoding"),
     log:
         LAYOUT.log("tables"),
+    benchmark:
+        LAYOUT.benchmark("tables")
+    resources:
+        **job_resources("tables"),
     conda:
         "../../envs/report.yaml"
     script:
@@ -43,6 +47,10 @@ rule figures:
         code=code_hash("report"),
     log:
         LAYOUT.log("figures"),
+    benchmark:
+        LAYOUT.benchmark("figures")
+    resources:
+        **job_resources("figures"),
     conda:
         "../../envs/report.yaml"
     script:
