@@ -8,6 +8,7 @@ fitted on these stimuli) is recorded in the artefact's attributes.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -127,10 +128,8 @@ def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Pr
         starts = range(0, len(images), batch_size)
         for start in tqdm(starts, desc=f"features {layer}", leave=False, disable=not progress):
             batch.clear()
-            try:
+            with contextlib.suppress(_Captured):
                 model(prep(images[start:start + batch_size]).to(dev))
-            except _Captured:
-                pass
             if not batch:
                 raise RuntimeError(f"layer {layer!r} was not called in the forward pass")
             out = batch[0].numpy()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from models_testutil import TINY, state_hash
 
 from neurofit.models.rules import RuleConv2d, RuleLinear, apply_learning_rule, feedback_matrices
 from neurofit.models.train import ModelSpec, train
-
-from models_testutil import TINY, state_hash
 
 
 def _grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
