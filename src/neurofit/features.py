@@ -108,13 +108,14 @@ class _Captured(Exception):
 
 @torch.no_grad()
 def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Preprocess,
-                      batch_size: int = 128, progress: bool = True) -> np.ndarray:
-    """``(stimulus, feature)`` float32 activations of module ``layer`` (its first call per forward)."""
+                      batch_size: int = 128, progress: bool = True, dev: torch.device | None = None) -> np.ndarray:
+    """``(stimulus, feature)`` float32 activations of module ``layer`` (its first call per forward),
+    computed on ``dev`` (default: CUDA when available)."""
     modules = dict(model.named_modules())
     if layer not in modules:
         known = list(getattr(model, "feature_layers", None) or modules)
         raise KeyError(f"layer {layer!r} not in model; available: {known}")
-    dev = device()
+    dev = dev or device()
     model.to(dev).eval()
     batch: list[torch.Tensor] = []
 
