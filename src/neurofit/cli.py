@@ -104,30 +104,34 @@ def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> No
 
 
 def stage_train(settings: dict[str, Any], weights_out: str, performance_out: str,
-                weights_in: str | None = None) -> None:
+                weights_in: str | None = None, checkpoint: str | None = None) -> None:
     from neurofit.models.train import ModelSpec, evaluate_loaded, train_model
 
     spec = ModelSpec.from_config(settings)
     if weights_in:
         perf = evaluate_loaded(spec, weights_in, weights_out, performance_out)
     else:
-        perf = train_model(spec, weights_out, performance_out)
+        perf = train_model(spec, weights_out, performance_out, checkpoint)
     log.info("model %s: %s", spec.architecture, {k: v for k, v in perf.items() if k != "train_loss"})
 
 
 def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, layer: str, out: str) -> None:
     import xarray as xr
 
-    from neurofit.features import extract_layer, save_features
+    from neurofit.features import extract_layer, preprocess_for, save_features
     from neurofit.models.train import ModelSpec
     from neurofit.models.weights import load_weights
 
     spec = ModelSpec.from_config(settings)
+    options = spec.features
     model = load_weights(spec.build(), weights)
     stimuli = xr.load_dataarray(stimuli_path, engine="h5netcdf")
-    features = extract_layer(model, layer, stimuli, spec.image_size)
+    features = extract_layer(model, layer, stimuli, preprocess_for(spec.architecture, spec.image_size, options),
+                             batch_size=int(options.get("batch_size", 128)), reduce=options.get("reduce"),
+                             max_dims=options.get("max_dims"), seed=spec.seed)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_features(features, out, architecture=spec.architecture)
+    save_features(features, out, architecture=spec.architecture, objective=spec.objective,
+                  learning_rule=spec.learning_rule)
 
 
 def stage_fit(features_path: str, responses_path: str, region: str, metric: str, settings: dict[str, Any],

@@ -1,10 +1,15 @@
 """Activations of named layers for a stimulus set, through forward hooks, batched.
 
-Extracts one layer per call so that peak memory is one layer's activations for the stimulus set.
+One layer per call: the layer's activations for the stimulus set are the only large array held
+(preallocated once; the forward pass stops at the layer), so peak memory is one layer's, not
+the network's. Optional reduction to at most K dimensions (PCA or a Gaussian random projection,
+fitted on these stimuli) is recorded in the artefact's attributes.
 """
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -12,48 +17,185 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 from torch import nn
+from tqdm import tqdm
 
-from neurofit.models.train import device, to_input
+from neurofit.models.catalog import is_external
+from neurofit.models.train import device
+
+NORMALISATIONS = {  # per-channel (mean, std) of the input the network was trained on
+    "neurofit": ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),  # the grey images of neurofit's tasks
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision/timm weights
+}
+REDUCTIONS = ("pca", "random")
 
 
-def preprocess(images: np.ndarray, image_size: int) -> torch.Tensor:
-    """Stimuli (n, H, W) or (n, H, W, C) in [0, 1] -> network input at ``image_size``."""
-    if images.ndim == 4:  # colour: the networks here see luminance
-        images = images[..., :3].mean(axis=-1)
-    x = to_input(images)
-    if x.shape[-1] != image_size or x.shape[-2] != image_size:
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-    return x
+@dataclass(frozen=True)
+class Preprocess:
+    """How stimuli become network input.
+
+    ``grayscale``: colour stimuli are shown as luminance (grey stimuli are always replicated to
+    RGB). With ``stimulus_degrees`` and ``model_degrees`` the stimulus is placed as Brain-Score
+    does: the network's input spans ``model_degrees`` of visual angle, the image is scaled to span
+    ``stimulus_degrees`` of it and the rest is mid-grey (cropped centrally if larger)."""
+
+    image_size: int
+    grayscale: bool = True
+    normalisation: str = "neurofit"
+    stimulus_degrees: float | None = None
+    model_degrees: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"features.normalisation {self.normalisation!r}; known: {list(NORMALISATIONS)}")
+        if (self.stimulus_degrees is None) != (self.model_degrees is None):
+            raise ValueError("features: give both stimulus_degrees and model_degrees, or neither")
+
+    def placed_size(self) -> int:
+        if self.stimulus_degrees is None or self.model_degrees is None:
+            return self.image_size
+        return max(1, round(self.image_size * self.stimulus_degrees / self.model_degrees))
+
+    def __call__(self, images: np.ndarray) -> torch.Tensor:
+        """Stimuli (n, H, W) or (n, H, W, C), floats in [0, 1] or 8-bit -> (n, 3, size, size) input."""
+        scale = 255.0 if np.issubdtype(images.dtype, np.integer) else 1.0
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+        if scale != 1.0:
+            x = x / scale
+        if x.ndim == 4:
+            x = x[..., :3].permute(0, 3, 1, 2)
+            if self.grayscale or x.shape[1] != 3:
+                weights = torch.tensor([0.299, 0.587, 0.114])[: x.shape[1]]
+                x = (x * (weights / weights.sum())[None, :, None, None]).sum(1, keepdim=True)
+        else:
+            x = x[:, None]
+        x = x.expand(-1, 3, -1, -1)
+        size = self.placed_size()
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        if size < self.image_size:
+            before = (self.image_size - size) // 2
+            after = self.image_size - size - before
+            x = F.pad(x, (before, after, before, after), value=0.5)
+        elif size > self.image_size:
+            start = (size - self.image_size) // 2
+            x = x[..., start:start + self.image_size, start:start + self.image_size]
+        mean, std = (torch.tensor(v)[None, :, None, None] for v in NORMALISATIONS[self.normalisation])
+        return (x - mean) / std
+
+
+def preprocess(images: np.ndarray, image_size: int, **options: Any) -> torch.Tensor:
+    """Stimuli -> network input at ``image_size`` (see :class:`Preprocess` for the options)."""
+    return Preprocess(image_size, **options)(images)
+
+
+def preprocess_for(architecture: str, image_size: int, options: dict[str, Any] | None = None) -> Preprocess:
+    """The preprocessing of a model entry: its ``features:`` options over the architecture's
+    defaults (external ImageNet models see colour with ImageNet statistics)."""
+    options = options or {}
+    external = is_external(architecture)
+    return Preprocess(
+        image_size,
+        grayscale=bool(options.get("grayscale", not external)),
+        normalisation=options.get("normalisation", "imagenet" if external else "neurofit"),
+        stimulus_degrees=options.get("stimulus_degrees"),
+        model_degrees=options.get("model_degrees"),
+    )
+
+
+class _Captured(Exception):
+    """Raised by the hook to stop the forward pass once the layer's output is captured."""
 
 
 @torch.no_grad()
-def extract_layer(
-    model: nn.Module, layer: str, stimuli: xr.DataArray, image_size: int, batch_size: int = 128
-) -> xr.DataArray:
-    """Activations of ``layer`` as ``(stimulus, feature)``, aligned to ``stimuli.stimulus_id``."""
+def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Preprocess,
+                      batch_size: int = 128, progress: bool = True, dev: torch.device | None = None) -> np.ndarray:
+    """``(stimulus, feature)`` float32 activations of module ``layer`` (its first call per forward),
+    computed on ``dev`` (default: CUDA when available)."""
     modules = dict(model.named_modules())
     if layer not in modules:
-        raise KeyError(f"layer {layer!r} not in model; available: {list(getattr(model, 'feature_layers', modules))}")
-    dev = device()
+        known = list(getattr(model, "feature_layers", None) or modules)
+        raise KeyError(f"layer {layer!r} not in model; available: {known}")
+    dev = dev or device()
     model.to(dev).eval()
-    captured: list[torch.Tensor] = []
-    handle = modules[layer].register_forward_hook(lambda _m, _i, out: captured.append(out.flatten(1).cpu()))
+    batch: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        batch.append(output.flatten(1).float().cpu())
+        raise _Captured
+
+    handle = modules[layer].register_forward_hook(hook)
+    values: np.ndarray | None = None
     try:
-        images = stimuli.values
-        for start in range(0, len(images), batch_size):
-            model(preprocess(images[start:start + batch_size], image_size).to(dev))
+        starts = range(0, len(images), batch_size)
+        for start in tqdm(starts, desc=f"features {layer}", leave=False, disable=not progress):
+            batch.clear()
+            with contextlib.suppress(_Captured):
+                model(prep(images[start:start + batch_size]).to(dev))
+            if not batch:
+                raise RuntimeError(f"layer {layer!r} was not called in the forward pass")
+            out = batch[0].numpy()
+            if values is None:  # preallocated: no second copy of the layer from concatenating batches
+                values = np.empty((len(images), out.shape[1]), dtype=np.float32)
+            values[start:start + len(out)] = out
     finally:
         handle.remove()
-    values = torch.cat(captured).numpy().astype(np.float32)
+    assert values is not None
+    return values
+
+
+def reduce_features(values: np.ndarray, method: str, max_dims: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """At most ``max_dims`` columns: PCA scores, or a Gaussian random projection (1/sqrt(k) scaled,
+    so distances are preserved in expectation). A layer with few enough features is kept as is."""
+    if method not in REDUCTIONS:
+        raise ValueError(f"features.reduce {method!r}; known: {list(REDUCTIONS)}")
+    n, p = values.shape
+    info: dict[str, Any] = {"reduce": method, "max_dims": max_dims, "original_features": p}
+    if p <= max_dims:
+        info["reduce"] = "none (layer has no more than max_dims features)"
+        return values, info
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        k = min(max_dims, n)
+        pca = PCA(n_components=k, svd_solver="full" if n * p <= 5e7 else "randomized", random_state=seed)
+        reduced = pca.fit_transform(values.astype(np.float64)).astype(np.float32)
+        info["explained_variance"] = float(pca.explained_variance_ratio_.sum())
+        return reduced, info
+    # The projection matrix is drawn in row chunks so it never exists whole (p x k can exceed the layer).
+    generator = torch.Generator().manual_seed(seed)
+    reduced = np.zeros((n, max_dims), dtype=np.float64)
+    for start in range(0, p, 4096):
+        stop = min(start + 4096, p)
+        block = torch.randn(stop - start, max_dims, generator=generator, dtype=torch.float64).numpy()
+        reduced += values[:, start:stop].astype(np.float64) @ block
+    info["random_seed"] = seed
+    return (reduced / np.sqrt(max_dims)).astype(np.float32), info
+
+
+def extract_layer(model: nn.Module, layer: str, stimuli: xr.DataArray, image_size: int | Preprocess,
+                  batch_size: int = 128, reduce: str | None = None, max_dims: int | None = None,
+                  seed: int = 0) -> xr.DataArray:
+    """Activations of ``layer`` as ``(stimulus, feature)``, aligned to ``stimuli.stimulus_id``."""
+    prep = image_size if isinstance(image_size, Preprocess) else Preprocess(image_size)
+    values = layer_activations(model, layer, stimuli.values, prep, batch_size)
+    attrs: dict[str, Any] = {"layer": layer, **{f"preprocess_{k}": v for k, v in asdict(prep).items()}}
+    if reduce:
+        if not max_dims:
+            raise ValueError("features.reduce needs features.max_dims")
+        values, info = reduce_features(values, reduce, int(max_dims), seed)
+        attrs.update(info)
     return xr.DataArray(
         values,
         dims=("stimulus", "feature"),
         coords={"stimulus_id": ("stimulus", stimuli["stimulus_id"].values)},
         name="features",
-        attrs={"layer": layer},
+        attrs=attrs,
     )
 
 
 def save_features(features: xr.DataArray, path: str, **attrs: Any) -> None:
-    features.attrs.update({k: str(v) for k, v in attrs.items()})
+    # netCDF attributes must be strings or numbers (None is not storable).
+    features.attrs.update(attrs)
+    features.attrs = {k: v if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+                      for k, v in features.attrs.items()}
     features.to_netcdf(path, engine="h5netcdf")

@@ -97,6 +97,10 @@ class Layout:
     def weights(self, model: str) -> str:
         return f"{self.results}/models/{model}/weights.pt"
 
+    def checkpoint(self, model: str) -> str:
+        """Training state after the last finished epoch (removed when training ends)."""
+        return f"{self.results}/models/{model}/checkpoint.pt"
+
     def performance(self, model: str) -> str:
         return f"{self.results}/models/{model}/performance.json"
 

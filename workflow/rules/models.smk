@@ -9,6 +9,7 @@ rule train:
         performance_out=LAYOUT.performance("{model}"),
     params:
         settings=lambda w: nf_config.model_settings(config, w.model),
+        checkpoint=lambda w: LAYOUT.checkpoint(w.model),
         code=code_hash("models", "images"),
     log:
         LAYOUT.log("train", "{model}"),
