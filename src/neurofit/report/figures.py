@@ -133,22 +133,24 @@ def best_layer_figure(best: pd.DataFrame, layer_orders: Mapping[str, list[str]],
     """Relative depth of the layer chosen per region (on training stimuli only, ``best_layer`` table)
     for each model, regions in hierarchy order; the bar spans the choices of the individual splits."""
     fig, ax = plt.subplots(figsize=(SINGLE_COLUMN + 1.0, 2.8))
-    offsets = np.linspace(-0.15, 0.15, max(best["model"].nunique(), 1))
+    n_models = best["model"].nunique()
+    # Models side by side within a region, so equal choices do not hide each other.
+    offsets = np.linspace(-0.15, 0.15, n_models) if n_models > 1 else np.zeros(1)
     n_splits = 0
     for index, (model, sub) in enumerate(best.groupby("model", sort=True)):
         order = list(layer_orders[model])
-        modal, lows, highs = [], [], []
-        for region in region_order:
+        depth = np.full(len(region_order), np.nan)
+        spread = np.zeros((2, len(region_order)))
+        for j, region in enumerate(region_order):
             rows = sub[sub["region"] == region]
             if not len(rows):
-                modal.append(np.nan), lows.append(np.nan), highs.append(np.nan)
                 continue
             choices = [relative_depth(c, order) for c in str(rows["layer_choices"].iloc[0]).split(",")]
             n_splits = max(n_splits, len(choices))
-            depth = relative_depth(str(rows["layer"].iloc[0]), order)
-            modal.append(depth), lows.append(depth - np.nanmin(choices)), highs.append(np.nanmax(choices) - depth)
+            depth[j] = relative_depth(str(rows["layer"].iloc[0]), order)
+            spread[:, j] = depth[j] - np.nanmin(choices), np.nanmax(choices) - depth[j]
         x = np.arange(len(region_order)) + offsets[index]
-        ax.errorbar(x, modal, yerr=[lows, highs], capsize=2, linewidth=1, label=model, **style(index))
+        ax.errorbar(x, depth, yerr=spread, capsize=2, linewidth=1, label=model, **style(index))
     ax.set_xticks(range(len(region_order)), region_order)
     ax.set_xlabel("brain region (hierarchy order, early to late)")
     ax.set_ylabel("relative depth of chosen layer\n(0 = first, 1 = last)")
