@@ -13,9 +13,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("neurofit")
 
@@ -141,7 +144,8 @@ def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], normalisa
     write_table(best_layer_table(keyed, by_dataset, normalisation), best_out)
 
 
-def _best_layers(best_path: str, metric: str):
+def _best_layers(best_path: str, metric: str) -> pd.DataFrame:
+    """The ``best_layer`` table's rows of one metric (the figures show one)."""
     import pandas as pd
 
     best = pd.read_csv(best_path)
