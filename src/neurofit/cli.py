@@ -13,9 +13,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("neurofit")
 
@@ -179,16 +182,74 @@ def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], normalisa
     write_table(best_layer_table(keyed, by_dataset, normalisation, ci), best_out)
 
 
-def stage_figures(table_path: str, layer_orders: dict[str, list[str]], region_order: list[str],
-                  heatmap_paths: dict[str, list[str]], best_layer: list[str]) -> None:
+def _best_layers(best_path: str, metric: str) -> pd.DataFrame:
+    """The ``best_layer`` table's rows of one metric (the figures show one)."""
+    import pandas as pd
+
+    best = pd.read_csv(best_path)
+    return best[best["metric"] == metric]
+
+
+def stage_figures(table_path: str, best_path: str, metric: str, layer_orders: dict[str, list[str]],
+                  region_order: list[str], heatmap_paths: dict[str, list[str]], best_layer: list[str]) -> None:
     import pandas as pd
 
     from neurofit.report.figures import best_layer_figure, layer_region_heatmap
 
     table = pd.read_csv(table_path)
+    table = table[table["metric"] == metric]
     for model, paths in heatmap_paths.items():
         layer_region_heatmap(table, model, layer_orders[model], region_order, paths)
-    best_layer_figure(table, layer_orders, region_order, best_layer)
+    best_layer_figure(_best_layers(best_path, metric), layer_orders, region_order, best_layer)
+
+
+def stage_figure_performance(best_path: str, metric: str, performance: dict[str, str], region_order: list[str],
+                             figure: list[str], correlations_out: str) -> None:
+    from neurofit.report.figures import performance_vs_predictivity
+
+    perf = {model: json.loads(Path(path).read_text()) for model, path in performance.items()}
+    correlations = performance_vs_predictivity(_best_layers(best_path, metric), perf, region_order, figure)
+    correlations.insert(0, "metric", metric)
+    Path(correlations_out).parent.mkdir(parents=True, exist_ok=True)
+    correlations.to_csv(correlations_out, index=False)
+
+
+def stage_figure_neuroids(best_path: str, fits: list[dict[str, str]], ceiling_path: str, dataset: str, metric: str,
+                          normalisation: str, region_order: list[str], figure: list[str]) -> None:
+    from neurofit.report.figures import chosen_layer_scores, neuroid_ceilings, neuroid_scores_figure
+
+    per_neuroid, layers = chosen_layer_scores(_best_layers(best_path, metric), fits, dataset, metric)
+    neuroid_scores_figure(per_neuroid, neuroid_ceilings(ceiling_path), layers, region_order, normalisation,
+                          f"{dataset}, {metric}: per-neuroid scores at the layer chosen on training stimuli",
+                          figure)
+
+
+def stage_figure_learning_rules(best_path: str, metric: str, models: dict[str, dict[str, Any]],
+                                region_order: list[str], figure: list[str]) -> None:
+    from neurofit.report.figures import learning_rule_figure
+
+    learning_rule_figure(_best_layers(best_path, metric), models, region_order, figure)
+
+
+def stage_table_pages(predictivity: str, best_layer: str, predictivity_html: str, best_layer_html: str) -> None:
+    from neurofit.report.html import write_table_page
+
+    write_table_page(predictivity, predictivity_html, "Predictivity: every layer")
+    write_table_page(best_layer, best_layer_html, "Predictivity: layer chosen on training stimuli")
+
+
+def stage_provenance(config: dict[str, Any], software: dict[str, Any], config_out: str, software_json: str,
+                     software_html: str) -> None:
+    from neurofit.report.provenance import write_config, write_software
+
+    write_config(config, config_out)
+    write_software(software, software_json, software_html)
+
+
+def stage_data_manifest(manifests: dict[str, str], responses: dict[str, str], html_out: str, json_out: str) -> None:
+    from neurofit.report.provenance import write_data_manifest
+
+    write_data_manifest(manifests, responses, html_out, json_out)
 
 
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}

@@ -118,6 +118,10 @@ class Layout:
     def figure(self, name: str, ext: str = "png") -> str:
         return f"{self.results}/figures/{name}.{ext}"
 
+    def provenance(self, name: str) -> str:
+        """Records of how a run was made (resolved config, software, data manifest) for the report."""
+        return f"{self.results}/provenance/{name}"
+
     def log(self, *parts: str) -> str:
         return f"{self.results}/logs/" + "/".join(parts) + ".log"
 

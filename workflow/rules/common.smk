@@ -4,6 +4,7 @@ from snakemake.utils import min_version, validate
 from neurofit import config as nf_config
 from neurofit.data.dandi import DandiSpec
 from neurofit.paths import Layout, code_hash
+from neurofit.report.provenance import software_versions
 from neurofit.simulate_defaults import simulation_settings
 
 min_version("8.10")
@@ -20,6 +21,12 @@ for _name, _entry in config["datasets"].items():
 DATASETS = list(config["datasets"])
 MODELS = list(config["models"])
 METRICS = list(config["encoding"]["metrics"])
+# Figures 1-3 and 5 show one metric, the first listed; the per-neuroid figure exists only for metrics
+# that score each neuroid (population metrics such as RSA/CKA have no per-neuroid scores).
+FIGURE_METRIC = METRICS[0]
+PER_NEUROID_METRICS = ["ridge", "pls"]
+# Read at DAG-build time, so the provenance record reruns when the software changes.
+SOFTWARE = software_versions(workflow.basedir)
 NAME = r"[A-Za-z0-9_.\-]+"
 
 
@@ -62,12 +69,14 @@ def model_weights_input(wildcards):
 
 
 
-def fit_keys():
-    """Every (dataset, metric, model, layer, region) the DAG fits."""
+def fit_keys(dataset=None, metric=None):
+    """Every (dataset, metric, model, layer, region) the DAG fits (of one dataset / metric if given)."""
     return [
         dict(dataset=d, metric=m, model=mo, layer=layer, region=r)
         for d in DATASETS
+        if dataset in (None, d)
         for m in METRICS
+        if metric in (None, m)
         for mo in MODELS
         for layer in nf_config.layers(config, mo)
         for r in nf_config.regions(config, d)
@@ -78,13 +87,38 @@ def region_order():
     return list(dict.fromkeys(r for d in DATASETS for r in nf_config.regions(config, d)))
 
 
+def neuroid_figure_input(wildcards):
+    return {
+        "fit_files": [LAYOUT.fit(**key) for key in fit_keys(wildcards.dataset, wildcards.metric)],
+        "ceiling_path": LAYOUT.ceiling(wildcards.dataset),
+    }
+
+
+def report_outputs():
+    """The figures and provenance records the report shows (PNG stands for each PNG/SVG pair)."""
+    return [
+        LAYOUT.figure("best_layer"),
+        *[LAYOUT.figure(f"heatmap_{m}") for m in MODELS],
+        LAYOUT.figure("performance_vs_predictivity"),
+        LAYOUT.figure("learning_rules"),
+        *[
+            LAYOUT.figure(f"neuroid_scores_{d}_{m}")
+            for d in DATASETS
+            for m in METRICS
+            if m in PER_NEUROID_METRICS
+        ],
+        LAYOUT.table("predictivity", "html"),
+        LAYOUT.provenance("config.yaml"),
+        LAYOUT.provenance("data_manifest.html"),
+    ]
+
+
 def final_outputs():
     return [
         LAYOUT.table("predictivity"),
         LAYOUT.table("predictivity", "parquet"),
         LAYOUT.table("best_layer"),
-        LAYOUT.figure("best_layer"),
-        *[LAYOUT.figure(f"heatmap_{m}") for m in MODELS],
+        *report_outputs(),
     ]
 
 

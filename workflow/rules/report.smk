@@ -1,4 +1,4 @@
-# Stage 6: tidy predictivity tables and figures.
+# Stage 6: tidy predictivity tables, figures and the provenance records the report shows.
 
 
 rule tables:
@@ -30,6 +30,7 @@ rule tables:
 rule figures:
     input:
         table_path=LAYOUT.table("predictivity"),
+        best_path=LAYOUT.table("best_layer"),
     output:
         heatmaps=[
             report(LAYOUT.figure(f"heatmap_{m}", ext), caption="../report/heatmap.rst", category="Figures")
@@ -41,6 +42,7 @@ rule figures:
             for ext in ("png", "svg")
         ],
     params:
+        metric=FIGURE_METRIC,
         layer_orders={m: nf_config.layers(config, m) for m in MODELS},
         region_order=region_order(),
         heatmap_paths={m: [LAYOUT.figure(f"heatmap_{m}", ext) for ext in ("png", "svg")] for m in MODELS},
@@ -55,3 +57,168 @@ rule figures:
         "../../envs/report.yaml"
     script:
         "../scripts/figures.py"
+
+
+rule figure_performance:
+    input:
+        best_path=LAYOUT.table("best_layer"),
+        performance_files=[LAYOUT.performance(m) for m in MODELS],
+    output:
+        figure=[
+            report(
+                LAYOUT.figure("performance_vs_predictivity", ext),
+                caption="../report/performance_vs_predictivity.rst",
+                category="Figures",
+            )
+            for ext in ("png", "svg")
+        ],
+        correlations_out=report(
+            LAYOUT.table("performance_vs_predictivity"),
+            caption="../report/performance_vs_predictivity_table.rst",
+            category="Tables",
+        ),
+    params:
+        metric=FIGURE_METRIC,
+        performance={m: LAYOUT.performance(m) for m in MODELS},
+        region_order=region_order(),
+        code=code_hash("report"),
+    log:
+        LAYOUT.log("figure_performance"),
+    benchmark:
+        LAYOUT.benchmark("figure_performance")
+    resources:
+        **job_resources("figures"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/figure_performance.py"
+
+
+rule figure_neuroids:
+    input:
+        unpack(neuroid_figure_input),
+        best_path=LAYOUT.table("best_layer"),
+    output:
+        figure=[
+            report(
+                LAYOUT.figure("neuroid_scores_{dataset}_{metric}", ext),
+                caption="../report/neuroid_scores.rst",
+                category="Figures",
+            )
+            for ext in ("png", "svg")
+        ],
+    params:
+        fits=lambda w: [{**key, "path": LAYOUT.fit(**key)} for key in fit_keys(w.dataset, w.metric)],
+        normalisation=config["encoding"]["normalisation"],
+        region_order=region_order(),
+        code=code_hash("report"),
+    wildcard_constraints:
+        metric="|".join(PER_NEUROID_METRICS),
+    log:
+        LAYOUT.log("figure_neuroids", "{dataset}", "{metric}"),
+    benchmark:
+        LAYOUT.benchmark("figure_neuroids", "{dataset}", "{metric}")
+    resources:
+        **job_resources("figures"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/figure_neuroids.py"
+
+
+rule figure_learning_rules:
+    input:
+        best_path=LAYOUT.table("best_layer"),
+    output:
+        figure=[
+            report(LAYOUT.figure("learning_rules", ext), caption="../report/learning_rules.rst", category="Figures")
+            for ext in ("png", "svg")
+        ],
+    params:
+        metric=FIGURE_METRIC,
+        models={m: nf_config.model_settings(config, m) for m in MODELS},
+        region_order=region_order(),
+        code=code_hash("report"),
+    log:
+        LAYOUT.log("figure_learning_rules"),
+    benchmark:
+        LAYOUT.benchmark("figure_learning_rules")
+    resources:
+        **job_resources("figures"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/figure_learning_rules.py"
+
+
+rule table_pages:
+    input:
+        predictivity=LAYOUT.table("predictivity"),
+        best_layer=LAYOUT.table("best_layer"),
+    output:
+        predictivity_html=report(
+            LAYOUT.table("predictivity", "html"), caption="../report/predictivity.rst", category="Tables"
+        ),
+        best_layer_html=report(
+            LAYOUT.table("best_layer", "html"), caption="../report/best_layer_table.rst", category="Tables"
+        ),
+    params:
+        code=code_hash("report"),
+    log:
+        LAYOUT.log("table_pages"),
+    benchmark:
+        LAYOUT.benchmark("table_pages")
+    resources:
+        **job_resources("tables"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/table_pages.py"
+
+
+rule provenance:
+    output:
+        config_out=report(LAYOUT.provenance("config.yaml"), caption="../report/config.rst", category="Provenance"),
+        software_json=LAYOUT.provenance("software.json"),
+        software_html=report(
+            LAYOUT.provenance("software.html"), caption="../report/software.rst", category="Provenance"
+        ),
+    params:
+        config=config,
+        software=SOFTWARE,
+        code=code_hash("report"),
+    log:
+        LAYOUT.log("provenance"),
+    benchmark:
+        LAYOUT.benchmark("provenance")
+    resources:
+        **job_resources("tables"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/provenance.py"
+
+
+rule data_manifest:
+    input:
+        manifest_files=[LAYOUT.manifest(d) for d in DATASETS],
+        responses_files=[LAYOUT.responses(d) for d in DATASETS],
+    output:
+        html_out=report(
+            LAYOUT.provenance("data_manifest.html"), caption="../report/data_manifest.rst", category="Provenance"
+        ),
+        json_out=LAYOUT.provenance("data_manifest.json"),
+    params:
+        manifests={d: LAYOUT.manifest(d) for d in DATASETS},
+        responses={d: LAYOUT.responses(d) for d in DATASETS},
+        code=code_hash("report"),
+    log:
+        LAYOUT.log("data_manifest"),
+    benchmark:
+        LAYOUT.benchmark("data_manifest")
+    resources:
+        **job_resources("tables"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/data_manifest.py"
