@@ -67,11 +67,9 @@ class RidgeCV:
         y_centred = y - y.mean(0)  # a constant shift: removes cancellation in the running sums
         out = []
         for k, (train, test) in enumerate(splits):
-            search = ridge_cv(design, y_centred, np.sort(train), np.sort(test), self.alphas, self.inner_folds,
-                              seed + k)
-            # predictions come back in sorted test order; put them in the split's order
-            order = np.argsort(np.argsort(test))
-            out.append(SplitPrediction(search.prediction[order] + y.mean(0), float(np.median(search.inner_r)),
+            # inner folds over the training stimuli in the split's own order
+            search = ridge_cv(design, y_centred, train, test, self.alphas, self.inner_folds, seed + k)
+            out.append(SplitPrediction(search.prediction + y.mean(0), float(np.median(search.inner_r)),
                                        {"alpha": search.alpha}))
         return out
 
