@@ -36,7 +36,7 @@ def stage_manifest(dataset: dict[str, Any], out: str, local_root: str | None = N
     from neurofit.data.local import local_manifest, write_manifest
 
     if dataset["source"] == "dandi":
-        stage_dandi(dataset, out, cache or "resources", name)
+        _manifest_from_dandi(dataset, out, cache or "resources", name)
         return
     root = local_root or dataset.get("path")
     if dataset["source"] not in ("local", "simulated"):
@@ -47,7 +47,7 @@ def stage_manifest(dataset: dict[str, Any], out: str, local_root: str | None = N
     log.info("manifest: %d NWB file(s) from %s", len(manifest["assets"]), root)
 
 
-def stage_dandi(dataset: dict[str, Any], out: str, cache: str, name: str = "dataset") -> None:
+def _manifest_from_dandi(dataset: dict[str, Any], out: str, cache: str, name: str) -> None:
     """A ``source: dandi`` dataset: resolved once, downloaded and verified into ``cache`` (or streamed)."""
     from neurofit.data.dandi import DandiSpec, acquire
     from neurofit.data.local import write_manifest

@@ -8,7 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from neurofit.neural.reliability import RepeatsError, spearman_brown, split_half_reliability
+from neurofit.encoding.ceiling import spearman_brown
+from neurofit.neural.reliability import RepeatsError, split_half_reliability
 from neurofit.neural.responses import (
     ResponseSpec,
     average_repeats,

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurofit.encoding.ceiling import spearman_brown
+
 
 class RepeatsError(ValueError):
     """Too few repeats for a reliability (noise ceiling) estimate."""
-
-
-def spearman_brown(r: np.ndarray) -> np.ndarray:
-    """Reliability of the full-length mean from the correlation of two halves."""
-    return 2 * r / (1 + r)
 
 
 def split_half_reliability(responses: np.ndarray, stimulus_ids: np.ndarray, n_splits: int = 10,
