@@ -8,8 +8,16 @@ import pytest
 import xarray as xr
 
 from neurofit.cli import stage_ceiling, stage_tables
-from neurofit.encoding.fit import fit_metric
-from neurofit.report.tables import COLUMNS, EXTRA, best_layer_table, summarise
+from neurofit.encoding.fit import fit_metric, normalise
+from neurofit.report.comparisons import (
+    COMPARISON_COLUMNS,
+    bootstrap_p_value,
+    comparison_table,
+    holm,
+    sign_flip_p_value,
+    significant_pairs,
+)
+from neurofit.report.tables import COLUMNS, EXTRA, best_layer_table, normalisation_method, summarise
 
 
 def fake_fit(train, test, metric="ridge"):
@@ -115,3 +123,106 @@ def test_fit_stage_reads_files_stratifies_and_records_settings(tmp_path, metric)
     with pytest.raises(ValueError, match="no neuroids in region 'V4'"):
         stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), "V4", metric, settings,
                   str(tmp_path / "fit2.nc"))
+
+
+# -- sign-safe normalisation (issue 12, item 1) ------------------------------------------------------------
+@pytest.mark.parametrize(("method", "expected"), [("r^2/c", -(0.048**2) / 0.2), ("(r/c)^2", -((0.048 / 0.2) ** 2)),
+                                                  ("r/c", -0.048 / 0.2), ("none", -0.048)])
+def test_a_negative_correlation_keeps_its_sign(method, expected):
+    # an untrained layer with r = -0.048 scored +0.0115 under r^2/c before: a negative r must stay negative
+    assert normalise(-0.048, 0.2, method) == pytest.approx(expected)
+    assert normalise(0.048, 0.2, method) == pytest.approx(abs(expected))
+    assert np.all(np.diff(normalise(np.linspace(-0.5, 0.5, 11), 0.2, method)) > 0)  # monotone in r
+
+
+@pytest.mark.parametrize("ci_method", ["sem", "bootstrap_both"])
+def test_the_ci_of_a_negative_score_stays_below_zero_and_names_its_convention(ci_method):
+    per_split = np.array([-0.06, -0.04, -0.05, -0.045])
+    boot = per_split[None] + np.random.default_rng(0).normal(0, 0.005, (200, 4))
+    out = summarise(per_split, boot, None, 0.2, "r^2/c", ci_method)
+    assert out["score"] == pytest.approx(-(0.04875**2) / 0.2)
+    assert out["ci_low"] < out["score"] < out["ci_high"] < 0
+    assert out["normalisation"] == "sign(r)*r^2/c"
+    assert summarise(per_split, boot, None, 0.2, "(r/c)^2", ci_method)["normalisation"] == "sign(r)*(r/c)^2"
+    assert normalisation_method("sign(r)*r^2/c") == normalisation_method("r^2/c") == "r^2/c"
+
+
+# -- paired comparisons (issue 12, item 9) ----------------------------------------------------------------
+def _region(seed=0, n=60, t=12):
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"im{i:03d}" for i in range(n)])
+    truth = rng.normal(size=(n, 8))
+    y = truth @ rng.normal(size=(8, t)) + 0.8 * rng.normal(size=(n, t))
+    responses = xr.DataArray(y, dims=("stimulus", "neuroid"), coords={
+        "stimulus_id": ("stimulus", ids), "region": ("neuroid", ["IT"] * t), "unit_id": ("neuroid", np.arange(t))})
+    return ids, truth, responses, rng
+
+
+def _write_fits(tmp_path, models, responses, ids, metric="ridge", **fit_kwargs):
+    fits = []
+    for model, x in models.items():
+        features = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)})
+        path = tmp_path / f"{model}-{metric}.nc"
+        settings = {"n_splits": 4, "train_size": 0.6, "n_boot": 200, "n_permutations": 300, **fit_kwargs.get(model, {})}
+        fit_metric(metric, features, responses, **settings).to_netcdf(path, engine="h5netcdf")
+        fits.append(({"dataset": "sim", "model": model, "layer": "fc", "region": "IT"}, path))
+    return fits
+
+
+@pytest.mark.parametrize("metric", ["ridge", "rsa"])
+def test_comparisons_find_the_better_model_on_paired_draws(tmp_path, metric):
+    ids, truth, responses, rng = _region()
+    models = {"good": np.hstack([truth, 0.3 * rng.normal(size=(60, 10))]),
+              "same": None, "noise": rng.normal(size=(60, 18))}
+    models["same"] = models["good"].copy()  # the same features: identical scores on identical draws
+    fits = _write_fits(tmp_path, models, responses, ids, metric)
+    table = comparison_table(fits, {"sim": {metric: {"IT": 0.8}}}, "r^2/c")
+    assert list(table.columns) == COMPARISON_COLUMNS and len(table) == 3
+    row = table.set_index(["model_a", "model_b"])
+    better = row.loc[("good", "noise")]
+    assert better["difference"] > 0 and 0 < better["ci_low"] < better["ci_high"]
+    if metric == "ridge":  # (RSA's bootstrap of 24 stimuli is biased low: the estimate can lie above its CI)
+        assert better["ci_low"] < better["difference"] < better["ci_high"]
+    assert better["p_value"] < 0.05 and better["significant"] and better["p_holm"] >= better["p_value"]
+    tie = row.loc[("good", "same")]
+    # paired draws: the difference of two identical models is exactly 0 in every draw
+    assert tie["difference"] == 0 and tie["ci_low"] == 0 and tie["ci_high"] == 0
+    assert tie["p_value"] == 1 and not tie["significant"]
+    assert (table["layer_a"] == "fc").all() and (table["normalisation"] == "sign(r)*r^2/c").all()
+    expected = "permutation" if metric == "ridge" else "paired bootstrap"
+    assert table["test"].str.startswith(expected).all()
+    summary = significant_pairs(table, "IT")
+    assert set(zip(summary["better"], summary["worse"], strict=True)) == {("good", "noise"), ("same", "noise")}
+
+
+def test_paired_draws_are_tighter_than_unpaired_ones(tmp_path):
+    # two nearly equal models: their CIs overlap, yet the paired difference has a narrow CI of its own
+    ids, truth, responses, rng = _region(seed=2)
+    base = np.hstack([truth, 0.5 * rng.normal(size=(60, 10))])
+    fits = _write_fits(tmp_path, {"a": base, "b": base + 0.2 * rng.normal(size=base.shape)}, responses, ids)
+    table = comparison_table(fits, {"sim": {"ridge": {"IT": 0.8}}}, "r/c")
+    best = best_layer_table(fits, {"sim": {"ridge": {"IT": 0.8}}}, "r/c").set_index("model")
+    paired_width = float(table["ci_high"].iloc[0] - table["ci_low"].iloc[0])
+    unpaired_width = float((best["ci_high"] - best["ci_low"]).sum())
+    assert paired_width < unpaired_width / 2
+
+
+def test_comparisons_refuse_fits_with_different_resamples(tmp_path):
+    ids, truth, responses, rng = _region()
+    fits = _write_fits(tmp_path, {"a": truth, "b": rng.normal(size=(60, 8))}, responses, ids,
+                       b={"resample_seed": 3})
+    with pytest.raises(ValueError, match="resample_seed: 0 vs 3"):
+        comparison_table(fits, {"sim": {"ridge": {"IT": 0.8}}}, "r^2/c")
+
+
+def test_sign_flip_p_value_and_holm():
+    r_a = np.tile(np.linspace(0.5, 0.6, 8), (3, 1))
+    r_b = r_a - 0.2
+    # 2**8 = 256 patterns, all enumerated: only "no swap" and "swap all" are as extreme as the data
+    assert sign_flip_p_value(r_a, r_b, 1000) == (pytest.approx(2 / 256), 256)
+    p, n = sign_flip_p_value(np.tile(np.linspace(0.5, 0.6, 30), (3, 1)), np.tile(np.linspace(0.5, 0.6, 30), (3, 1)) -
+                             0.2, 500)
+    assert n == 500 and p == pytest.approx(1 / 501)
+    assert sign_flip_p_value(r_a, r_a, 100)[0] == 1
+    assert holm(np.array([0.01, 0.04, 0.03])) == pytest.approx([0.03, 0.06, 0.06])
+    assert bootstrap_p_value(np.linspace(0.1, 1, 99)) == pytest.approx(2 / 100)

@@ -240,7 +240,13 @@ def _attrs(**values: Any) -> dict[str, Any]:
 
 
 def normalise(raw: float | np.ndarray, ceiling: float, method: str) -> Any:
-    """Ceiling-normalised score, named as in the table's ``normalisation`` column."""
+    """Ceiling-normalised score for the config's ``encoding.normalisation`` ``method``.
+
+    The squaring conventions keep the sign of r: ``r^2/c`` is sign(r)·r²/c and ``(r/c)^2`` is
+    sign(r)·(r/c)², so a layer that anti-correlates with the neurons scores below zero instead of passing
+    for a positive score (squaring the bounds of a CI keeps their order the same way). Brain-Score's
+    ``explained_variance`` (benchmark_helpers/neural_common.py) computes ``np.power(r / c, 2)``, equal for
+    r >= 0 and positive for r < 0: it defines no sign, so this is where neurofit departs from it."""
     if method == "none":
         return raw
     if method not in NORMALISATIONS:
@@ -250,5 +256,5 @@ def normalise(raw: float | np.ndarray, ceiling: float, method: str) -> Any:
     if method == "r/c":
         return raw / ceiling
     if method == "(r/c)^2":
-        return (raw / ceiling) ** 2
-    return raw**2 / ceiling
+        return np.sign(raw) * (raw / ceiling) ** 2
+    return np.sign(raw) * raw**2 / ceiling

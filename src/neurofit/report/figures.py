@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from neurofit.report.tables import normalisation_method  # noqa: E402
+
 # Okabe & Ito (2008), safe for the common colour-vision deficiencies.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -56,7 +58,7 @@ def _note(ax: plt.Axes, text: str, empty: bool = False) -> None:
 
 
 def score_label(normalisation: str) -> str:
-    if normalisation == "none":
+    if normalisation_method(normalisation) == "none":
         return "predictivity\n(median held-out Pearson r)"
     return f"ceiling-normalised predictivity\n({normalisation}; 1 = noise ceiling)"
 
@@ -65,14 +67,14 @@ def ceiling_as_r(reliability: np.ndarray, normalisation: str) -> np.ndarray:
     """A neuroid's noise ceiling in units of its Pearson r: under r^2/c the ceiling bounds r^2, so r is
     bounded by its square root; the other conventions divide r by the reliability itself."""
     reliability = np.asarray(reliability, dtype=float)
-    if normalisation == "r^2/c":
+    if normalisation_method(normalisation) == "r^2/c":
         return np.sqrt(np.where(reliability >= 0, reliability, np.nan))
     return reliability
 
 
 def ceiling_level(normalisation: str, ceiling: float) -> float:
     """Where the noise ceiling lies on the score axis: 1 once normalised, the raw ceiling otherwise."""
-    return float(ceiling) if normalisation == "none" else 1.0
+    return float(ceiling) if normalisation_method(normalisation) == "none" else 1.0
 
 
 def _normalisation(table: pd.DataFrame) -> str:
@@ -282,7 +284,7 @@ def neuroid_scores_figure(per_neuroid: Mapping[str, Mapping[str, np.ndarray]], c
         ax.set_xticks(positions, labels, rotation=45, ha="right")
         ax.set_title(f"{region} (n = {len(series[0])} neuroids)")
         ax.spines[["top", "right"]].set_visible(False)
-    bound = "√reliability" if normalisation == "r^2/c" else "reliability"
+    bound = "√reliability" if normalisation_method(normalisation) == "r^2/c" else "reliability"
     axes[0, 0].set_ylabel(f"held-out Pearson r per neuroid\n(ceiling: split-half {bound})")
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()

@@ -9,7 +9,9 @@ stimulus labels) and ``n_splits``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,10 @@ COLUMNS = ["dataset", "model", "layer", "region", "metric", "raw", "ceiling", "s
            "ci_low", "ci_high", "n_neuroids", "n_stimuli"]
 EXTRA = ["sem", "ci_method", "p_value", "n_splits"]
 CI_METHODS = ("bootstrap_both", "bootstrap_stimuli", "bootstrap_neuroids", "sem")
+RESAMPLE_NAMES = ("boot_both", "boot_stimuli", "boot_neuroids")
 CI_LEVEL = 0.95
+# The ``normalisation`` column names the formula, sign convention included (config name -> column).
+NORMALISATION_LABELS = {"r/c": "r/c", "(r/c)^2": "sign(r)*(r/c)^2", "r^2/c": "sign(r)*r^2/c", "none": "none"}
 
 Ceilings = dict[str, dict[str, dict[str, float]]]  # dataset -> metric -> region -> ceiling
 
@@ -43,6 +48,14 @@ def ceiling_by_region(ceilings: xr.Dataset) -> dict[str, dict[str, float]]:
     return out
 
 
+def normalisation_method(name: str) -> str:
+    """The config's normalisation (``r^2/c``) of a table's ``normalisation`` column (``sign(r)*r^2/c``)."""
+    for method, label in NORMALISATION_LABELS.items():
+        if name in (method, label):
+            return method
+    raise ValueError(f"unknown normalisation {name!r}; known: {list(NORMALISATION_LABELS.values())}")
+
+
 def _ceiling(ceilings: Ceilings, dataset: str, metric: str, region: str) -> float:
     try:
         return ceilings[dataset][metric][region]
@@ -53,15 +66,14 @@ def _ceiling(ceilings: Ceilings, dataset: str, metric: str, region: str) -> floa
 def summarise(per_split: np.ndarray, boot: np.ndarray | None, null: np.ndarray | None, ceiling: float,
               normalisation: str, ci_method: str = "bootstrap_both") -> dict[str, object]:
     """Mean over splits of the per-split scores and its normalised value; the CI from the
-    bootstrap draws ``boot`` (draw, split) by percentile (each draw normalised first, so squaring
-    normalisations stay right), or mean +- 1.96 SEM over splits with ``ci_method="sem"``; the
-    permutation p-value from ``null`` (permutation, split)."""
+    bootstrap draws ``boot`` (draw, split) by percentile (each draw normalised first), or mean +- 1.96
+    SEM over splits with ``ci_method="sem"``; the permutation p-value from ``null`` (permutation, split).
+    Every normalisation keeps the sign of r (:func:`~neurofit.encoding.fit.normalise`), so it is monotone
+    and the bounds of a CI map to the bounds of the normalised CI."""
     raw = float(per_split.mean())
     sem = float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else float("nan")
     if ci_method == "sem":
         low, high = raw - 1.96 * sem, raw + 1.96 * sem
-        if normalisation in ("(r/c)^2", "r^2/c"):  # squaring a negative bound would flip it
-            low = max(low, 0.0)
         ci = (normalise(low, ceiling, normalisation), normalise(high, ceiling, normalisation))
         method = "sem: mean +- 1.96 SEM over splits"
     elif ci_method in CI_METHODS:
@@ -79,8 +91,8 @@ def summarise(per_split: np.ndarray, boot: np.ndarray | None, null: np.ndarray |
         null_mean = null.mean(1)
         p_value = float((1 + (null_mean >= raw).sum()) / (1 + len(null_mean)))
     return {"raw": raw, "ceiling": ceiling, "score": normalise(raw, ceiling, normalisation),
-            "normalisation": normalisation, "ci_low": ci[0], "ci_high": ci[1], "sem": sem, "ci_method": method,
-            "p_value": p_value, "n_splits": len(per_split)}
+            "normalisation": NORMALISATION_LABELS[normalisation], "ci_low": ci[0], "ci_high": ci[1], "sem": sem,
+            "ci_method": method, "p_value": p_value, "n_splits": len(per_split)}
 
 
 def _boot_name(ci_method: str) -> str:
@@ -116,34 +128,65 @@ def choose_layers(train_score: np.ndarray) -> np.ndarray:
     return np.asarray(train_score).argmax(0)
 
 
-def best_layer_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: Ceilings,
-                     normalisation: str, ci_method: str = "bootstrap_both") -> pd.DataFrame:
-    """Layer chosen per region on training stimuli only: in each outer split the layer with the
-    best score on that split's training stimuli, scored on its test stimuli. The test scores never
-    enter the choice. ``layer`` is the most frequent choice, ``layer_choices`` all of them."""
-    groups: dict[tuple[str, str, str, str], list[tuple[str, xr.Dataset]]] = {}
+@dataclass
+class ChosenLayer:
+    """One model's fits of one region at the layer chosen per split on training stimuli: per split the
+    chosen layer's test score, its resample draws (draw, split) and, for per-neuroid metrics, its
+    held-out r (split, neuroid)."""
+
+    layer: str  # the most frequent choice
+    choices: list[str]
+    test_score: np.ndarray
+    draws: dict[str, np.ndarray | None]
+    test_r: np.ndarray | None
+    attrs: dict[str, Any]
+
+
+FitGroups = dict[tuple[str, str, str, str], list[tuple[str, xr.Dataset]]]
+
+
+def load_fit_groups(fits: Iterable[tuple[dict[str, str], str | Path]]) -> FitGroups:
+    """The fit artefacts grouped by (dataset, model, region, metric), each a list of (layer, fit)."""
+    groups: FitGroups = {}
     for key, path in fits:
         with xr.open_dataset(path, engine="h5netcdf") as fit:
             group = (key["dataset"], key["model"], key["region"], str(fit.attrs["metric"]))
             groups.setdefault(group, []).append((key["layer"], fit.load()))
+    return groups
+
+
+def choose_layer(layers: list[tuple[str, xr.Dataset]]) -> ChosenLayer:
+    """In each outer split the layer with the best score on that split's training stimuli; the test
+    scores never enter the choice."""
+    choice = choose_layers(np.stack([fit["train_score"].values for _, fit in layers]))
+    splits = np.arange(len(choice))
+    draws: dict[str, np.ndarray | None] = {}
+    for name in (*RESAMPLE_NAMES, "null"):
+        stacked = [_draws(fit, name) for _, fit in layers]
+        draws[name] = None if any(s is None for s in stacked) else np.stack(stacked)[choice, :, splits].T
+    test_r = None
+    if all("test_r" in fit for _, fit in layers):
+        test_r = np.stack([fit["test_r"].transpose("split", "neuroid").values for _, fit in layers])[choice, splits]
+    names = [name for name, _ in layers]
+    return ChosenLayer(layer=names[int(np.bincount(choice, minlength=len(names)).argmax())],
+                       choices=[names[i] for i in choice],
+                       test_score=np.stack([fit["test_score"].values for _, fit in layers])[choice, splits],
+                       draws=draws, test_r=test_r, attrs=dict(layers[0][1].attrs))
+
+
+def best_layer_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: Ceilings,
+                     normalisation: str, ci_method: str = "bootstrap_both") -> pd.DataFrame:
+    """Layer chosen per region on training stimuli only (:func:`choose_layer`), scored on the test
+    stimuli. ``layer`` is the most frequent choice, ``layer_choices`` all of them."""
     rows = []
-    for (dataset, model, region, metric), layers in groups.items():
-        choice = choose_layers(np.stack([fit["train_score"].values for _, fit in layers]))
-        splits = np.arange(len(choice))
-        per_split = np.stack([fit["test_score"].values for _, fit in layers])[choice, splits]
-        picked = {}
-        for name in (_boot_name(ci_method), "null"):
-            stacked = [_draws(fit, name) for _, fit in layers]
-            picked[name] = None if any(s is None for s in stacked) else np.stack(stacked)[choice, :, splits].T
-        names = [name for name, _ in layers]
-        modal = names[int(np.bincount(choice, minlength=len(names)).argmax())]
-        first = layers[0][1]
+    for (dataset, model, region, metric), layers in load_fit_groups(fits).items():
+        chosen = choose_layer(layers)
         rows.append({
-            "dataset": dataset, "model": model, "layer": modal, "region": region, "metric": metric,
-            **summarise(per_split, picked[_boot_name(ci_method)], picked["null"],
+            "dataset": dataset, "model": model, "layer": chosen.layer, "region": region, "metric": metric,
+            **summarise(chosen.test_score, chosen.draws[_boot_name(ci_method)], chosen.draws["null"],
                         _ceiling(ceilings, dataset, metric, region), normalisation, ci_method),
-            "n_neuroids": int(first.attrs["n_neuroids"]), "n_stimuli": int(first.attrs["n_stimuli"]),
-            "layer_choices": ",".join(names[i] for i in choice),
+            "n_neuroids": int(chosen.attrs["n_neuroids"]), "n_stimuli": int(chosen.attrs["n_stimuli"]),
+            "layer_choices": ",".join(chosen.choices),
         })
     return pd.DataFrame(rows, columns=[*COLUMNS, *EXTRA, "layer_choices"])
 
