@@ -167,19 +167,36 @@ def stage_fit(features_path: str, responses_path: str, region: str, metric: str,
     fit.to_netcdf(out, engine="h5netcdf")
 
 
-def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], normalisation: str, csv_out: str,
-                 parquet_out: str, best_out: str, ci: str = "bootstrap_both") -> None:
+def _ceilings_by_dataset(ceilings: dict[str, str]) -> dict[str, dict[str, dict[str, float]]]:
     import xarray as xr
 
-    from neurofit.report.tables import best_layer_table, ceiling_by_region, predictivity_table, write_table
+    from neurofit.report.tables import ceiling_by_region
 
     by_dataset = {}
     for name, path in ceilings.items():
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             by_dataset[name] = ceiling_by_region(ds.load())
+    return by_dataset
+
+
+def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], normalisation: str, csv_out: str,
+                 parquet_out: str, best_out: str, ci: str = "bootstrap_both") -> None:
+    from neurofit.report.tables import best_layer_table, predictivity_table, write_table
+
+    by_dataset = _ceilings_by_dataset(ceilings)
     keyed = [(fit, fit["path"]) for fit in fits]
     write_table(predictivity_table(keyed, by_dataset, normalisation, ci), csv_out, parquet_out)
     write_table(best_layer_table(keyed, by_dataset, normalisation, ci), best_out)
+
+
+def stage_comparisons(fits: list[dict[str, str]], ceilings: dict[str, str], normalisation: str, csv_out: str,
+                      ci: str = "bootstrap_both") -> None:
+    from neurofit.report.comparisons import comparison_table
+    from neurofit.report.tables import write_table
+
+    table = comparison_table([(fit, fit["path"]) for fit in fits], _ceilings_by_dataset(ceilings), normalisation, ci)
+    write_table(table, csv_out)
+    log.info("%d model pairs compared, %d significant (Holm p < 0.05)", len(table), int(table["significant"].sum()))
 
 
 def _best_layers(best_path: str, metric: str) -> pd.DataFrame:
@@ -190,25 +207,38 @@ def _best_layers(best_path: str, metric: str) -> pd.DataFrame:
     return best[best["metric"] == metric]
 
 
-def stage_figures(table_path: str, best_path: str, metric: str, layer_orders: dict[str, list[str]],
-                  region_order: list[str], heatmap_paths: dict[str, list[str]], best_layer: list[str]) -> None:
+def _comparisons(comparisons_path: str, metric: str) -> pd.DataFrame:
+    """The ``comparisons`` table's rows of one metric."""
+    import pandas as pd
+
+    table = pd.read_csv(comparisons_path)
+    return table[table["metric"] == metric]
+
+
+def stage_figures(table_path: str, best_path: str, comparisons_path: str, metric: str,
+                  layer_orders: dict[str, list[str]], region_order: list[str], heatmap_paths: dict[str, list[str]],
+                  best_layer: list[str]) -> None:
     import pandas as pd
 
     from neurofit.report.figures import best_layer_figure, layer_region_heatmap
 
     table = pd.read_csv(table_path)
     table = table[table["metric"] == metric]
+    best = _best_layers(best_path, metric)
+    comparisons = _comparisons(comparisons_path, metric)
     for model, paths in heatmap_paths.items():
-        layer_region_heatmap(table, model, layer_orders[model], region_order, paths)
-    best_layer_figure(_best_layers(best_path, metric), layer_orders, region_order, best_layer)
+        layer_region_heatmap(table, model, layer_orders[model], region_order, paths, best, comparisons)
+    best_layer_figure(best, layer_orders, region_order, best_layer)
 
 
-def stage_figure_performance(best_path: str, metric: str, performance: dict[str, str], region_order: list[str],
-                             figure: list[str], correlations_out: str) -> None:
+def stage_figure_performance(best_path: str, comparisons_path: str, metric: str, performance: dict[str, str],
+                             models: dict[str, dict[str, Any]], region_order: list[str], figure: list[str],
+                             correlations_out: str) -> None:
     from neurofit.report.figures import performance_vs_predictivity
 
     perf = {model: json.loads(Path(path).read_text()) for model, path in performance.items()}
-    correlations = performance_vs_predictivity(_best_layers(best_path, metric), perf, region_order, figure)
+    correlations = performance_vs_predictivity(_best_layers(best_path, metric), perf, region_order, figure,
+                                               models=models, comparisons=_comparisons(comparisons_path, metric))
     correlations.insert(0, "metric", metric)
     Path(correlations_out).parent.mkdir(parents=True, exist_ok=True)
     correlations.to_csv(correlations_out, index=False)
@@ -225,17 +255,21 @@ def stage_figure_neuroids(best_path: str, fits: list[dict[str, str]], ceiling_pa
 
 
 def stage_figure_learning_rules(best_path: str, metric: str, models: dict[str, dict[str, Any]],
-                                region_order: list[str], figure: list[str]) -> None:
+                                performance: dict[str, str], region_order: list[str], figure: list[str]) -> None:
     from neurofit.report.figures import learning_rule_figure
 
-    learning_rule_figure(_best_layers(best_path, metric), models, region_order, figure)
+    perf = {model: json.loads(Path(path).read_text()) for model, path in performance.items()}
+    learning_rule_figure(_best_layers(best_path, metric), models, region_order, figure, perf)
 
 
-def stage_table_pages(predictivity: str, best_layer: str, predictivity_html: str, best_layer_html: str) -> None:
+def stage_table_pages(predictivity: str, best_layer: str, predictivity_html: str, best_layer_html: str,
+                      comparisons: str | None = None, comparisons_html: str | None = None) -> None:
     from neurofit.report.html import write_table_page
 
     write_table_page(predictivity, predictivity_html, "Predictivity: every layer")
     write_table_page(best_layer, best_layer_html, "Predictivity: layer chosen on training stimuli")
+    if comparisons and comparisons_html:
+        write_table_page(comparisons, comparisons_html, "Paired comparisons: which model explains each region better")
 
 
 def stage_provenance(config: dict[str, Any], software: dict[str, Any], config_out: str, software_json: str,

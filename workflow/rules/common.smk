@@ -118,6 +118,7 @@ def final_outputs():
         LAYOUT.table("predictivity"),
         LAYOUT.table("predictivity", "parquet"),
         LAYOUT.table("best_layer"),
+        LAYOUT.table("comparisons"),
         *report_outputs(),
     ]
 

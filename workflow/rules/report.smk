@@ -27,10 +27,35 @@ rule tables:
         "../scripts/tables.py"
 
 
+rule comparisons:
+    input:
+        fit_files=[LAYOUT.fit(**key) for key in fit_keys()],
+        ceiling_files=[LAYOUT.ceiling(d) for d in DATASETS],
+    output:
+        csv_out=report(LAYOUT.table("comparisons"), caption="../report/comparisons.rst", category="Tables"),
+    params:
+        fits=[{**key, "path": LAYOUT.fit(**key)} for key in fit_keys()],
+        ceilings={d: LAYOUT.ceiling(d) for d in DATASETS},
+        normalisation=config["encoding"]["normalisation"],
+        ci=config["encoding"]["ci"],
+        code=code_hash("report", "encoding"),
+    log:
+        LAYOUT.log("comparisons"),
+    benchmark:
+        LAYOUT.benchmark("comparisons")
+    resources:
+        **job_resources("tables"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/comparisons.py"
+
+
 rule figures:
     input:
         table_path=LAYOUT.table("predictivity"),
         best_path=LAYOUT.table("best_layer"),
+        comparisons_path=LAYOUT.table("comparisons"),
     output:
         heatmaps=[
             report(LAYOUT.figure(f"heatmap_{m}", ext), caption="../report/heatmap.rst", category="Figures")
@@ -62,6 +87,7 @@ rule figures:
 rule figure_performance:
     input:
         best_path=LAYOUT.table("best_layer"),
+        comparisons_path=LAYOUT.table("comparisons"),
         performance_files=[LAYOUT.performance(m) for m in MODELS],
     output:
         figure=[
@@ -80,6 +106,7 @@ rule figure_performance:
     params:
         metric=FIGURE_METRIC,
         performance={m: LAYOUT.performance(m) for m in MODELS},
+        models={m: nf_config.model_settings(config, m) for m in MODELS},
         region_order=region_order(),
         code=code_hash("report"),
     log:
@@ -129,6 +156,7 @@ rule figure_neuroids:
 rule figure_learning_rules:
     input:
         best_path=LAYOUT.table("best_layer"),
+        performance_files=[LAYOUT.performance(m) for m in MODELS],
     output:
         figure=[
             report(LAYOUT.figure("learning_rules", ext), caption="../report/learning_rules.rst", category="Figures")
@@ -137,6 +165,7 @@ rule figure_learning_rules:
     params:
         metric=FIGURE_METRIC,
         models={m: nf_config.model_settings(config, m) for m in MODELS},
+        performance={m: LAYOUT.performance(m) for m in MODELS},
         region_order=region_order(),
         code=code_hash("report"),
     log:
@@ -155,12 +184,16 @@ rule table_pages:
     input:
         predictivity=LAYOUT.table("predictivity"),
         best_layer=LAYOUT.table("best_layer"),
+        comparisons=LAYOUT.table("comparisons"),
     output:
         predictivity_html=report(
             LAYOUT.table("predictivity", "html"), caption="../report/predictivity.rst", category="Tables"
         ),
         best_layer_html=report(
             LAYOUT.table("best_layer", "html"), caption="../report/best_layer_table.rst", category="Tables"
+        ),
+        comparisons_html=report(
+            LAYOUT.table("comparisons", "html"), caption="../report/comparisons.rst", category="Tables"
         ),
     params:
         code=code_hash("report"),

@@ -28,12 +28,16 @@ CEILING_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1.0}
 # Widths in inches: one and two journal columns (89 mm and 183 mm).
 SINGLE_COLUMN = 3.5
 DOUBLE_COLUMN = 7.2
-MIN_MODELS_FOR_CORRELATION = 3
+# Below 5 models a bootstrap over the models has too few distinct resamples: its CI spans nearly [-1, 1].
+MIN_MODELS_FOR_CORRELATION = 5
 # Objectives that are not a network trained by a learning rule.
 NOT_TRAINED = ("untrained", "reference")
 
+# svg.hashsalt: SVG element ids from a fixed salt instead of a random one, so a rerun writes the same bytes.
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
-                     "xtick.labelsize": 7, "ytick.labelsize": 7, "svg.fonttype": "none"})
+                     "xtick.labelsize": 7, "ytick.labelsize": 7, "svg.fonttype": "none", "svg.hashsalt": "neurofit"})
+# No creation date in the files (matplotlib writes one into SVGs by default): a rerun gives identical bytes.
+NO_DATE = {"svg": {"Date": None}, "png": {}}
 
 
 def style(index: int) -> dict[str, str]:
@@ -44,7 +48,7 @@ def style(index: int) -> dict[str, str]:
 def _save(fig: plt.Figure, paths: Sequence[str | Path]) -> None:
     for path in paths:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=300, bbox_inches="tight")
+        fig.savefig(path, dpi=300, bbox_inches="tight", metadata=NO_DATE.get(Path(path).suffix.lstrip("."), {}))
     plt.close(fig)
 
 
@@ -89,10 +93,32 @@ def _ci_errors(rows: pd.DataFrame) -> np.ndarray:
 
 
 # -- 1. layer x region heatmap -------------------------------------------------------------------
+def significance_lines(comparisons: pd.DataFrame | None, model: str, region: str, max_names: int = 3) -> list[str]:
+    """``> a, b`` (``model`` explains ``region`` significantly better than a and b) and ``< c`` (significantly
+    worse than c), from the paired comparisons (Holm-adjusted p < 0.05)."""
+    if comparisons is None or not len(comparisons):
+        return []
+    from neurofit.report.comparisons import significant_pairs
+
+    pairs = significant_pairs(comparisons, region)
+    lines = []
+    for sign, names in ((">", pairs.loc[pairs["better"] == model, "worse"]),
+                        ("<", pairs.loc[pairs["worse"] == model, "better"])):
+        names = sorted(names)
+        if names:
+            more = f" +{len(names) - max_names}" if len(names) > max_names else ""
+            lines.append(f"{sign} {', '.join(names[:max_names])}{more}")
+    return lines
+
+
 def layer_region_heatmap(table: pd.DataFrame, model: str, layer_order: list[str], region_order: list[str],
-                         paths: Sequence[str | Path]) -> None:
+                         paths: Sequence[str | Path], best: pd.DataFrame | None = None,
+                         comparisons: pd.DataFrame | None = None) -> None:
     """Ceiling-normalised predictivity of each layer (rows) for each region (columns), each cell with
-    its 95% CI; the colour scale tops out at the ceiling (1) unless a score exceeds it."""
+    its 95% CI; the colour scale tops out at the ceiling (1) unless a score exceeds it, and starts below
+    0 when a layer anti-correlates. With ``best`` the layer chosen per region on training stimuli is boxed;
+    with ``comparisons`` the column label lists the models this one explains the region significantly
+    better (``>``) or worse (``<``) than, at their chosen layers (paired test, Holm p < 0.05)."""
     sub = table[table["model"] == model]
     normalisation = _normalisation(sub)
 
@@ -102,25 +128,39 @@ def layer_region_heatmap(table: pd.DataFrame, model: str, layer_order: list[str]
 
     score, low, high = grid("score"), grid("ci_low"), grid("ci_high")
     n_neuroids = sub.groupby("region")["n_neuroids"].max().reindex(region_order)
-    fig, ax = plt.subplots(figsize=(min(DOUBLE_COLUMN, 1.4 + 0.85 * len(region_order)),
-                                    0.9 + 0.42 * len(layer_order)))
-    top = max(1.0, float(np.nanmax(score))) if np.isfinite(score).any() else 1.0
-    image = ax.imshow(score, cmap="viridis", aspect="auto", vmin=0, vmax=top)
+    marks = [significance_lines(comparisons, model, region) for region in region_order]
+    extra = max((len(m) for m in marks), default=0)
+    fig, ax = plt.subplots(figsize=(min(DOUBLE_COLUMN, 1.6 + 0.95 * len(region_order)),
+                                    1.0 + 0.42 * len(layer_order) + 0.12 * extra))
+    finite = np.isfinite(score).any()
+    top = max(1.0, float(np.nanmax(score))) if finite else 1.0
+    bottom = min(0.0, float(np.nanmin(score))) if finite else 0.0
+    image = ax.imshow(score, cmap="viridis", aspect="auto", vmin=bottom, vmax=top)
     for (i, j), value in np.ndenumerate(score):
         if np.isfinite(value):
             ax.text(j, i, f"{value:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]", ha="center", va="center",
-                    fontsize=5.5, color="white" if value < 0.6 * top else "black")
-    ax.set_xticks(range(len(region_order)),
-                  [f"{r}\nn={int(n)}" if np.isfinite(n) else r for r, n in zip(region_order, n_neuroids,
-                                                                                strict=True)])
+                    fontsize=5.5, color="white" if value < bottom + 0.6 * (top - bottom) else "black")
+    if best is not None:
+        chosen = best[best["model"] == model].set_index("region")["layer"]
+        for j, region in enumerate(region_order):
+            if region in chosen and chosen[region] in layer_order:
+                i = layer_order.index(chosen[region])
+                ax.add_patch(plt.Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, edgecolor="#D55E00",
+                                           linewidth=1.5))
+    labels = []
+    for region, n, lines in zip(region_order, n_neuroids, marks, strict=True):
+        labels.append("\n".join([f"{region}\nn={int(n)}" if np.isfinite(n) else region, *lines]))
+    ax.set_xticks(range(len(region_order)), labels)
     ax.set_yticks(range(len(layer_order)), layer_order)
-    ax.set_xlabel("brain region (n = neuroids)")
+    ax.set_xlabel("brain region (n = neuroids" + ("; > / <: significantly better / worse than, Holm p < 0.05)"
+                                                  if comparisons is not None else ")"))
     ax.set_ylabel("model layer (input to output)")
     metric = sub["metric"].iloc[0] if len(sub) else ""
     n_stimuli = int(sub["n_stimuli"].max()) if len(sub) else 0
-    ax.set_title(f"{model}: {metric}, {n_stimuli} stimuli; cell: score [95% CI]")
+    boxed = "; box: layer chosen on training stimuli" if best is not None else ""
+    ax.set_title(f"{model}: {metric}, {n_stimuli} stimuli\ncell: score [95% CI]{boxed}")
     bar = fig.colorbar(image, ax=ax, label=score_label(normalisation))
-    if normalisation != "none":
+    if normalisation_method(normalisation) != "none":
         bar.ax.axhline(1.0, **CEILING_STYLE)
     _save(fig, paths)
 
@@ -184,63 +224,121 @@ def correlation_with_ci(x: Sequence[float], y: Sequence[float], n_boot: int = 20
     return r, float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))
 
 
-def task_performance(performance: Mapping[str, Any]) -> float | None:
-    """Held-out task accuracy (fraction correct): the model's headline ``performance`` (classifier
-    accuracy when supervised, linear-probe accuracy otherwise), else its classifier accuracy; None
-    where a model reports neither."""
-    value = performance.get("performance", performance.get("heldout_accuracy"))
+# One accuracy per axis: the classifier's own accuracy when every model has a classifier for the task
+# (supervised and untrained networks), else a linear probe of the last block, defined for every objective.
+ACCURACIES = {"heldout_accuracy": "classifier accuracy on held-out task images",
+              "probe_accuracy": "linear-probe accuracy on held-out task images"}
+
+
+def is_reference(entry: Mapping[str, Any]) -> bool:
+    """A ground-truth network (the simulator's hidden one, weights ``simulated:<dataset>``), not a candidate."""
+    return entry.get("objective") == "reference" or str(entry.get("weights", "")).startswith("simulated:")
+
+
+def pick_accuracy(performance: Mapping[str, Mapping[str, Any]]) -> str:
+    """The accuracy every one of these models reports: ``heldout_accuracy`` if all do, else ``probe_accuracy``."""
+    if performance and all(p.get("heldout_accuracy") is not None for p in performance.values()):
+        return "heldout_accuracy"
+    return "probe_accuracy"
+
+
+def task_performance(performance: Mapping[str, Any], accuracy: str = "heldout_accuracy") -> float | None:
+    """A model's held-out task accuracy (fraction correct) of the kind ``accuracy`` (a key of ``ACCURACIES``);
+    None where the model does not report it."""
+    value = performance.get(accuracy)
     return None if value is None else float(value)
+
+
+def _significantly_below_best(comparisons: pd.DataFrame | None, region: str, best_model: str) -> set[str]:
+    """Models whose score in ``region`` is significantly below ``best_model``'s (paired test, Holm)."""
+    if comparisons is None or not len(comparisons):
+        return set()
+    from neurofit.report.comparisons import significant_pairs
+
+    pairs = significant_pairs(comparisons, region)
+    return set(pairs.loc[pairs["better"] == best_model, "worse"])
 
 
 def performance_vs_predictivity(best: pd.DataFrame, performance: Mapping[str, Mapping[str, Any]],
                                 region_order: list[str], paths: Sequence[str | Path], n_boot: int = 2000,
-                                seed: int = 0) -> pd.DataFrame:
-    """Yamins et al. 2014 Fig. 2 style: one panel per region, one point per model (its held-out task
-    accuracy against its predictivity at the layer chosen on training stimuli, with the 95% CI), the
-    Pearson r across models with its bootstrap CI. Returns the per-region correlations drawn."""
-    accuracy = {m: task_performance(p) for m, p in performance.items()}
-    models = sorted(m for m, a in accuracy.items() if a is not None)
-    chance = [float(p["chance"]) for m, p in performance.items() if m in models and "chance" in p]
+                                seed: int = 0, models: Mapping[str, Mapping[str, Any]] | None = None,
+                                comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Yamins et al. 2014 Fig. 2 style: one panel per region, one point per candidate model (its held-out
+    task accuracy, one definition for all, against its predictivity at the layer chosen on training stimuli,
+    with the 95% CI), the Pearson r across models with its bootstrap CI and a least-squares line when there
+    are at least ``MIN_MODELS_FOR_CORRELATION`` models (else the panel says so).
+
+    Reference networks (``models[name]`` with weights ``simulated:<dataset>``, or ``objective: reference``
+    in ``performance``) are ground truth, not candidates: drawn as a band (score and CI) and left out of r.
+    With ``comparisons`` (:func:`~neurofit.report.comparisons.comparison_table`), candidates whose score is
+    significantly below the panel's best candidate are drawn open. Returns the per-region correlations."""
+    entries = {m: {**performance[m], **(models or {}).get(m, {})} for m in performance}
+    references = sorted(m for m, e in entries.items() if is_reference(e))
+    candidates = {m: p for m, p in performance.items() if m not in references}
+    accuracy = pick_accuracy(candidates)
+    values = {m: task_performance(p, accuracy) for m, p in candidates.items()}
+    order = sorted(m for m, a in values.items() if a is not None)
+    left_out = sorted(m for m, a in values.items() if a is None)
+    chance = [float(p["chance"]) for m, p in candidates.items() if m in order and "chance" in p]
     normalisation = _normalisation(best)
     n_panels = max(len(region_order), 1)
-    fig, axes = plt.subplots(1, n_panels, figsize=(min(DOUBLE_COLUMN, 2.3 * n_panels + 1.2), 2.6), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, n_panels, figsize=(min(DOUBLE_COLUMN, 2.3 * n_panels + 0.4), 3.2), sharey=True,
+                             squeeze=False, layout="constrained")
     results = []
     for ax, region in zip(axes[0], region_order, strict=False):
-        rows = best[(best["region"] == region) & best["model"].isin(models)].set_index("model")
-        present = [m for m in models if m in rows.index]
-        x = np.array([accuracy[m] for m in present])
+        rows = best[best["region"] == region].set_index("model")
+        present = [m for m in order if m in rows.index]
+        x = np.array([values[m] for m in present])
         y = rows.loc[present, "score"].to_numpy(dtype=float) if present else np.array([])
+        below = _significantly_below_best(comparisons, region, present[int(np.nanargmax(y))]) if present else set()
         for index, model in enumerate(present):
+            marker = style(order.index(model))
+            face = "white" if model in below else marker["color"]
             ax.errorbar(x[index], y[index], yerr=_ci_errors(rows.loc[[model]]), capsize=2, linestyle="none",
-                        markersize=4, label=model, **style(models.index(model)))
-        if present:
+                        markersize=4.5, markerfacecolor=face, label=model, **marker)
+        for ref in (m for m in references if m in rows.index):
+            row = rows.loc[ref]
+            ax.axhspan(row["ci_low"], row["ci_high"], color="0.88", zorder=0, linewidth=0)
+            ax.axhline(row["score"], color="0.3", linestyle="-.", linewidth=1,
+                       label=f"{ref}: ground-truth network, score and 95% CI (not a candidate, not in r)")
+        if len(rows):
             ax.axhline(ceiling_level(normalisation, rows["ceiling"].iloc[0]), **CEILING_STYLE, label="noise ceiling")
         if chance:
             ax.axvline(chance[0], color="0.6", linestyle=":", linewidth=1, label="chance")
-        r, low, high = correlation_with_ci(x, y, n_boot=n_boot, seed=seed)
-        results.append({"region": region, "r": r, "ci_low": low, "ci_high": high, "n_models": len(present)})
-        if len(present) < MIN_MODELS_FOR_CORRELATION:
-            _note(ax, f"not enough models for a correlation\n(n = {len(present)} < {MIN_MODELS_FOR_CORRELATION})")
+        enough = len(present) >= MIN_MODELS_FOR_CORRELATION
+        r, low, high = correlation_with_ci(x, y, n_boot=n_boot, seed=seed) if enough else (np.nan,) * 3
+        results.append({"region": region, "r": r, "ci_low": low, "ci_high": high, "n_models": len(present),
+                        "accuracy": accuracy, "references_left_out": ",".join(references)})
+        if not enough:
+            _note(ax, f"not enough models for a correlation:\nn = {len(present)} < {MIN_MODELS_FOR_CORRELATION}, "
+                      "a CI would span\nalmost [-1, 1]; no line drawn")
+            stats = f"n = {len(present)} models"
         elif np.isfinite(r):
-            if len(x) >= 2 and np.ptp(x) > 0:
-                slope, intercept = np.polyfit(x, y, 1)
-                grid = np.linspace(x.min(), x.max(), 2)
-                ax.plot(grid, slope * grid + intercept, color="0.2", linewidth=0.8)
+            slope, intercept = np.polyfit(x, y, 1)
+            grid = np.linspace(x.min(), x.max(), 2)
+            ax.plot(grid, slope * grid + intercept, color="0.2", linewidth=0.8)
+            stats = f"r = {r:.2f} [{low:.2f}, {high:.2f}]\nn = {len(present)} models"
         else:
             _note(ax, f"no correlation: task accuracy or predictivity\nis constant over the n = {len(present)} models")
-        stats = f"r = {r:.2f} [{low:.2f}, {high:.2f}], " if np.isfinite(r) else ""
-        ax.set_title(f"{region}: {stats}n = {len(present)} models")
-        ax.set_xlabel("held-out task accuracy (fraction correct)")
+            stats = f"n = {len(present)} models"
+        ax.set_title(f"{region}\n{stats}")
+        ax.set_xlabel(ACCURACIES[accuracy].replace(" on ", " on\n") + "\n(fraction correct)")
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel(score_label(normalisation))
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("task performance vs predictivity (r with 95% bootstrap CI over models)", fontsize=8)
-    fig.tight_layout()
+    unique = dict(zip(labels, handles, strict=True))
+    if comparisons is not None and len(comparisons):
+        unique["open marker: significantly below the panel's best model (paired test, Holm p < 0.05)"] = \
+            plt.Line2D([], [], marker="o", markerfacecolor="white", color="0.3", linestyle="none")
+    if left_out:
+        unique[f"left out (no {accuracy}): {', '.join(left_out)}"] = plt.Line2D([], [], linestyle="none")
+    if unique:
+        fig.legend(list(unique.values()), list(unique), frameon=False, loc="outside lower center",
+                   ncol=2 if len(unique) > 3 else 1)
+    fig.suptitle("task performance vs predictivity (Pearson r across models, 95% bootstrap CI)", fontsize=8)
     _save(fig, paths)
-    return pd.DataFrame(results, columns=["region", "r", "ci_low", "ci_high", "n_models"])
+    return pd.DataFrame(results, columns=["region", "r", "ci_low", "ci_high", "n_models", "accuracy",
+                                          "references_left_out"])
 
 
 # -- 4. per-neuroid scores against the ceiling ---------------------------------------------------
@@ -305,41 +403,93 @@ def learning_rule_groups(models: Mapping[str, Mapping[str, Any]]) -> dict[tuple[
             for key, names in sorted(groups.items())}
 
 
+def untrained_controls(models: Mapping[str, Mapping[str, Any]], architecture: str) -> list[str]:
+    """The untrained models of ``architecture`` (the control of a learning-rule comparison)."""
+    return sorted(n for n, e in models.items()
+                  if e.get("objective") == "untrained" and e.get("architecture", "alexnet_small") == architecture)
+
+
 def learning_rule_figure(best: pd.DataFrame, models: Mapping[str, Mapping[str, Any]], region_order: list[str],
-                         paths: Sequence[str | Path]) -> None:
-    """Per (architecture, objective) group, the predictivity of each learning rule's model in each region
-    (layer chosen on training stimuli, 95% CI), the noise ceiling dashed; a colour per learning rule."""
+                         paths: Sequence[str | Path],
+                         performance: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Per (architecture, objective) group, one row: left, each learning rule's held-out task accuracy
+    (one definition per group, :func:`pick_accuracy`) with chance dotted; right, its predictivity in each
+    region (layer chosen on training stimuli, 95% CI) with the noise ceiling dashed. The untrained control
+    of the same architecture is drawn beside the rules (grey, hatched). A group with a single rule says
+    "not enough models" on its face: its bars show one rule, not a comparison."""
+    performance = performance or {}
     groups = learning_rule_groups(models)
     normalisation = _normalisation(best)
     rules = sorted({models[n].get("learning_rule", "backprop") for names in groups.values() for n in names})
-    fig, axes = plt.subplots(max(len(groups), 1), 1, figsize=(min(DOUBLE_COLUMN, 3.5 + 1.1 * len(region_order)),
-                                                              2.4 * max(len(groups), 1)), squeeze=False)
+    n_rows = max(len(groups), 1)
+    fig, axes = plt.subplots(n_rows, 2, figsize=(min(DOUBLE_COLUMN, 4.2 + 1.0 * len(region_order)), 2.8 * n_rows),
+                             squeeze=False, layout="constrained",
+                             gridspec_kw={"width_ratios": [1.2, max(len(region_order), 1) + 0.5]})
     if not groups:
+        axes[0, 1].set_axis_off()
         _note(axes[0, 0], "no trained models in this config\n(untrained and reference networks have no learning rule)",
               empty=True)
-    for ax, ((architecture, objective), names) in zip(axes[:, 0], groups.items(), strict=False):
-        width = 0.8 / len(names)
-        for index, name in enumerate(names):
-            rule = models[name].get("learning_rule", "backprop")
+    n_neuroids = best.groupby("region")["n_neuroids"].max()
+    ceilings = best[best["region"].isin(region_order)].groupby("region")["ceiling"].first()
+    for (acc_ax, ax), ((architecture, objective), names) in zip(axes, groups.items(), strict=False):
+        controls = [c for c in untrained_controls(models, architecture) if c in set(best["model"])]
+        bars = [(name, models[name].get("learning_rule", "backprop")) for name in names] + \
+               [(c, None) for c in controls]
+
+        def look(name: str, rule: str | None) -> dict[str, Any]:
+            if rule is None:
+                return {"color": "0.75", "hatch": "///", "edgecolor": "0.35", "linewidth": 0.5}
+            return {"color": OKABE_ITO[rules.index(rule) % len(OKABE_ITO)]}
+
+        def label(name: str, rule: str | None) -> str:
+            if rule is None:
+                return f"untrained control ({name})"
+            return rule if name == rule else f"{rule} ({name})"
+
+        group_perf = {n: performance[n] for n, _ in bars if n in performance}
+        accuracy = pick_accuracy(group_perf)
+        heights = [task_performance(group_perf.get(n, {}), accuracy) for n, _ in bars]
+        for index, ((name, rule), height) in enumerate(zip(bars, heights, strict=True)):
+            if height is not None:
+                acc_ax.bar(index, height, width=0.8, **look(name, rule))
+                acc_ax.text(index, height + 0.02, f"{height:.2f}", ha="center", va="bottom", fontsize=6)
+        chance = [float(p["chance"]) for p in group_perf.values() if "chance" in p]
+        if chance:
+            acc_ax.axhline(chance[0], color="0.4", linestyle=":", linewidth=1, label="chance")
+        if not any(h is not None for h in heights):
+            _note(acc_ax, "no task accuracy\n(performance.json missing)")
+        # the bars' colours and hatching are the legend's (right); dotted: chance
+        acc_ax.set_xticks([])
+        acc_ax.set_xlabel("as in legend\n(dotted: chance)")
+        acc_ax.set_ylim(0, 1.1)
+        acc_ax.set_ylabel(ACCURACIES[accuracy].replace(" on ", "\non ") + "\n(fraction correct)")
+        acc_ax.set_title("task accuracy")
+        acc_ax.spines[["top", "right"]].set_visible(False)
+
+        width = 0.8 / len(bars)
+        for index, (name, rule) in enumerate(bars):
             rows = best[best["model"] == name].set_index("region").reindex(region_order)
             x = np.arange(len(region_order)) - 0.4 + width * (index + 0.5)
-            ax.bar(x, rows["score"], width=width * 0.9, color=OKABE_ITO[rules.index(rule) % len(OKABE_ITO)],
-                   yerr=_ci_errors(rows.reset_index()), capsize=2, error_kw={"linewidth": 0.8},
-                   label=rule if name == rule else f"{rule} ({name})")
-        ceilings = best[best["region"].isin(region_order)].groupby("region")["ceiling"].first()
+            ax.bar(x, rows["score"], width=width * 0.9, yerr=_ci_errors(rows.reset_index()), capsize=2,
+                   error_kw={"linewidth": 0.8}, label=label(name, rule), **look(name, rule))
         for position, region in enumerate(region_order):
             if region in ceilings:
-                level = ceiling_level(normalisation, ceilings[region])
-                ax.hlines(level, position - 0.45, position + 0.45, **CEILING_STYLE)
-        n_neuroids = best.groupby("region")["n_neuroids"].max()
+                ax.hlines(ceiling_level(normalisation, ceilings[region]), position - 0.45, position + 0.45,
+                          **CEILING_STYLE, label="noise ceiling" if position == 0 else None)
+        ax.axhline(0, color="0.6", linewidth=0.6)
         ax.set_xticks(range(len(region_order)),
                       [f"{r}\nn={int(n_neuroids[r])}" if r in n_neuroids else r for r in region_order])
         ax.set_ylabel(score_label(normalisation))
-        ax.set_title(f"{architecture}, {objective} (n = {len(names)} models)")
-        ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        n_rules = len({r for _, r in bars if r is not None})
+        ax.set_title(f"{architecture}, {objective}: {n_rules} learning rule{'s' if n_rules != 1 else ''}"
+                     f"{' + untrained control' if controls else ''}")
+        if n_rules < 2:
+            ax.set_ylim(top=max(ax.get_ylim()[1], 1.4))  # room for the note above the ceiling
+            _note(ax, "not enough models for a learning-rule comparison:\n"
+                      f"one rule ({rules[0] if len(rules) == 1 else names[0]}); add models with other rules")
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.spines[["top", "right"]].set_visible(False)
-    axes[-1, 0].set_xlabel("brain region (hierarchy order; n = neuroids)")
-    fig.tight_layout()
+        ax.set_xlabel("brain region (hierarchy order; n = neuroids)")
     _save(fig, paths)
 
 
