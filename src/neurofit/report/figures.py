@@ -300,7 +300,7 @@ def performance_vs_predictivity(best: pd.DataFrame, performance: Mapping[str, Ma
             row = rows.loc[ref]
             ax.axhspan(row["ci_low"], row["ci_high"], color="0.88", zorder=0, linewidth=0)
             ax.axhline(row["score"], color="0.3", linestyle="-.", linewidth=1,
-                       label=f"{ref}: ground-truth network, score and 95% CI (not a candidate, not in r)")
+                       label=f"{ref}: ground-truth network,\nband: 95% CI (not in r)")
         if len(rows):
             ax.axhline(ceiling_level(normalisation, rows["ceiling"].iloc[0]), **CEILING_STYLE, label="noise ceiling")
         if chance:
@@ -325,16 +325,21 @@ def performance_vs_predictivity(best: pd.DataFrame, performance: Mapping[str, Ma
         ax.set_xlabel(ACCURACIES[accuracy].replace(" on ", " on\n") + "\n(fraction correct)")
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel(score_label(normalisation))
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
+    # one legend for all panels: models by colour (filled), then the lines, then what open markers mean
+    unique: dict[str, Any] = {m: plt.Line2D([], [], linestyle="none", markersize=4.5, **style(i))
+                              for i, m in enumerate(order)}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in order:
+                unique.setdefault(label, handle)
     if comparisons is not None and len(comparisons):
-        unique["open marker: significantly below the panel's best model (paired test, Holm p < 0.05)"] = \
+        unique["open: significantly below the panel's best model\n(paired test, Holm p < 0.05)"] = \
             plt.Line2D([], [], marker="o", markerfacecolor="white", color="0.3", linestyle="none")
     if left_out:
         unique[f"left out (no {accuracy}): {', '.join(left_out)}"] = plt.Line2D([], [], linestyle="none")
     if unique:
         fig.legend(list(unique.values()), list(unique), frameon=False, loc="outside lower center",
-                   ncol=2 if len(unique) > 3 else 1)
+                   ncol=min(3, len(unique)))
     fig.suptitle("task performance vs predictivity (Pearson r across models, 95% bootstrap CI)", fontsize=8)
     _save(fig, paths)
     return pd.DataFrame(results, columns=["region", "r", "ci_low", "ci_high", "n_models", "accuracy",
