@@ -196,7 +196,7 @@ def test_significant_differences_are_marked(tmp_path, drawn):
     heatmap = outputs(tmp_path, "heatmap")
     figures.layer_region_heatmap(table, "m4", LAYERS, REGIONS, heatmap, best, comparisons)
     svg = heatmap[1].read_text()
-    assert "&gt; m0, m1" in svg and "box: layer chosen on training stimuli" in svg
+    assert "&gt; m0" in svg and "&gt; m1" in svg and "box: layer chosen on training stimuli" in svg
     figures.layer_region_heatmap(table, "m0", LAYERS, REGIONS, heatmap, best, comparisons)
     assert "&lt; m4" in heatmap[1].read_text()
 

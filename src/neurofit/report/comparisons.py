@@ -13,8 +13,10 @@ difference of scores. The CI is its percentile interval; the p-value is two-side
 - population metrics (RSA, CKA): from the paired bootstrap draws (twice the share of draws on the
   other side of 0).
 
-p-values are Holm-adjusted over the pairs of a (dataset, region, metric); ``significant`` means
-``p_holm < ALPHA``.
+p-values are Holm-adjusted over the pairs of a (dataset, region, metric). ``significant`` means
+``p_holm < ALPHA`` *and* a CI that excludes 0: the permutation test holds the test stimuli fixed (it swaps
+neuroids only) while the CI also resamples stimuli, so a difference carried by a few stimuli can pass the
+one and not the other; a difference is marked only when both agree.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def comparison_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings
                   for a, b in combinations(chosen, 2)]
         for row, adjusted in zip(family, holm(np.array([r["p_value"] for r in family])), strict=True):
             row["p_holm"] = float(adjusted)
-            row["significant"] = bool(adjusted < ALPHA)
+            row["significant"] = bool(adjusted < ALPHA and (row["ci_low"] > 0 or row["ci_high"] < 0))
         rows.extend(family)
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 

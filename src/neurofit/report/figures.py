@@ -94,8 +94,8 @@ def _ci_errors(rows: pd.DataFrame) -> np.ndarray:
 
 # -- 1. layer x region heatmap -------------------------------------------------------------------
 def significance_lines(comparisons: pd.DataFrame | None, model: str, region: str, max_names: int = 3) -> list[str]:
-    """``> a, b`` (``model`` explains ``region`` significantly better than a and b) and ``< c`` (significantly
-    worse than c), from the paired comparisons (Holm-adjusted p < 0.05)."""
+    """One line per model that ``model`` explains ``region`` significantly better than (``> a``) or worse
+    than (``< c``), from the paired comparisons' ``significant`` column; at most ``max_names`` of each."""
     if comparisons is None or not len(comparisons):
         return []
     from neurofit.report.comparisons import significant_pairs
@@ -105,9 +105,9 @@ def significance_lines(comparisons: pd.DataFrame | None, model: str, region: str
     for sign, names in ((">", pairs.loc[pairs["better"] == model, "worse"]),
                         ("<", pairs.loc[pairs["worse"] == model, "better"])):
         names = sorted(names)
-        if names:
-            more = f" +{len(names) - max_names}" if len(names) > max_names else ""
-            lines.append(f"{sign} {', '.join(names[:max_names])}{more}")
+        lines += [f"{sign} {name}" for name in names[:max_names]]
+        if len(names) > max_names:
+            lines.append(f"{sign} {len(names) - max_names} more")
     return lines
 
 
@@ -152,8 +152,8 @@ def layer_region_heatmap(table: pd.DataFrame, model: str, layer_order: list[str]
         labels.append("\n".join([f"{region}\nn={int(n)}" if np.isfinite(n) else region, *lines]))
     ax.set_xticks(range(len(region_order)), labels)
     ax.set_yticks(range(len(layer_order)), layer_order)
-    ax.set_xlabel("brain region (n = neuroids" + ("; > / <: significantly better / worse than, Holm p < 0.05)"
-                                                  if comparisons is not None else ")"))
+    ax.set_xlabel("brain region (n = neuroids" + (")\n> m / < m: explains it significantly better / worse than m "
+                                                  "(paired test)" if comparisons is not None else ")"))
     ax.set_ylabel("model layer (input to output)")
     metric = sub["metric"].iloc[0] if len(sub) else ""
     n_stimuli = int(sub["n_stimuli"].max()) if len(sub) else 0
@@ -309,10 +309,9 @@ def performance_vs_predictivity(best: pd.DataFrame, performance: Mapping[str, Ma
         r, low, high = correlation_with_ci(x, y, n_boot=n_boot, seed=seed) if enough else (np.nan,) * 3
         results.append({"region": region, "r": r, "ci_low": low, "ci_high": high, "n_models": len(present),
                         "accuracy": accuracy, "references_left_out": ",".join(references)})
-        if not enough:
-            _note(ax, f"not enough models for a correlation:\nn = {len(present)} < {MIN_MODELS_FOR_CORRELATION}, "
-                      "a CI would span\nalmost [-1, 1]; no line drawn")
-            stats = f"n = {len(present)} models"
+        if not enough:  # said in the title, so the message hides no data
+            stats = (f"n = {len(present)} models: not enough models\nfor a correlation "
+                     f"(a CI needs >= {MIN_MODELS_FOR_CORRELATION})")
         elif np.isfinite(r):
             slope, intercept = np.polyfit(x, y, 1)
             grid = np.linspace(x.min(), x.max(), 2)
@@ -323,6 +322,7 @@ def performance_vs_predictivity(best: pd.DataFrame, performance: Mapping[str, Ma
             stats = f"n = {len(present)} models"
         ax.set_title(f"{region}\n{stats}")
         ax.set_xlabel(ACCURACIES[accuracy].replace(" on ", " on\n") + "\n(fraction correct)")
+        ax.set_xlim(-0.02, 1.02)  # the whole range of a fraction correct, the same in every panel
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel(score_label(normalisation))
     # one legend for all panels: models by colour (filled), then the lines, then what open markers mean
