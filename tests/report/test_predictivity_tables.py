@@ -226,3 +226,21 @@ def test_sign_flip_p_value_and_holm():
     assert sign_flip_p_value(r_a, r_a, 100)[0] == 1
     assert holm(np.array([0.01, 0.04, 0.03])) == pytest.approx([0.03, 0.06, 0.06])
     assert bootstrap_p_value(np.linspace(0.1, 1, 99)) == pytest.approx(2 / 100)
+
+
+def test_comparisons_stage_writes_the_table(tmp_path):
+    from neurofit.cli import stage_comparisons
+
+    ids, truth, responses, rng = _region()
+    fits = _write_fits(tmp_path, {"good": truth, "noise": rng.normal(size=(60, 8))}, responses, ids)
+    ceiling = tmp_path / "ceiling.nc"
+    xr.Dataset({"reliability": (("split", "neuroid"), np.full((3, 12), 0.8))},
+               coords={"region": ("neuroid", ["IT"] * 12)}).to_netcdf(ceiling, engine="h5netcdf")
+    out = tmp_path / "tables" / "comparisons.csv"
+    stage_comparisons([{**key, "metric": "ridge", "path": str(path)} for key, path in fits], {"sim": str(ceiling)},
+                      "(r/c)^2", str(out))
+    table = pd.read_csv(out)
+    assert list(table.columns) == COMPARISON_COLUMNS and len(table) == 1
+    row = table.iloc[0]
+    assert (row["model_a"], row["model_b"]) == ("good", "noise") and row["significant"]
+    assert row["normalisation"] == "sign(r)*(r/c)^2" and row["n_permutations"] == 300
