@@ -5,6 +5,7 @@ torch-free, so the Snakefile can import it at DAG-build time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,19 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
         problems.append(f"  {where}: {error.message}")
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
+
+
+def climbing_paths(config: dict[str, Any]) -> list[str]:
+    """Warnings for relative ``results``/``resources``/``cache_dir`` paths that climb out of the
+    working directory: the user's choice, but a config from someone else should not write there unnoticed."""
+    keys = {"results": config.get("results"), "resources": config.get("resources"),
+            **{f"datasets.{name}.cache_dir": entry.get("cache_dir")
+               for name, entry in (config.get("datasets") or {}).items() if isinstance(entry, dict)}}
+    warnings = []
+    for key, value in keys.items():
+        if isinstance(value, str) and not Path(value).is_absolute():
+            parts = Path(os.path.normpath(value)).parts
+            if parts and parts[0] == "..":
+                warnings.append(f"warning: {key}: {value!r} climbs out of the working directory "
+                                f"({Path(value).resolve()}); outputs will be written there")
+    return warnings

@@ -1,4 +1,6 @@
 # Config validation and the names of every artefact (via neurofit.paths); no analysis logic here.
+import sys
+
 from snakemake.utils import min_version, validate
 
 from neurofit import config as nf_config
@@ -12,6 +14,8 @@ min_version("8.10")
 
 nf_config.check(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, "../schemas/config.schema.yaml", set_default=True)
+for _warning in nf_config.climbing_paths(config):
+    print(_warning, file=sys.stderr)
 
 LAYOUT = Layout(results=config["results"], resources=config["resources"])
 # DANDI entries are checked (no request) before any job runs: a bad id, version or asset path stops here.
