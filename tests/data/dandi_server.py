@@ -4,7 +4,8 @@ It answers what the client reads: ``/server-info`` (404 here, so the client fall
 dandisets, versions, version info, paginated asset listings (``?path=`` prefix), asset metadata with
 ``dandi:dandi-etag`` digests (computed with ``dandischema``), and ``/api/assets/{id}/download/`` as a 302
 to a blob URL that honours ``Range``. Faults for tests: ``corrupt`` (blob served with one byte flipped),
-``cut`` (the next N blob responses stop halfway), ``status`` (every request answers this HTTP status).
+``cut`` (the next N blob responses stop halfway), ``truncate`` (the blob holds only its first N bytes,
+served whole: shorter than the size the metadata advertises), ``status`` (every request answers this HTTP status).
 Every request is logged in ``requests`` as ``(method, path with query, Range header)``.
 """
 
@@ -67,6 +68,7 @@ class FakeArchive:
         self.requests: list[tuple[str, str, str | None]] = []
         self.corrupt: set[str] = set()
         self.cut: dict[str, int] = {}
+        self.truncate: dict[str, int] = {}
         self.status: int | None = None
         self.page_size = page_size
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -211,6 +213,8 @@ def _handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
             data = asset.data
             if asset.asset_id in archive.corrupt:
                 data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+            if asset.asset_id in archive.truncate:
+                data = data[:archive.truncate[asset.asset_id]]
             start, stop = 0, len(data) - 1
             if rng := re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range") or ""):
                 start = int(rng[1])
