@@ -216,3 +216,38 @@ def test_the_stimulus_pattern_holds_only_the_id_field(good_file, tmp_path, patte
     with pytest.raises(NWBContentError, match=r"responses.stimuli.pattern .*write e.g. '\{id\}.png'"):
         build(good_file, adapter="table_folder", stimulus_column="name",
               stimuli={"path": str(tmp_path / "stimuli"), "pattern": pattern})
+
+
+@pytest.fixture
+def unreadable_files(tmp_path, file_000207):
+    """A text file named .nwb (an error page saved by a browser) and a real NWB file cut short."""
+    text = tmp_path / "sub-a" / "sub-a_ses-1.nwb"
+    text.parent.mkdir()
+    text.write_text("<html>404 Not Found</html>\n")
+    real = file_000207.read_bytes()
+    cut = tmp_path / "sub-b" / "sub-b_ses-1.nwb"
+    cut.parent.mkdir()
+    cut.write_bytes(real[:100_000])
+    return text, cut, len(real)
+
+
+def test_unreadable_nwb_files_are_named_with_the_fix(unreadable_files):
+    from neurofit.neural.nwb import open_nwb
+
+    text, cut, size = unreadable_files
+    with pytest.raises(NWBContentError, match=rf"{text}: not a readable NWB/HDF5 file; .*signature not found.*delete "
+                                              r"it \(from the cache, for a DANDI download\) so it is fetched again"):
+        build(text)
+    with pytest.raises(NWBContentError, match=rf"{cut}: not a readable NWB/HDF5 file; it is truncated: 100000 of the "
+                                              rf"{size} bytes its HDF5 header records. Delete it"), open_nwb(cut):
+        pass
+
+
+def test_the_manifest_stage_names_an_unreadable_file(unreadable_files):
+    from neurofit.data.local import DatasetError, local_manifest
+
+    text, cut, _ = unreadable_files
+    with pytest.raises(DatasetError, match=rf"{text}: not a readable NWB/HDF5 file"):
+        local_manifest(text.parent.parent)
+    with pytest.raises(DatasetError, match=rf"{cut}: not a readable NWB/HDF5 file; it is truncated"):
+        local_manifest(text.parent.parent, ["sub-b/*.nwb"])

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neurofit.data.local import unreadable_nwb_message
 from neurofit.neural.regions import decode
 
 # Columns of a units table that are not per-unit scalars (ragged or references).
@@ -40,7 +41,11 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
         import remfile
 
         remote = remfile.File(str(source))
-        h5 = h5py.File(remote, "r")
+        try:
+            h5 = h5py.File(remote, "r")
+        except OSError as error:
+            remote.close()
+            raise NWBContentError(unreadable_nwb_message(source, error)) from error
         io = NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
         try:
             yield io
@@ -51,7 +56,11 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
         return
     if not Path(source).is_file():
         raise NWBContentError(f"{source}: no such NWB file")
-    with NWBHDF5IO(str(source), "r", load_namespaces=True) as io:
+    try:
+        io = NWBHDF5IO(str(source), "r", load_namespaces=True)
+    except OSError as error:  # h5py's message names no file
+        raise NWBContentError(unreadable_nwb_message(source, error)) from error
+    with io:
         yield io
 
 
