@@ -2,9 +2,19 @@
 # The rules only wire files together; the logic lives in src/neurofit (see workflow/rules/common.smk).
 
 
+import time
+
+from neurofit import config as nf_config
+from neurofit.errors import report_failures_at_exit
+
+# Failure notes written after this moment belong to this run (printed last by onerror, below).
+RUN_STARTED = time.time()
+
+
 # The default config applies only when no --configfile is given: a paper config replaces it
 # rather than being merged into it (so its models and datasets are exactly those it lists).
 if not workflow.config_settings.configfiles:
+    nf_config.load_yaml("config/config.yaml")  # a YAML syntax error names the line (Snakemake's does not)
 
     configfile: "config/config.yaml"
 
@@ -15,6 +25,11 @@ include: "workflow/rules/neural.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/report.smk"
+
+
+onerror:
+    # Each failed stage left its message beside its log; they are printed after Snakemake's closing lines.
+    report_failures_at_exit(LAYOUT.logs_dir(), RUN_STARTED)
 
 
 rule all:

@@ -89,3 +89,23 @@ def climbing_paths(config: dict[str, Any]) -> list[str]:
                 warnings.append(f"warning: {key}: {value!r} climbs out of the working directory "
                                 f"({Path(value).resolve()}); outputs will be written there")
     return warnings
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file, or a ConfigError naming the file, line and column of a syntax error (Snakemake's
+    own message for a bad config file names neither). A missing file is left to the caller."""
+    file = Path(path)
+    if not file.is_file():
+        return None
+    try:
+        return yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        context, opened = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and opened is not None:
+            context = f"{context} opened at line {opened.line + 1}:"
+        problem = " ".join(str(part) for part in (context, getattr(error, "problem", None)) if part) or str(error)
+        raise ConfigError(f"{file}{where}: not valid YAML ({problem}); fix the syntax there (the mistake can be "
+                          f"just before that point, e.g. an unclosed bracket or quote, or a tab used for "
+                          f"indentation)") from None

@@ -1,7 +1,8 @@
 """A DANDI-API-compatible HTTP server on 127.0.0.1, for offline tests of the real ``dandi`` client.
 
 It answers what the client reads: ``/server-info`` (404 here, so the client falls back to ``/api/info/``),
-dandisets, versions, version info, paginated asset listings (``?path=`` prefix), asset metadata with
+dandisets, versions, version info, paginated asset listings (``?path=`` prefix), asset metadata (and
+``/api/assets/{id}/info/``) with
 ``dandi:dandi-etag`` digests (computed with ``dandischema``), and ``/api/assets/{id}/download/`` as a 302
 to a blob URL that honours ``Range``. Faults for tests: ``corrupt`` (blob served with one byte flipped),
 ``cut`` (the next N blob responses stop halfway), ``truncate`` (the blob holds only its first N bytes,
@@ -142,10 +143,12 @@ def _handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
                                    "services": {"api": {"url": archive.api_url}, "webui": {"url": archive.url}}})
             if route == "/api/dandisets/":
                 return self._page([archive.dandiset(d) for d in sorted(archive.dandisets)], query, url.path)
-            if m := re.fullmatch(r"/api/assets/([^/]+)/(download/)?", route):
+            if m := re.fullmatch(r"/api/assets/([^/]+)/(download/|info/)?", route):
                 asset = archive.asset(m[1])
                 if asset is None:
                     return self._json({"detail": "Not found."}, 404)
+                if m[2] == "info/":
+                    return self._json({**asset.listing(), "metadata": asset.metadata(archive.url)})
                 if m[2]:
                     return self._redirect(f"{archive.url}/blobs/{asset.asset_id}")
                 return self._json(asset.metadata(archive.url))
