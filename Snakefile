@@ -2,13 +2,18 @@
 # The rules only wire files together; the logic lives in src/neurofit (see workflow/rules/common.smk).
 
 
+import sys
 import time
 
 from neurofit import config as nf_config
 from neurofit.errors import report_failures_at_exit
+from neurofit.runlock import clear_stale_locks, record_run
 
 # Failure notes written after this moment belong to this run (printed last by onerror, below).
 RUN_STARTED = time.time()
+# A run killed outright left its lock: removed here (before Snakemake locks) when its process is gone.
+if workflow.is_main_process and (_cleared := clear_stale_locks()):
+    print(_cleared, file=sys.stderr)
 
 
 # The default config applies only when no --configfile is given: a paper config replaces it
@@ -25,6 +30,10 @@ include: "workflow/rules/neural.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/report.smk"
+
+
+onstart:
+    record_run()
 
 
 onerror:
