@@ -47,3 +47,13 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def simulated_nwb(simulated: Path) -> Path:
     return next((simulated / "dandiset").rglob("*.nwb"))
+
+
+SLOW_MARKERS = ("e2e", "slurm")  # Snakemake runs end to end (pipeline, paper configs, DANDI, SLURM)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every end-to-end or SLURM test is also ``slow``: ``pytest -m "not slow"`` is the quick subset."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.e2e  # and so slow (tests/conftest.py)
 
 
 def snakemake_command(repo: Path, workdir: Path, *args: str) -> list[str]:
