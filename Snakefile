@@ -19,7 +19,10 @@ if workflow.is_main_process and (_cleared := clear_stale_locks()):
 # The default config applies only when no --configfile is given: a paper config replaces it
 # rather than being merged into it (so its models and datasets are exactly those it lists).
 if not workflow.config_settings.configfiles:
-    nf_config.load_yaml("config/config.yaml")  # a YAML syntax error names the line (Snakemake's does not)
+    try:  # a YAML syntax error names the line (Snakemake's own message does not)
+        nf_config.load_yaml("config/config.yaml")
+    except nf_config.ConfigError as _error:
+        sys.exit(f"neurofit: {_error}")  # the message, last and alone (no traceback of the Snakefile)
 
     configfile: "config/config.yaml"
 

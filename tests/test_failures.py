@@ -113,3 +113,30 @@ def test_check_names_the_line_of_a_yaml_syntax_error(tmp_path, capsys):
     config.write_text("datasets:\n  ..: {source: simulated}\nmodels:\n  m: {architecture: alexnet_small}\n")
     assert cli.main(["check", str(config)]) == 1
     assert "datasets: '..' does not match" in capsys.readouterr().err
+
+
+def snakemake_dry_run(repo, workdir, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory",
+                           str(workdir), "-n", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_yaml_error_in_the_default_config_names_the_line_last(repo, tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("datasets:\n  sim: {source: simulated\nmodels:\n  m: {}\n")
+    run = snakemake_dry_run(repo, tmp_path)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("neurofit: config/config.yaml, line 3, column 7: not valid YAML"), run.stderr[-2000:]
+
+
+def test_schema_errors_are_the_last_lines(repo, tmp_path):
+    (tmp_path / "config.yaml").write_text("datasets:\n  ..: {source: simulated}\n"
+                                          "models:\n  m: {architecture: alexnet_small, objectiv: supervised}\n")
+    run = snakemake_dry_run(repo, tmp_path, "--configfile", str(tmp_path / "config.yaml"))
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert lines[-3:] == ["neurofit: invalid config:", "  datasets: '..' does not match '^[A-Za-z0-9][A-Za-z0-9_.-]*$'",
+                          "  models.m: Additional properties are not allowed ('objectiv' was unexpected)"], lines[-6:]

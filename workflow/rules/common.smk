@@ -17,7 +17,10 @@ min_version("8.10")
 mimetypes.add_type("text/yaml", ".yaml")
 
 
-nf_config.check(config, workflow.source_path("../schemas/config.schema.yaml"))
+try:
+    nf_config.check(config, workflow.source_path("../schemas/config.schema.yaml"))
+except nf_config.ConfigError as _error:
+    sys.exit(f"neurofit: {_error}")  # every bad key, last on screen, without a traceback of the Snakefile
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 for _warning in nf_config.climbing_paths(config):
     print(_warning, file=sys.stderr)
