@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository root, the real NWB files, a small simulated dandiset."""
+"""Shared fixtures: the repository root, the real NWB files (tests/data/real_nwb, in the repository), a
+small simulated dandiset."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Real DANDI files, byte for byte as published, with their ids, versions, sha256 and licence in README.md there.
+SHARED_DATA = REPO / "tests" / "data" / "real_nwb"
 
 os.environ.setdefault("DANDI_NO_ET", "1")  # no telemetry from the dandi client in tests
 
@@ -20,8 +22,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real DANDI test files not present at {SHARED_DATA} (a user's clone without shared/)")
+    """The folder holding ``dandi/<id>/<asset path>`` of the real NWB files (part of the repository)."""
     return SHARED_DATA
 
 
@@ -46,3 +47,13 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def simulated_nwb(simulated: Path) -> Path:
     return next((simulated / "dandiset").rglob("*.nwb"))
+
+
+SLOW_MARKERS = ("e2e", "slurm")  # Snakemake runs end to end (pipeline, paper configs, DANDI, SLURM)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every end-to-end or SLURM test is also ``slow``: ``pytest -m "not slow"`` is the quick subset."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)

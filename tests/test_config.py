@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,32 @@ def test_reference_to_a_missing_dataset_is_refused():
     config["models"]["ref"] = {"weights": "simulated:nope"}
     with pytest.raises(ValueError, match="models.ref.weights"):
         nf_config.model_settings(config, "ref")
+
+
+@pytest.mark.parametrize(("section", "name"), [("models", ".."), ("models", "."), ("datasets", ".."),
+                                               ("datasets", "a/b"), ("models", "../x"), ("datasets", ".hidden"),
+                                               ("models", "-rf")])
+def test_names_that_are_not_plain_folder_names_are_refused(section, name):
+    config = minimal()
+    config[section][name] = config[section].pop(next(iter(config[section])))
+    with pytest.raises(nf_config.ConfigError, match=rf"{section}: '{re.escape(name)}' does not match"):
+        nf_config.check(config, SCHEMA)
+
+
+def test_region_and_layer_names_are_plain_folder_names():
+    config = minimal()
+    config["datasets"]["sim"]["regions"] = ["V1", "../../x"]
+    config["models"]["m"]["layers"] = ["features.3", "/abs"]
+    with pytest.raises(nf_config.ConfigError) as error:
+        nf_config.check(config, SCHEMA)
+    assert "datasets.sim.regions.1: '../../x' does not match" in str(error.value)
+    assert "models.m.layers.1: '/abs' does not match" in str(error.value)
+
+
+def test_results_that_climb_out_of_the_working_directory_warn(tmp_path):
+    config = minimal() | {"results": "../elsewhere/results", "resources": "resources/../../r"}
+    config["datasets"]["sim"]["cache_dir"] = "../cache"
+    warnings = nf_config.climbing_paths(config)
+    assert [w.split(":")[1].strip() for w in warnings] == ["results", "resources", "datasets.sim.cache_dir"]
+    assert "'../elsewhere/results' climbs out of the working directory" in warnings[0]
+    assert nf_config.climbing_paths(minimal() | {"results": "results/../results", "resources": str(tmp_path)}) == []

@@ -291,11 +291,16 @@ STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.sta
 
 def run_from_snakemake(stage: str, smk: Any) -> None:
     """Entry of ``workflow/scripts``: logs to the rule's log file, calls the stage with the rule's
-    named inputs, outputs and params as keyword arguments."""
+    named inputs, outputs and params as keyword arguments. On failure the traceback goes to the log
+    only, the message a person can act on to ``<log>.error`` (printed last by the Snakefile's
+    ``onerror``), and the job exits with status 1."""
+    from neurofit.paths import error_note
+
     log_path = smk.log[0] if smk.log else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(error_note(log_path)).unlink(missing_ok=True)  # a note from an earlier failed run is stale
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -307,9 +312,35 @@ def run_from_snakemake(stage: str, smk: Any) -> None:
              **dict(smk.params.items())}
     try:
         stage_fn(**{k: v for k, v in named.items() if k in wanted})
-    except Exception:
-        log.exception("stage %s failed", stage)
-        raise
+    except Exception as error:
+        if not log_path:
+            raise
+        _record_failure(stage, error, log_path, [str(f) for f in smk.output], handlers[-1])
+        raise SystemExit(1) from None
+
+
+def _record_failure(stage: str, error: Exception, log_path: str, outputs: list[str], log_file: logging.Handler) -> None:
+    """Traceback to the job log (not the screen); the user-facing message beside it, for ``onerror``."""
+    import traceback
+
+    from neurofit.errors import user_message
+    from neurofit.paths import error_note
+
+    message = user_message(error, outputs)
+    record = logging.LogRecord("neurofit", logging.ERROR, __file__, 0, "stage %s failed:\n%s", (
+        stage, "".join(traceback.format_exception(error))), None)
+    try:
+        log_file.handle(record)
+        log_file.flush()
+    except OSError:
+        pass
+    if message is None:
+        message = (f"stage {stage} failed with an unexpected {type(error).__name__}: {error}\n(this is probably a "
+                   f"bug in neurofit; the traceback is in {log_path})")
+    try:
+        Path(error_note(log_path)).write_text(message + "\n")
+    except OSError:  # a full disk can refuse even this: then the screen is the only place left
+        print(f"neurofit: stage {stage} failed: {message}", file=sys.stderr, flush=True)
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -323,27 +354,60 @@ def main(argv: list[str] | None = None) -> int:
     look.add_argument("source", help="an NWB file, or a DANDI URL (dandiset, asset path or asset download URL)")
     look.add_argument("--asset", help="for a DANDI URL naming several NWB assets: the asset path to inspect")
     look.add_argument("--json", action="store_true", help="print the description as JSON")
+    look.add_argument("--api-url", help="the DANDI API of a server other than dandiarchive.org, e.g. "
+                                        "https://api.sandbox.dandiarchive.org/api (as a dataset's api_url)")
+    check = commands.add_parser("check", help="check a config file: YAML syntax (with the line), schema, names")
+    check.add_argument("configfile", help="a config file, e.g. config/paper/figure2.yaml")
+    check.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    for sub in (sim, look):
+        sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return _command(parser, args)
+    except Exception as error:
+        from neurofit.errors import user_message
+
+        message = user_message(error)
+        if message is None or args.debug:
+            raise
+        print(f"neurofit {args.command}: error: {message}", file=sys.stderr)  # one message, the last line
+        return 1
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "simulate":
         out = Path(args.out_dir)
         if out.exists() and any(out.iterdir()):
             parser.error(f"{out} exists and is not empty; choose a new folder")
         stage_simulate(str(out), json.loads(args.settings))
+    elif args.command == "check":
+        return _check_config(args.configfile)
     elif args.command == "inspect":
         from neurofit.neural.inspect import format_report, inspect_source
-        from neurofit.neural.nwb import NWBContentError
 
-        try:
-            report, snippet, others = inspect_source(args.source, args.asset)
-        except NWBContentError as error:
-            parser.error(str(error))
+        report, snippet, others = inspect_source(args.source, args.asset, args.api_url)
         if args.json:
             print(json.dumps({**report, "config_snippet": snippet, "other_assets": others}, indent=2, default=str))
         else:
             print(format_report(report, snippet))
             if others:
                 print(f"\n{len(others)} other NWB asset(s), inspect one with --asset: {others[:10]}")
+    return 0
+
+
+def _check_config(configfile: str) -> int:
+    from neurofit import config as nf_config
+
+    if not Path(configfile).is_file():
+        raise nf_config.ConfigError(f"{configfile}: no such config file")
+    config = nf_config.load_yaml(configfile)
+    if not isinstance(config, dict):
+        raise nf_config.ConfigError(f"{configfile}: a config is a YAML mapping (datasets:, models:, ...)")
+    nf_config.check(config, Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml")
+    for warning in nf_config.climbing_paths(config):
+        print(warning, file=sys.stderr)
+    print(f"{configfile}: valid")
     return 0
 
 

@@ -5,6 +5,7 @@ torch-free, so the Snakefile can import it at DAG-build time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,39 @@ def check(config: dict[str, Any], schema_path: str | Path) -> None:
         problems.append(f"  {where}: {error.message}")
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
+
+
+def climbing_paths(config: dict[str, Any]) -> list[str]:
+    """Warnings for relative ``results``/``resources``/``cache_dir`` paths that climb out of the
+    working directory: the user's choice, but a config from someone else should not write there unnoticed."""
+    keys = {"results": config.get("results"), "resources": config.get("resources"),
+            **{f"datasets.{name}.cache_dir": entry.get("cache_dir")
+               for name, entry in (config.get("datasets") or {}).items() if isinstance(entry, dict)}}
+    warnings = []
+    for key, value in keys.items():
+        if isinstance(value, str) and not Path(value).is_absolute():
+            parts = Path(os.path.normpath(value)).parts
+            if parts and parts[0] == "..":
+                warnings.append(f"warning: {key}: {value!r} climbs out of the working directory "
+                                f"({Path(value).resolve()}); outputs will be written there")
+    return warnings
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file, or a ConfigError naming the file, line and column of a syntax error (Snakemake's
+    own message for a bad config file names neither). A missing file is left to the caller."""
+    file = Path(path)
+    if not file.is_file():
+        return None
+    try:
+        return yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        context, opened = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and opened is not None:
+            context = f"{context} opened at line {opened.line + 1}:"
+        problem = " ".join(str(part) for part in (context, getattr(error, "problem", None)) if part) or str(error)
+        raise ConfigError(f"{file}{where}: not valid YAML ({problem}); fix the syntax there (the mistake can be "
+                          f"just before that point, e.g. an unclosed bracket or quote, or a tab used for "
+                          f"indentation)") from None

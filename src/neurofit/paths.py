@@ -35,6 +35,11 @@ def code_hash(*modules: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def error_note(log: str) -> str:
+    """``<log>.error``: the user-facing message of a failed job, written beside its log."""
+    return f"{log}.error"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where artefacts live for one run: ``results`` is per config, ``resources`` is shared."""
@@ -123,7 +128,10 @@ class Layout:
         return f"{self.results}/provenance/{name}"
 
     def log(self, *parts: str) -> str:
-        return f"{self.results}/logs/" + "/".join(parts) + ".log"
+        return f"{self.logs_dir()}/" + "/".join(parts) + ".log"
+
+    def logs_dir(self) -> str:
+        return f"{self.results}/logs"
 
     def benchmark(self, *parts: str) -> str:
         """Snakemake's per-job benchmark (wall time, peak RSS): what the rule resources are sized from."""

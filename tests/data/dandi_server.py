@@ -1,10 +1,12 @@
 """A DANDI-API-compatible HTTP server on 127.0.0.1, for offline tests of the real ``dandi`` client.
 
 It answers what the client reads: ``/server-info`` (404 here, so the client falls back to ``/api/info/``),
-dandisets, versions, version info, paginated asset listings (``?path=`` prefix), asset metadata with
+dandisets, versions, version info, paginated asset listings (``?path=`` prefix), asset metadata (and
+``/api/assets/{id}/info/``) with
 ``dandi:dandi-etag`` digests (computed with ``dandischema``), and ``/api/assets/{id}/download/`` as a 302
 to a blob URL that honours ``Range``. Faults for tests: ``corrupt`` (blob served with one byte flipped),
-``cut`` (the next N blob responses stop halfway), ``status`` (every request answers this HTTP status).
+``cut`` (the next N blob responses stop halfway), ``truncate`` (the blob holds only its first N bytes,
+served whole: shorter than the size the metadata advertises), ``status`` (every request answers this HTTP status).
 Every request is logged in ``requests`` as ``(method, path with query, Range header)``.
 """
 
@@ -67,6 +69,7 @@ class FakeArchive:
         self.requests: list[tuple[str, str, str | None]] = []
         self.corrupt: set[str] = set()
         self.cut: dict[str, int] = {}
+        self.truncate: dict[str, int] = {}
         self.status: int | None = None
         self.page_size = page_size
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -140,10 +143,12 @@ def _handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
                                    "services": {"api": {"url": archive.api_url}, "webui": {"url": archive.url}}})
             if route == "/api/dandisets/":
                 return self._page([archive.dandiset(d) for d in sorted(archive.dandisets)], query, url.path)
-            if m := re.fullmatch(r"/api/assets/([^/]+)/(download/)?", route):
+            if m := re.fullmatch(r"/api/assets/([^/]+)/(download/|info/)?", route):
                 asset = archive.asset(m[1])
                 if asset is None:
                     return self._json({"detail": "Not found."}, 404)
+                if m[2] == "info/":
+                    return self._json({**asset.listing(), "metadata": asset.metadata(archive.url)})
                 if m[2]:
                     return self._redirect(f"{archive.url}/blobs/{asset.asset_id}")
                 return self._json(asset.metadata(archive.url))
@@ -211,6 +216,8 @@ def _handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
             data = asset.data
             if asset.asset_id in archive.corrupt:
                 data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+            if asset.asset_id in archive.truncate:
+                data = data[:archive.truncate[asset.asset_id]]
             start, stop = 0, len(data) - 1
             if rng := re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range") or ""):
                 start = int(rng[1])

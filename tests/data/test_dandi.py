@@ -181,6 +181,16 @@ def test_checksum_mismatch_leaves_no_bad_file_and_keeps_the_verified_copy(archiv
     assert (root / SECOND_PATH).read_bytes() == second.data
 
 
+def test_truncated_blob_says_the_file_is_shorter_than_advertised(archive, tmp_path):
+    asset = archive.dandisets[DANDISET][VERSION][NWB_PATH]
+    archive.truncate[asset.asset_id] = len(asset.data) - 1000
+    with pytest.raises(DandiError, match=rf"{NWB_PATH} \(asset {asset.asset_id}\) from .* failed: the server sent "
+                                         rf"{len(asset.data) - 1000} of the {len(asset.data)} bytes the archive "
+                                         rf"advertises.*nothing was placed"):
+        acquire(spec(archive), tmp_path)
+    assert not (tmp_path / "dandi" / DANDISET / VERSION / NWB_PATH).exists()
+
+
 def test_interrupted_download_resumes_and_is_verified_whole(archive, tmp_path, monkeypatch):
     from dandi.dandiapi import RemoteBlobAsset
 

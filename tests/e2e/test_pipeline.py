@@ -85,3 +85,12 @@ def test_changing_one_model_reruns_only_that_model(repo, tiny_run):
     assert counts.get("train") == 1  # the untrained control only, not the reference
     assert counts.get("features") == 5 and counts.get("fit") == 15
     assert "simulate" not in counts and "responses" not in counts
+
+
+def test_report_prints_no_coroutine_or_mimetype_warnings(repo, tiny_run):
+    workdir, _ = tiny_run
+    report = snakemake(repo, workdir, "--report", str(workdir / "report.html"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    screen = report.stdout + report.stderr
+    assert "was never awaited" not in screen and "Could not detect mimetype" not in screen, screen[-3000:]
+    assert (workdir / "report.html").stat().st_size > 10_000

@@ -109,7 +109,9 @@ def test_nan_spike_times(tmp_path, nwb_writer, images):
     path = nwb_writer(tmp_path / "nan.nwb", units=[{"spike_times": [1.1, np.nan, 2.1], "location": "V1"}],
                       tables={"natural_scenes_presentations": {"start_time": ONSETS, "image_index": INDEX}},
                       templates={"scenes": images(3)})
-    with pytest.raises(NWBContentError, match=r"nan.nwb: units/spike_times of unit 0 contain NaN"):
+    with pytest.raises(NWBContentError, match=r"nan.nwb: units/spike_times of unit 0 contain 1 NaN value\(s\); "
+                                              r"spike times must be numbers.*write the file again without them.*"
+                                              r"responses.units.quality"):
         build(path)
 
 
@@ -163,3 +165,89 @@ def test_missing_file_and_no_files(tmp_path):
 def test_inconsistent_settings_name_the_key(settings, message):
     with pytest.raises(ResponseConfigError, match=message):
         ResponseSpec.from_config(settings)
+
+
+def test_a_query_cannot_run_code(good_file, tmp_path):
+    """The issue's exploit: pandas query reached os.system; the parsed filter refuses it at config time."""
+    marker = tmp_path / "x"
+    exploit = f"@pd.io.common.os.system('touch {marker}') == 0 or start_time >= 0"
+    with pytest.raises(ResponseConfigError, match=r"responses.query: .*unexpected '@pd.io.commo' at character 0; "
+                                                  r"a filter compares columns to literals"):
+        build(good_file, query=exploit)
+    assert not marker.exists()
+    kept = build(good_file, query="image_index != 2 and name in ['img0', 'img1']").responses
+    assert kept["stimulus_id"].values.tolist() == ["img0", "img1", "img0", "img1"]
+    with pytest.raises(NWBContentError, match=r"sub-x_ses-1.nwb table 'natural_scenes_presentations': "
+                                              r"responses.query 'is_good == 1' names column\(s\) \['is_good'\]"):
+        build(good_file, query="is_good == 1")
+
+
+@pytest.mark.parametrize("bad_id", ["../secret", "/etc/passwd", "sub/../../secret"])
+def test_stimulus_ids_cannot_leave_the_stimulus_folder(tmp_path, nwb_writer, images, bad_id):
+    folder = tmp_path / "stimuli"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(images(2)[f"img{i}"]).save(folder / f"img{i}.png")
+    Image.fromarray(images(1)["img0"]).save(tmp_path / "secret.png")  # a real file outside the folder
+    path = nwb_writer(tmp_path / "evil.nwb", units=[{"spike_times": [1.1], "location": "V1"}],
+                      tables={"t": {"start_time": ONSETS[:3], "name": ["img0", "img1", bad_id]}})
+    pattern = "{id}" if bad_id.startswith("/") else "{id}.png"
+    with pytest.raises(NWBContentError, match=r"evil.nwb: 1 stimulus id\(s\) name files outside the stimulus folder "
+                                              r".*stimuli \(responses.stimuli.path\), e.g. \[.*secret|passwd.*refused"):
+        build(path, adapter="table_folder", table="t", stimulus_column="name",
+              stimuli={"path": str(folder), "pattern": pattern})
+
+
+def test_a_link_out_of_the_stimulus_folder_is_refused(tmp_path, nwb_writer, images):
+    folder = tmp_path / "stimuli"
+    folder.mkdir()
+    Image.fromarray(images(1)["img0"]).save(tmp_path / "secret.png")
+    (folder / "img0.png").symlink_to(tmp_path / "secret.png")
+    path = nwb_writer(tmp_path / "link.nwb", units=[{"spike_times": [1.1], "location": "V1"}],
+                      tables={"t": {"start_time": ONSETS[:2], "name": ["img0", "img0"]}})
+    with pytest.raises(NWBContentError, match=r"link.nwb: 1 stimulus id\(s\) name files outside"):
+        build(path, adapter="table_folder", table="t", stimulus_column="name",
+              stimuli={"path": str(folder), "pattern": "{id}.png"})
+
+
+@pytest.mark.parametrize("pattern", ["{id.__class__}.png", "{name}.png", "{id:>5}.png", "{0}.png", "{id"])
+def test_the_stimulus_pattern_holds_only_the_id_field(good_file, tmp_path, pattern):
+    (tmp_path / "stimuli").mkdir()
+    with pytest.raises(NWBContentError, match=r"responses.stimuli.pattern .*write e.g. '\{id\}.png'"):
+        build(good_file, adapter="table_folder", stimulus_column="name",
+              stimuli={"path": str(tmp_path / "stimuli"), "pattern": pattern})
+
+
+@pytest.fixture
+def unreadable_files(tmp_path, file_000207):
+    """A text file named .nwb (an error page saved by a browser) and a real NWB file cut short."""
+    text = tmp_path / "sub-a" / "sub-a_ses-1.nwb"
+    text.parent.mkdir()
+    text.write_text("<html>404 Not Found</html>\n")
+    real = file_000207.read_bytes()
+    cut = tmp_path / "sub-b" / "sub-b_ses-1.nwb"
+    cut.parent.mkdir()
+    cut.write_bytes(real[:100_000])
+    return text, cut, len(real)
+
+
+def test_unreadable_nwb_files_are_named_with_the_fix(unreadable_files):
+    from neurofit.neural.nwb import open_nwb
+
+    text, cut, size = unreadable_files
+    with pytest.raises(NWBContentError, match=rf"{text}: not a readable NWB/HDF5 file; .*signature not found.*delete "
+                                              r"it \(from the cache, for a DANDI download\) so it is fetched again"):
+        build(text)
+    with pytest.raises(NWBContentError, match=rf"{cut}: not a readable NWB/HDF5 file; it is truncated: 100000 of the "
+                                              rf"{size} bytes its HDF5 header records. Delete it"), open_nwb(cut):
+        pass
+
+
+def test_the_manifest_stage_names_an_unreadable_file(unreadable_files):
+    from neurofit.data.local import DatasetError, local_manifest
+
+    text, cut, _ = unreadable_files
+    with pytest.raises(DatasetError, match=rf"{text}: not a readable NWB/HDF5 file"):
+        local_manifest(text.parent.parent)
+    with pytest.raises(DatasetError, match=rf"{cut}: not a readable NWB/HDF5 file; it is truncated"):
+        local_manifest(text.parent.parent, ["sub-b/*.nwb"])

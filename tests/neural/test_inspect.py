@@ -11,16 +11,22 @@ import yaml
 from PIL import Image
 
 from neurofit.cli import main
-from neurofit.neural.inspect import dandi_target, inspect_source, is_dandi_url
+from neurofit.neural.inspect import CHOOSE_WINDOW, dandi_target, inspect_source, is_dandi_url, window_proposal
 from neurofit.neural.nwb import NWBContentError
 from neurofit.neural.responses import ResponseSpec, build_responses
 
 
-def validated(snippet: str, repo) -> dict:
-    """The snippet's datasets, validated (with defaults) against the config schema."""
+def validated(snippet: str, repo, window=None) -> dict:
+    """The snippet's datasets, validated (with defaults) against the config schema; ``window`` is the
+    choice a user makes where the snippet asks for one."""
     from snakemake.utils import validate
 
-    config = {"datasets": yaml.safe_load(snippet)["datasets"], "models": {"m": {"architecture": "alexnet_small"}}}
+    datasets = yaml.safe_load(snippet)["datasets"]
+    for entry in datasets.values():
+        if entry["responses"]["window_ms"] == CHOOSE_WINDOW:
+            assert window is not None, "the snippet asks for a window the test did not choose"
+            entry["responses"]["window_ms"] = window
+    config = {"datasets": datasets, "models": {"m": {"architecture": "alexnet_small"}}}
     validate(config, str(repo / "workflow/schemas/config.schema.yaml"), set_default=True)
     return config["datasets"]
 
@@ -34,7 +40,7 @@ def test_inspect_000207(file_000207, repo, tmp_path):
     assert report["units"]["regions"] == {"hippocampus_right": 25, "amygdala_right": 10}
     assert report["stimulus_templates"] == {} and report["imaging_planes"] == {}
     assert report["stimulus_series"]["StimulusPresentation_encoding"]["external_files"][0] == "NB_24.mp4"
-    dataset = validated(snippet, repo)["000207"]
+    dataset = validated(snippet, repo, [200, 1000])["000207"]
     assert dataset["assets"] == ["sub-4/sub-4_ses-4_ecephys+image.nwb"]
     assert dataset["regions"] == ["hippocampus_right", "amygdala_right"]
     block = dataset["responses"]
@@ -64,7 +70,7 @@ def test_inspect_000006(file_000006, repo):
     assert report["units"]["regions"] == {"ALM": 1}
     assert report["units"]["unsorted_spike_times"] == 1
     assert report["units"]["scalar_columns"]["quality"] == ["Excellent"]
-    block = validated(snippet, repo)["000006"]["responses"]
+    block = validated(snippet, repo, [0, 500])["000006"]["responses"]
     assert block["table"] == "trials" and block["unsorted_spike_times"] == "sort"
 
 
@@ -79,7 +85,7 @@ def test_inspect_generated_templates_and_ophys(tmp_path, nwb_writer, images, rep
     report, snippet, _ = inspect_source(str(ephys))
     assert report["stimulus_templates"]["natural_scenes"] == {"type": "Images", "count": 3, "shapes": [[6, 6]],
                                                               "names": ["img0", "img1", "img2"]}
-    dataset = validated(snippet, repo)["sub-1"]
+    dataset = validated(snippet, repo, [50, 150])["sub-1"]
     assert dataset["path"] == str((tmp_path / "ephys").resolve())
     block = dataset["responses"]
     assert (block["adapter"], block["table"], block["stimulus_column"]) == ("templates",
@@ -95,7 +101,7 @@ def test_inspect_generated_templates_and_ophys(tmp_path, nwb_writer, images, rep
     report, snippet, _ = inspect_source(str(ophys))
     assert report["imaging_planes"]["plane0"]["location"] == "VISl"
     assert report["roi_series"][0]["rois"] == 3 and report["roi_series"][0]["container"] == "DfOverF"
-    dataset = validated(snippet, repo)["ophys"]
+    dataset = validated(snippet, repo, [0, 1000])["ophys"]
     assert dataset["regions"] == ["VISl"] and dataset["responses"]["adapter"] == "ophys"
 
 
@@ -109,9 +115,8 @@ def test_cli_inspect_prints_the_report_and_json(file_000006, capsys):
 
 
 def test_cli_inspect_names_a_missing_file(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["inspect", str(tmp_path / "missing.nwb")])
-    assert "missing.nwb: no such NWB file" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "missing.nwb")]) == 1
+    assert capsys.readouterr().err.strip().endswith("missing.nwb: no such NWB file")
 
 
 @pytest.fixture
@@ -176,3 +181,48 @@ def test_a_dandi_url_is_inspected_through_the_client_navigation(offline_instance
                      "assets": ["sub-b/sub-b_ses-2.nwb"]}
     with pytest.raises(NWBContentError, match=r"no NWB asset 'sub-c.nwb'; NWB assets: \['sub-a/sub-a_ses-1.nwb', "):
         inspect_source(url, asset="sub-c.nwb")
+
+
+def test_the_window_is_a_convention_only_where_one_exists():
+    assert window_proposal(["IT"], ophys=False) == ([70, 170], "window_ms: [70, 170] ms after onset (Majaj et al. "
+                                                               "2015, the Brain-Score convention for IT)")
+    assert window_proposal(["V4", "IT"], ophys=False)[0] == [70, 170]
+    for regions, ophys in ((["V1", "IT"], False), (["hippocampus_right"], False), (["IT"], True), ([], False)):
+        window, note = window_proposal(regions, ophys)
+        assert window == CHOOSE_WINDOW and note.startswith("window_ms must be chosen: there is no standard window")
+
+
+def test_warnings_000207_too_few_repeats_and_no_images(file_000207):
+    report, snippet, _ = inspect_source(str(file_000207))
+    columns = report["intervals"]["recognition_table"]["columns"]["frameName"]
+    assert (report["intervals"]["recognition_table"]["rows"], columns["n_unique"]) == (180, 134)
+    assert report["warnings"][0].startswith("too few repeats for a noise ceiling: recognition_table/frameName has 134 "
+                                            "distinct stimuli in 180 rows and only 32 are shown twice or more")
+    assert any(w.startswith("no stimulus images in the file") for w in report["warnings"])
+    assert "# warning: too few repeats" in snippet
+    assert "window_ms must be chosen: there is no standard window for regions ['hippocampus_right', " in snippet
+    assert "Brain-Score" not in snippet
+
+
+def test_warnings_000006_one_unit_and_quality_filters(file_000006, tmp_path, capsys):
+    report, snippet, _ = inspect_source(str(file_000006))
+    warnings = report["warnings"]
+    assert any(w.startswith("one unit in the file") for w in warnings)
+    assert any("responses.units.quality: {column: quality, keep: ['Excellent']}" in w for w in warnings)
+    assert any('responses.query: "is_good == 1"' in w for w in warnings)
+    assert main(["inspect", str(file_000006), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == warnings
+
+
+def test_a_url_that_is_not_a_dandi_url_gets_no_local_path(file_000006, monkeypatch):
+    """An http URL the command cannot place (e.g. an S3 blob) is streamed; the snippet must not turn it into
+    a local folder named after the URL."""
+    import neurofit.neural.inspect as nf_inspect
+
+    real = nf_inspect.inspect_nwb
+    monkeypatch.setattr(nf_inspect, "inspect_nwb", lambda source: {**real(file_000006), "file": source})
+    url = "https://dandiarchive.s3.amazonaws.com/blobs/abc/def/0123"
+    _, snippet, _ = inspect_source(url)
+    entry = yaml.safe_load(snippet)["datasets"]["DATASET"]
+    assert entry["source"] == "dandi" and "path" not in entry and "http" not in json.dumps(entry)
+    assert "is not a DANDI dandiset or asset URL this command understands" in snippet

@@ -1,4 +1,4 @@
-"""The real DANDI files in shared/data: regions, tables and columns read right; counts per trial
+"""The real DANDI files in tests/data/real_nwb: regions, tables and columns read right; counts per trial
 equal a direct computation from the spike times. The files are only read."""
 
 from __future__ import annotations

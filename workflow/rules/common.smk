@@ -1,4 +1,9 @@
 # Config validation and the names of every artefact (via neurofit.paths); no analysis logic here.
+import asyncio
+import mimetypes
+import sys
+
+from snakemake.exceptions import NestedCoroutineError
 from snakemake.utils import min_version, validate
 
 from neurofit import config as nf_config
@@ -8,10 +13,17 @@ from neurofit.report.provenance import software_versions
 from neurofit.simulate_defaults import simulation_settings
 
 min_version("8.10")
+# The report shows the run's config (a .yaml file); Python's mimetypes does not know .yaml.
+mimetypes.add_type("text/yaml", ".yaml")
 
 
-nf_config.check(config, workflow.source_path("../schemas/config.schema.yaml"))
+try:
+    nf_config.check(config, workflow.source_path("../schemas/config.schema.yaml"))
+except nf_config.ConfigError as _error:
+    sys.exit(f"neurofit: {_error}")  # every bad key, last on screen, without a traceback of the Snakefile
 validate(config, "../schemas/config.schema.yaml", set_default=True)
+for _warning in nf_config.climbing_paths(config):
+    print(_warning, file=sys.stderr)
 
 LAYOUT = Layout(results=config["results"], resources=config["resources"])
 # DANDI entries are checked (no request) before any job runs: a bad id, version or asset path stops here.
@@ -150,7 +162,12 @@ def job_resources(stage):
     size = JOB_SIZES[stage]
 
     def mem_mb(wildcards, input, attempt):
-        return int(size["mem_mb"] + size["mem_mb_per_input_mb"] * input.size_mb) * attempt
+        if size["mem_mb_per_input_mb"] and asyncio.events._get_running_loop() is not None:
+            # Inside Snakemake's event loop (DAG building, --report) input.size_mb would start a coroutine that
+            # cannot run ("coroutine ... was never awaited"): say "not known yet" as input.size_mb would.
+            raise NestedCoroutineError("input sizes are measured once the job is ready")
+        grows = size["mem_mb_per_input_mb"] * input.size_mb if size["mem_mb_per_input_mb"] else 0
+        return int(size["mem_mb"] + grows) * attempt
 
     resources = {"mem_mb": mem_mb, "runtime": lambda wildcards, attempt: size["runtime"] * attempt}
     compute = config["compute"]

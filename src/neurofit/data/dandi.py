@@ -325,6 +325,14 @@ def _fetch(spec: DandiSpec, layout: Layout, root: Path, asset: dict[str, Any], b
     if failure is None and not errors and not (staged.is_file() and staged.stat().st_size == asset["size"]):
         errors = [f"the client left no file of {asset['size']} bytes at {staged}"]
     if failure is not None or errors:
+        received = _bytes_received(staged, staging / f"{name}.dandidownload" / "file")
+        short = received is not None and received < asset["size"]
+        if short or "part hashes" in str(errors[0] if errors else failure):
+            # The client's digester says "Not all part hashes submitted" when fewer bytes came than advertised.
+            errors = [f"the server sent {received if received is not None else 'fewer'} of the {asset['size']} "
+                      f"bytes the archive advertises: the file is shorter than its advertised size (a truncated "
+                      f"blob on the server, or a proxy cutting the transfer); run again later, and if it persists "
+                      f"report the asset to the dandiset's maintainers"]
         staged.unlink(missing_ok=True)  # bytes that failed verification never stay where a good file would be
         raise DandiError(f"{asset['path']} (asset {asset['asset_id']}) from {url} failed: "
                          f"{errors[0] if errors else failure}; nothing was placed at {target}") from failure
@@ -336,6 +344,12 @@ def _fetch(spec: DandiSpec, layout: Layout, root: Path, asset: dict[str, Any], b
     bar.n = start + asset["size"]
     bar.refresh()
     log.info("verified %s (%s %s) -> %s", asset["path"], ETAG, asset["digest"][ETAG], target)
+
+
+def _bytes_received(*candidates: Path) -> int | None:
+    """Size of the largest file the client left (staged file or its partial download), if any."""
+    sizes = [path.stat().st_size for path in candidates if path.is_file()]
+    return max(sizes) if sizes else None
 
 
 def _records(printed: str) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,30 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def unreadable_nwb_message(path: str | Path, reason: object) -> str:
+    """What a user reads when a file named ``.nwb`` is not HDF5 (a text or HTML page saved under that name) or
+    is cut short (an interrupted copy or download)."""
+    cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(reason))
+    if cut:
+        what = (f"it is truncated: {cut[1]} of the {cut[2]} bytes its HDF5 header records. Delete it (from the "
+                f"cache, for a DANDI download) so it is fetched again, or copy it again")
+    else:
+        what = (f"{reason}. If it was downloaded, the server may have sent an error page or a cut-short file: "
+                f"delete it (from the cache, for a DANDI download) so it is fetched again")
+    return f"{path}: not a readable NWB/HDF5 file; {what}"
+
+
+def check_hdf5(path: str | Path) -> None:
+    """Refuse a file that h5py cannot open, naming it (h5py's own OSError does not)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as error:
+        raise DatasetError(unreadable_nwb_message(path, error)) from error
+
+
 def local_manifest(folder: str | Path, assets: list[str] | None = None) -> dict[str, Any]:
     """Record the NWB files of a local dandiset folder (optionally only those matching ``assets``
     globs), with sizes and sha256 digests."""
@@ -35,6 +60,8 @@ def local_manifest(folder: str | Path, assets: list[str] | None = None) -> dict[
         if not matched:
             raise DatasetError(f"{root}: asset pattern {pattern!r} matches no file")
         files.extend(p for p in matched if p not in files)
+    for file in files:  # fail here, naming the file, not deep inside a later stage
+        check_hdf5(file)
     meta_file = root / "dandiset.yaml"
     meta = yaml.safe_load(meta_file.read_text()) if meta_file.exists() else {}
     return {

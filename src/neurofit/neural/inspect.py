@@ -4,6 +4,7 @@ snippet that reads it. A DANDI URL is resolved with the dandi client and streame
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def inspect_nwb(source: str | Path, n_values: int = 3) -> dict[str, Any]:
                 values = frame[column]
                 dtype = "str" if values.map(lambda v: isinstance(v, str)).all() else str(values.dtype)
                 columns[column] = {"dtype": dtype, "n_unique": int(values.nunique()),
-                                   "values": _preview(values, n_values)}
+                                   "values": _preview(values, n_values), **_repeats(values)}
             tables[name] = {"rows": len(frame), "columns": columns}
         report["intervals"] = tables
         report["units"] = _units(nwbfile, source)
@@ -113,6 +114,12 @@ def inspect_nwb(source: str | Path, n_values: int = 3) -> dict[str, Any]:
              "plane": s.rois.table.imaging_plane.name, "location": str(decode(s.rois.table.imaging_plane.location))}
             for path, kind, s in roi_series(nwbfile)]
     return report
+
+
+def _repeats(values: Any) -> dict[str, int]:
+    """How often values recur: a noise ceiling needs stimuli shown at least twice."""
+    counts = values.value_counts()
+    return {"n_repeated": int((counts >= 2).sum()), "max_repeats": int(counts.max()) if len(counts) else 0}
 
 
 def _units(nwbfile: Any, source: str | Path) -> dict[str, Any] | None:
@@ -212,8 +219,8 @@ def suggest_responses(report: dict[str, Any]) -> tuple[dict[str, Any], list[str]
         block["adapter"] = "ophys"
         if not any(s["container"] == "DfOverF" for s in report["roi_series"]):
             block["ophys_series"] = report["roi_series"][0]["path"]
-    block["window_ms"] = [70, 170]
-    notes.append("window_ms: the Brain-Score convention for IT; calcium responses need a longer window")
+    block["window_ms"], window_note = window_proposal(_regions(report), block["adapter"] == "ophys")
+    notes.append(window_note)
     units = report["units"] or {}
     if units.get("unsorted_spike_times"):
         block["unsorted_spike_times"] = "sort"
@@ -221,30 +228,101 @@ def suggest_responses(report: dict[str, Any]) -> tuple[dict[str, Any], list[str]
     return block, notes
 
 
-def _dataset_entry(source: str, dandi: dict[str, Any] | None, asset_path: str | None) -> tuple[str, dict[str, Any]]:
+# Response windows with a published convention, per region (after onset, ms). Elsewhere no window is
+# proposed: the latency and duration of responses differ between regions, species and stimuli.
+REGION_WINDOWS = {"IT": (70, 170), "V4": (70, 170)}
+WINDOW_SOURCE = "Majaj et al. 2015, the Brain-Score convention for {regions}"
+CHOOSE_WINDOW = "CHOOSE [start_ms, stop_ms]"
+
+
+def _regions(report: dict[str, Any]) -> list[str]:
+    regions = list((report["units"] or {}).get("regions", {}))
+    return regions or sorted({s["location"] for s in report["roi_series"]})
+
+
+def window_proposal(regions: list[str], ophys: bool) -> tuple[Any, str]:
+    """``window_ms`` for the snippet and its comment: a published convention when every region has the
+    same one, else a placeholder that fails validation until a window is chosen."""
+    known = {REGION_WINDOWS[r] for r in regions if r in REGION_WINDOWS}
+    if regions and not ophys and len(known) == 1 and all(r in REGION_WINDOWS for r in regions):
+        window = list(next(iter(known)))
+        return window, f"window_ms: {window} ms after onset ({WINDOW_SOURCE.format(regions=' and '.join(regions))})"
+    what = "calcium (ΔF/F) responses, which rise and decay over hundreds of ms" if ophys else (
+        f"regions {regions or ['?']}")
+    return CHOOSE_WINDOW, (f"window_ms must be chosen: there is no standard window for {what}; pick one from "
+                           f"the responses' latency and duration (e.g. a PSTH), in ms after onset")
+
+
+def inspect_warnings(report: dict[str, Any], block: dict[str, Any]) -> list[str]:
+    """What makes the file a poor fit for an encoding model with a noise ceiling, and filters to consider."""
+    warnings = []
+    table = report["intervals"].get(block.get("table", ""), {})
+    column = table.get("columns", {}).get(block.get("stimulus_column", ""))
+    if column is not None and column["n_unique"]:
+        repeated, unique = column["n_repeated"], column["n_unique"]
+        if repeated < max(2, unique / 2):
+            warnings.append(f"too few repeats for a noise ceiling: {block['table']}/{block['stimulus_column']} has "
+                            f"{unique} distinct stimuli in {table['rows']} rows and only {repeated} are shown twice or "
+                            f"more (at most {column['max_repeats']} times); the ceiling needs repeated stimuli")
+    if not report["stimulus_templates"] and not any("indexes" in s for s in report["stimulus_series"].values()):
+        warnings.append("no stimulus images in the file: the images must come from elsewhere (a folder, "
+                        "responses.stimuli.path)")
+    units = report["units"] or {}
+    if units.get("count") == 1:
+        warnings.append("one unit in the file: one neuroid, so scores per region rest on a single unit; add more "
+                        "files (sessions) of the dandiset to the assets")
+    quality = [c for c in units.get("scalar_columns", {}) if QUALITY_COLUMN.search(c)]
+    if quality:
+        column = quality[0]
+        warnings.append(f"unit quality column(s) {quality}: consider keeping good units only, e.g. "
+                        f"responses.units.quality: {{column: {column}, keep: {units['scalar_columns'][column][:1]}}}")
+    flags = [c for c, col in table.get("columns", {}).items() if QUALITY_COLUMN.search(c) and col["n_unique"] <= 3]
+    if flags:
+        value = table["columns"][flags[0]]["values"][0] if table["columns"][flags[0]]["values"] else 1
+        warnings.append(f"{block['table']} has quality/flag column(s) {flags}: consider a row filter, e.g. "
+                        f"responses.query: \"{flags[0]} == {value!r}\" (check which value marks good rows)")
+    return warnings
+
+
+QUALITY_COLUMN = re.compile(r"(^|_)(is_good|good|quality|isolation|snr|valid|ok|include|reject|outlier)(_|$)", re.I)
+
+
+def _dataset_entry(source: str, dandi: dict[str, Any] | None,
+                   asset_path: str | None) -> tuple[str, dict[str, Any], list[str]]:
+    """The dataset entry (name, entry, notes): ``source: dandi`` for a DANDI URL, ``source: local`` for a file."""
+    if dandi is None and is_url(source):
+        return "DATASET", {"source": "dandi", "dandiset": "DANDISET_ID", "version": "VERSION",
+                           "assets": ["ASSET_PATH"]}, [
+            f"{source} is not a DANDI dandiset or asset URL this command understands: fill in the dandiset, "
+            f"version and asset path (or pass a DANDI URL, with --api-url for a server other than dandiarchive.org)"]
     if dandi is not None:
         entry: dict[str, Any] = {"source": "dandi", "dandiset": dandi["dandiset"] or "DANDISET_ID",
                                  "version": dandi["version"] or "VERSION"}
         entry["assets"] = [asset_path or dandi.get("path") or "**/*.nwb"]
-        return f"dandi{entry['dandiset']}", entry
+        if dandi.get("api_url"):
+            entry["api_url"] = dandi["api_url"]
+        notes = [] if dandi["dandiset"] and dandi["version"] else [
+            "the URL names an asset but not its dandiset and version: fill in dandiset and version (DANDI "
+            "shows them on the asset's page)"]
+        return f"dandi{dandi['dandiset'] or ''}", entry, notes
     path = Path(source).resolve()
     root = next((p for p in path.parents if (p / "dandiset.yaml").is_file()), None)
     if root is None:  # the DANDI layout: <dandiset>/sub-<subject>/<file>.nwb
         root = path.parent.parent if path.parent.name.startswith("sub-") else path.parent
     name = root.name if root.name.isdigit() else path.stem.split("_")[0]
-    return name, {"source": "local", "path": str(root), "assets": [path.relative_to(root).as_posix()]}
+    return name, {"source": "local", "path": str(root), "assets": [path.relative_to(root).as_posix()]}, []
 
 
 def config_snippet(report: dict[str, Any], source: str, dandi: dict[str, Any] | None = None,
                    asset_path: str | None = None) -> str:
     """YAML for ``datasets:`` that reads this file, with comments on what was guessed."""
-    name, entry = _dataset_entry(source, dandi, asset_path)
+    name, entry, entry_notes = _dataset_entry(source, dandi, asset_path)
     block, notes = suggest_responses(report)
-    regions = list((report["units"] or {}).get("regions", {}))
-    if not regions:
-        regions = sorted({s["location"] for s in report["roi_series"]})
+    regions = _regions(report)
     entry["regions"] = regions or ["REGION"]
     entry["responses"] = block
+    notes += [f"warning: {w}" for w in inspect_warnings(report, block)]
+    notes += entry_notes
     text = yaml.safe_dump({"datasets": {name: entry}}, sort_keys=False, default_flow_style=None, width=100)
     return "".join(f"# {note}\n" for note in notes) + text
 
@@ -291,13 +369,83 @@ def format_report(report: dict[str, Any], snippet: str) -> str:
     return "\n".join(lines)
 
 
-def inspect_source(source: str, asset: str | None = None) -> tuple[dict[str, Any], str, list[str]]:
-    """Inspect a local file or a DANDI URL: (report, config snippet, other NWB assets not inspected)."""
-    if is_dandi_url(source):
-        target = dandi_target(source)
-        path, content, others = resolve_dandi(source, asset)
+def inspect_source(source: str, asset: str | None = None,
+                   api_url: str | None = None) -> tuple[dict[str, Any], str, list[str]]:
+    """Inspect a local file or a DANDI URL (of any DANDI instance, given its ``api_url``): (report, config
+    snippet, other NWB assets not inspected)."""
+    if api_url is not None and not is_url(source):
+        raise NWBContentError(f"--api-url {api_url}: {source} is not a URL; --api-url goes with a DANDI URL of "
+                              f"that server (a dandiset, an asset path or an asset download URL)")
+    if api_url is not None or is_dandi_url(source):
+        target = server_target(source, api_url) if api_url is not None else dandi_target(source)
+        path, content, others = (resolve_on_server(target, api_url, asset) if api_url is not None
+                                 else resolve_dandi(source, asset))
         report = inspect_nwb(content)
         report["asset"] = path
+        report["warnings"] = _report_warnings(report)
         return report, config_snippet(report, source, target, path), others
     report = inspect_nwb(source)
+    report["warnings"] = _report_warnings(report)
     return report, config_snippet(report, source), []
+
+
+def _report_warnings(report: dict[str, Any]) -> list[str]:
+    block, _ = suggest_responses(report)
+    return inspect_warnings(report, block)
+
+
+# -- any DANDI instance (--api-url) -----------------------------------------------------------
+ASSET_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+VERSION_ID = r"draft|[0-9]+\.[0-9]+\.[0-9]+"
+
+
+def server_target(url: str, api_url: str) -> dict[str, Any]:
+    """What a URL of the DANDI server at ``api_url`` names, parsed without the dandi client's table of known
+    instances: web pages (``/dandiset/<id>[/<version>][/files?location=<path>]``) and API URLs
+    (``/dandisets/<id>/versions/<v>/assets/[<asset id>/download/ | ?path=<path>]``, ``/assets/<id>/download/``)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    dandiset = re.search(r"/dandisets?/([0-9]{6})(?:/(?:versions/)?(" + VERSION_ID + "))?(?=/|$)", parts.path)
+    asset_id = re.search(r"/assets/(" + ASSET_ID + ")(?=/|$)", parts.path)
+    path = query.get("path") or query.get("location")
+    if dandiset is None and asset_id is None:
+        raise NWBContentError(f"{url}: names no dandiset or asset of the DANDI server {api_url} (expected e.g. "
+                              f".../dandiset/000123/0.230101.1200 or .../api/assets/<asset id>/download/)")
+    kind = "asset_id" if asset_id else ("asset_path" if path and not path.endswith("/") else "dandiset")
+    return {"kind": kind, "api": api_url.rstrip("/"), "api_url": api_url.rstrip("/"),
+            "dandiset": dandiset[1] if dandiset else None, "version": dandiset[2] if dandiset else None,
+            "path": unquote(path).strip("/") if path else None, "asset_id": asset_id[1] if asset_id else None}
+
+
+def resolve_on_server(target: dict[str, Any], api_url: str, asset: str | None) -> tuple[str, str, list[str]]:
+    """(asset path, URL of its bytes, other NWB asset paths) on the server at ``api_url``; fills in the
+    target's version (the most recent published one, else the draft) when the URL names none."""
+    from dandi.dandiapi import DandiAPIClient
+    from dandi.exceptions import NotFoundError
+
+    with DandiAPIClient(api_url=api_url.rstrip("/")) as client:
+        try:
+            if target["dandiset"] is None:  # an asset download URL without its dandiset
+                remote = client.get_asset(target["asset_id"])
+                return remote.path, remote.get_content_url(follow_redirects=1, strip_query=True), []
+            dandiset = client.get_dandiset(target["dandiset"], target["version"], lazy=False)
+            target["version"] = dandiset.version_id
+            if target["asset_id"]:
+                remote = dandiset.get_asset(target["asset_id"])
+                return remote.path, remote.get_content_url(follow_redirects=1, strip_query=True), []
+            prefix = target["path"] or ""  # a folder or an asset path named by the URL
+            nwb = {a.path: a for a in dandiset.get_assets_with_path_prefix(prefix) if a.path.endswith(".nwb")}
+        except NotFoundError as error:
+            raise NWBContentError(f"{api_url}: {error}") from None
+    wanted = asset or (target["path"] if target["kind"] == "asset_path" else None)
+    if not nwb:
+        raise NWBContentError(f"dandiset {target['dandiset']} {target['version']} on {api_url}: no NWB asset"
+                              + (f" under {prefix!r}" if prefix else ""))
+    chosen = wanted or next(iter(nwb))
+    if chosen not in nwb:
+        raise NWBContentError(f"dandiset {target['dandiset']} {target['version']} on {api_url}: no NWB asset "
+                              f"{chosen!r}; NWB assets: {list(nwb)[:20]}")
+    content = nwb[chosen].get_content_url(follow_redirects=1, strip_query=True)
+    return chosen, content, [p for p in nwb if p != chosen]

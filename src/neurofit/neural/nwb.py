@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neurofit.data.local import unreadable_nwb_message
 from neurofit.neural.regions import decode
 
 # Columns of a units table that are not per-unit scalars (ragged or references).
@@ -40,7 +41,11 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
         import remfile
 
         remote = remfile.File(str(source))
-        h5 = h5py.File(remote, "r")
+        try:
+            h5 = h5py.File(remote, "r")
+        except OSError as error:
+            remote.close()
+            raise NWBContentError(unreadable_nwb_message(source, error)) from error
         io = NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
         try:
             yield io
@@ -51,7 +56,11 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
         return
     if not Path(source).is_file():
         raise NWBContentError(f"{source}: no such NWB file")
-    with NWBHDF5IO(str(source), "r", load_namespaces=True) as io:
+    try:
+        io = NWBHDF5IO(str(source), "r", load_namespaces=True)
+    except OSError as error:  # h5py's message names no file
+        raise NWBContentError(unreadable_nwb_message(source, error)) from error
+    with io:
         yield io
 
 
@@ -127,7 +136,10 @@ def read_units(nwbfile: Any, path: str | Path, unsorted: str = "error") -> Units
     n_unsorted = 0
     for i, times in enumerate(trains):
         if np.isnan(times).any():
-            raise NWBContentError(f"{path}: units/spike_times of unit {ids[i]} contain NaN")
+            raise NWBContentError(f"{path}: units/spike_times of unit {ids[i]} contain {int(np.isnan(times).sum())} "
+                                  f"NaN value(s); spike times must be numbers. NaN usually marks a missing value "
+                                  f"left by the conversion: write the file again without them, or, if a unit column "
+                                  f"flags such units, drop them with responses.units.quality {{column, keep}}")
         if np.any(np.diff(times) < 0):
             if unsorted != "sort":
                 raise NWBContentError(f"{path}: units/spike_times of unit {ids[i]} are not sorted; set "
@@ -247,16 +259,39 @@ def series_times(series: Any) -> np.ndarray:
 
 def read_folder_images(ids: list[str], folder: str | Path, pattern: str, path: str | Path) -> dict[str, np.ndarray]:
     """``{id: image}`` for stimulus ids whose files ``folder / pattern.format(id=...)`` exist; the error
-    lists the ids whose files are missing."""
+    lists the ids whose files are missing. Ids come from the NWB file, which may come from anyone: a
+    file that resolves outside the folder (``../secret.png``, an absolute path, a link) is refused."""
     root = Path(folder)
     if not root.is_dir():
         raise NWBContentError(f"{path}: stimulus folder {root} (responses.stimuli.path) does not exist")
+    check_stimulus_pattern(pattern)
+    inside = root.resolve()
     files = {sid: root / pattern.format(id=sid) for sid in ids}
+    outside = [sid for sid, file in files.items() if not file.resolve().is_relative_to(inside)]
+    if outside:
+        raise NWBContentError(f"{path}: {len(outside)} stimulus id(s) name files outside the stimulus folder {root} "
+                              f"(responses.stimuli.path), e.g. {outside[:5]}; refused: stimulus ids must name files "
+                              f"inside that folder")
     missing = [sid for sid, file in files.items() if not file.is_file()]
     if missing:
         raise NWBContentError(f"{path}: {len(missing)} of {len(ids)} stimulus ids have no file in {root} "
                               f"(pattern {pattern!r}), e.g. {missing[:5]}")
     return {sid: read_image_file(file) for sid, file in files.items()}
+
+
+def check_stimulus_pattern(pattern: str) -> None:
+    """``responses.stimuli.pattern`` may only hold ``{id}`` as a field: ``str.format`` would otherwise
+    reach attributes (``{id.__class__}``) or fail with a KeyError."""
+    import string
+
+    try:
+        fields = [(name, spec, conversion) for _text, name, spec, conversion in string.Formatter().parse(pattern)
+                  if name is not None]
+    except ValueError as error:
+        raise NWBContentError(f"responses.stimuli.pattern {pattern!r}: {error}; write e.g. '{{id}}.png'") from error
+    if any(field != ("id", "", None) for field in fields):
+        raise NWBContentError(f"responses.stimuli.pattern {pattern!r}: only the field {{id}} is allowed (no other "
+                              f"names, attributes, indices or format specs); write e.g. '{{id}}.png'")
 
 
 def read_image_file(file: Path) -> np.ndarray:

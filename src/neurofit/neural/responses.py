@@ -24,6 +24,7 @@ import pandas as pd
 import xarray as xr
 from tqdm import tqdm
 
+from neurofit.neural.filters import RowFilterError, parse_row_filter
 from neurofit.neural.nwb import (
     NWBContentError,
     open_nwb,
@@ -96,6 +97,11 @@ class ResponseSpec:
         if self.adapter == "ophys" and self.units.get("min_rate_hz") is not None:
             raise ResponseConfigError("responses.units.min_rate_hz: a firing-rate filter does not apply to ΔF/F "
                                       "(adapter ophys)")
+        if self.query is not None:
+            try:
+                parse_row_filter(self.query, "responses.query")
+            except RowFilterError as error:
+                raise ResponseConfigError(str(error)) from error
         if self.resize != "error" and not (isinstance(self.resize, list | tuple) and len(self.resize) == 2):
             raise ResponseConfigError(f"responses.resize: {self.resize!r} is neither 'error' nor [height, width]")
 
@@ -199,12 +205,11 @@ def _presentations(nwbfile: Any, path: str, spec: ResponseSpec) -> tuple[np.ndar
     if spec.stimulus_column not in table.columns:
         raise NWBContentError(f"{path}: intervals table {spec.table!r} has no column {spec.stimulus_column!r} "
                               f"(responses.stimulus_column); columns: {list(table.columns)}")
-    if spec.query:
+    if spec.query:  # a parsed filter, never pandas query: configs are shared and must not run code
         try:
-            table = table.query(spec.query)
-        except Exception as error:
-            raise NWBContentError(f"{path}: responses.query {spec.query!r} fails on table {spec.table!r}: "
-                                  f"{error}") from error
+            table = table[parse_row_filter(spec.query, "responses.query").apply(table, f"{path} table {spec.table!r}")]
+        except RowFilterError as error:
+            raise NWBContentError(str(error)) from error
     if spec.exclude:
         table = table[~table[spec.stimulus_column].isin(spec.exclude)]
     info["rows_used"] = len(table)
