@@ -64,7 +64,7 @@ def model_weights_input(wildcards):
     source = nf_config.reference_dataset(config["models"][wildcards.model])
     if source is not None:
         return {"weights_in": LAYOUT.simulated_reference_weights(sim_key(source))}
-    weights = config["models"][wildcards.model].get("weights")
+    weights = nf_config.weights_file(config["models"][wildcards.model])
     return {"weights_in": weights} if weights else {}
 
 
