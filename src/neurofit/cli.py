@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     lay = commands.add_parser("layers", help="every layer of a model, with its output shape for one image")
     lay.add_argument("config", nargs="?", help="a config YAML (with MODEL), or omit and give --entry")
     lay.add_argument("model", nargs="?", help="the model's name under `models:` in the config")
-    lay.add_argument("--entry", help='a model entry as JSON, e.g. \'{"source": "transformers", "network": "ViTConfig"}\'')
+    lay.add_argument("--entry", help='a model entry as JSON, e.g. {"source": "transformers", "network": "ViTConfig"}')
     lay.add_argument("--match", action="append", help="only layers matching this name or pattern (repeatable)")
     lay.add_argument("--json", action="store_true", help="print the layers as JSON")
     args = parser.parse_args(argv)

@@ -11,7 +11,14 @@ from typing import Any
 import jsonschema
 import yaml
 
-from neurofit.models.catalog import is_external, is_named_network, is_pattern, layer_names, match_layers, selectable_layers
+from neurofit.models.catalog import (
+    is_external,
+    is_named_network,
+    is_pattern,
+    layer_names,
+    match_layers,
+    selectable_layers,
+)
 from neurofit.simulate_defaults import simulation_settings
 
 SIMULATED_PREFIX = "simulated:"

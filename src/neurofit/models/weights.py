@@ -92,7 +92,7 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], where: str
     if missing or wrong:
         raise WeightsError(f"{where}: does not fit {type(model).__name__}: {len(missing)} missing keys {missing[:5]}, "
                            f"{len(wrong)} of the wrong shape (file != network) {wrong[:5]}")
-    extra = sorted(set(best) - set(expected))
+    extra = sorted(set(state) - {best_prefix + k for k in expected})
     if extra:
         log.warning("%s: %d tensors the network does not have were ignored, e.g. %s", where, len(extra), extra[:3])
     model.load_state_dict({k: best[k] for k in expected})

@@ -92,9 +92,9 @@ class Prepared:
 def _import(module: str, net: NamedNetwork) -> Any:
     try:
         return importlib.import_module(module)
-    except Exception as error:  # a broken install (e.g. torchvision beside another torch) raises more than ImportError
+    except Exception as error:  # a broken install (torchvision beside another torch) raises more than ImportError
         raise ZooError(f"{net.key('source')}: {net.source} does not import here ({type(error).__name__}: {error}); "
-                       f"install it for this torch (pip install 'neurofit[zoo]' or 'neurofit[transformers]')") from error
+                       f"install it for this torch: pip install 'neurofit[zoo]' or 'neurofit[transformers]'") from error
 
 
 def _download_error(net: NamedNetwork, what: str, where: str, error: Exception) -> ZooError:
