@@ -302,6 +302,12 @@ def stage_data_manifest(manifests: dict[str, str], responses: dict[str, str], ht
     write_data_manifest(manifests, responses, html_out, json_out)
 
 
+def stage_models_manifest(performance: dict[str, str], html_out: str, json_out: str) -> None:
+    from neurofit.report.models_page import write_models_page
+
+    write_models_page(performance, html_out, json_out)
+
+
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 
 

@@ -177,8 +177,8 @@ def _importable(package: str) -> None:
         pytest.skip(f"{package} does not import here: {type(error).__name__}: {error}")
 
 
-def test_torchvision_random_weights_with_its_weights_transform_and_offline_error(tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_torchvision_random_weights_with_its_transform_and_offline_error(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     _importable("torchvision")
     prepared = prepare(NamedNetwork.from_config("tv", {"source": "torchvision", "network": "resnet18",
                                                        "weights": "random", "layers": ["layer3.*", "avgpool"]}))

@@ -110,6 +110,7 @@ def report_outputs():
         LAYOUT.table("predictivity", "html"),
         LAYOUT.provenance("config.yaml"),
         LAYOUT.provenance("data_manifest.html"),
+        LAYOUT.provenance("models.html"),
     ]
 
 

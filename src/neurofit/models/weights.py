@@ -63,7 +63,10 @@ def read_state_dict(path: str | Path, key: str = "weights") -> dict[str, torch.T
             return load_file(str(path))
         except Exception as error:  # safetensors raises its own SafetensorError for a bad header
             raise WeightsError(f"{key}: {path} is not a readable safetensors file: {error}") from error
-    state = _safe_load(path)
+    try:
+        state = _safe_load(path)
+    except WeightsError as error:
+        raise WeightsError(f"{key}: {error}") from error
     if isinstance(state, dict):
         for inner in ("state_dict", "model"):
             if isinstance(state.get(inner), dict):
