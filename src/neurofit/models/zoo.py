@@ -282,6 +282,8 @@ def processor_input(processor: Any) -> dict[str, Any]:
             image_size, resize = crop_height, shortest
         elif crop_pct and shortest < 384:
             image_size, resize = shortest, int(shortest / crop_pct)
+        elif crop_pct:  # ConvNeXT at 384 px and above: a square resize, no crop
+            image_size, resize = shortest, None
         else:
             image_size, resize = shortest, shortest
     else:
