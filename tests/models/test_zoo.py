@@ -191,7 +191,7 @@ def test_torchvision_random_weights_with_its_transform_and_offline_error(tmp_pat
         prepare(NamedNetwork.from_config("tv", {"source": "torchvision", "network": "resnet18",
                                                 "weights": "pretrained:IMAGENET9K"}))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _no_network)  # offline even where there is network
     with pytest.raises(ZooError, match=r"models.tv.weights: .*resnet18-f37072fd.pth"):
         prepare(NamedNetwork.from_config("tv", {"source": "torchvision", "network": "resnet18",
                                                 "weights": "pretrained:IMAGENET1K_V1"}))
