@@ -108,3 +108,16 @@ def test_layers_command_for_a_config_and_for_an_entry(tmp_path: Path, capsys: py
     with pytest.raises(SystemExit):
         main(["layers", str(path), "nothere"])
     assert "models.nothere: not in" in capsys.readouterr().err
+
+
+def test_schema_requires_network_weights_and_layers_of_a_named_network(repo: Path) -> None:
+    schema = repo / "workflow/schemas/config.schema.yaml"
+    config = {"datasets": {"sim": {"source": "simulated"}},
+              "models": {"vit": {"source": "transformers", "network": "ViTConfig"},
+                         "keras": {"source": "keras", "network": "x", "weights": "random", "layers": ["a"]}}}
+    with pytest.raises(nf_config.ConfigError) as error:
+        nf_config.check(config, schema)
+    assert "models.vit: 'weights' is a required property" in str(error.value)
+    assert "models.keras.source: 'keras' is not one of" in str(error.value)
+    zoo = yaml.safe_load((repo / "config/examples/zoo.yaml").read_text())
+    nf_config.check(zoo, schema)
