@@ -344,7 +344,6 @@ def prepare(net: NamedNetwork) -> Prepared:
     """The network with its weights (pretrained, random from ``seed``, or a local file) and its record."""
     torch.manual_seed(net.seed)
     model, prep, identity = BUILDERS[net.source](net, net.kind == "pretrained")
-    loaded: dict[str, Any] = {}
     if net.kind == "file":
         path = Path(net.weights)
         try:
