@@ -107,9 +107,13 @@ def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> No
 
 
 def stage_train(settings: dict[str, Any], weights_out: str, performance_out: str,
-                weights_in: str | None = None, checkpoint: str | None = None) -> None:
+                weights_in: str | None = None, checkpoint: str | None = None, model: str = "model") -> None:
+    from neurofit.models.catalog import is_named_network
     from neurofit.models.train import ModelSpec, evaluate_loaded, train_model
 
+    if is_named_network(settings):
+        _prepare_named(model, settings, weights_out, performance_out)
+        return
     spec = ModelSpec.from_config(settings)
     if weights_in:
         perf = evaluate_loaded(spec, weights_in, weights_out, performance_out)
@@ -118,13 +122,59 @@ def stage_train(settings: dict[str, Any], weights_out: str, performance_out: str
     log.info("model %s: %s", spec.architecture, {k: v for k, v in perf.items() if k != "train_loss"})
 
 
-def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, layer: str, out: str) -> None:
+def _prepare_named(model: str, settings: dict[str, Any], weights_out: str, performance_out: str) -> None:
+    """A named network (torchvision/timm/transformers/module): weights fetched or loaded once, copied
+    into the pipeline, and its provenance (weights identity and digest, input) as performance.json."""
+    from neurofit.models.weights import save_weights
+    from neurofit.models.zoo import NamedNetwork, prepare
+
+    prepared = prepare(NamedNetwork.from_config(model, settings))
+    save_weights(prepared.model, weights_out)
+    record = {**prepared.record, "architecture": f"{settings['source']}:{settings['network']}",
+              "objective": f"{prepared.record['weights_kind']} weights", "learning_rule": None, "task": None,
+              "performance": None, "performance_metric": None}
+    Path(performance_out).write_text(json.dumps(record, indent=2, default=str))
+    log.info("model %s: %s %s, weights %s, %d parameters, input %s", model, settings["source"], settings["network"],
+             settings["weights"], record["n_parameters"], record["input"])
+
+
+def _features_named(model: str, settings: dict[str, Any], weights: str, stimuli_path: str, layer: str, out: str,
+                    record_path: str) -> None:
+    import xarray as xr
+
+    from neurofit.features import extract_layer, preprocess_named, save_features
+    from neurofit.models.weights import load_weights
+    from neurofit.models.zoo import NamedNetwork, check_layers, rebuild
+
+    net = NamedNetwork.from_config(model, settings)
+    record = json.loads(Path(record_path).read_text())
+    network = load_weights(rebuild(net, record), weights)
+    check_layers(network, [layer], net.key("layers"))
+    options = settings.get("features") or {}
+    stimuli = xr.load_dataarray(stimuli_path, engine="h5netcdf")
+    features = extract_layer(network, layer, stimuli, preprocess_named(record["input"], options),
+                             batch_size=int(options.get("batch_size", 32)), reduce=options.get("reduce"),
+                             max_dims=options.get("max_dims"), seed=net.seed)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    identity = record.get("weights_identity", {})
+    save_features(features, out, architecture=f"{net.source}:{net.network}", objective=f"{net.kind} weights",
+                  learning_rule="none", weights=net.weights, weights_sha256=identity.get("sha256", ""))
+
+
+def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, layer: str, out: str,
+                   model: str = "model", record: str | None = None) -> None:
     import xarray as xr
 
     from neurofit.features import extract_layer, preprocess_for, save_features
+    from neurofit.models.catalog import is_named_network
     from neurofit.models.train import ModelSpec
     from neurofit.models.weights import load_weights
 
+    if is_named_network(settings):
+        if record is None:
+            raise ValueError(f"models.{model}: a named network's features need its prepared record (performance.json)")
+        _features_named(model, settings, weights, stimuli_path, layer, out, record)
+        return
     spec = ModelSpec.from_config(settings)
     options = spec.features
     model = load_weights(spec.build(), weights)
@@ -286,6 +336,12 @@ def stage_data_manifest(manifests: dict[str, str], responses: dict[str, str], ht
     write_data_manifest(manifests, responses, html_out, json_out)
 
 
+def stage_models_manifest(performance: dict[str, str], html_out: str, json_out: str) -> None:
+    from neurofit.report.models_page import write_models_page
+
+    write_models_page(performance, html_out, json_out)
+
+
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 
 
@@ -359,7 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="check a config file: YAML syntax (with the line), schema, names")
     check.add_argument("configfile", help="a config file, e.g. config/paper/figure2.yaml")
     check.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    for sub in (sim, look):
+    lay = commands.add_parser("layers", help="every layer of a model, with its output shape for one image")
+    lay.add_argument("config", nargs="?", help="a config YAML (with MODEL), or omit and give --entry")
+    lay.add_argument("model", nargs="?", help="the model's name under `models:` in the config")
+    lay.add_argument("--entry", help='a model entry as JSON, e.g. {"source": "transformers", "network": "ViTConfig"}')
+    lay.add_argument("--match", action="append", help="only layers matching this name or pattern (repeatable)")
+    lay.add_argument("--json", action="store_true", help="print the layers as JSON")
+    for sub in (sim, look, lay):
         sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -393,6 +455,11 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             print(format_report(report, snippet))
             if others:
                 print(f"\n{len(others)} other NWB asset(s), inspect one with --asset: {others[:10]}")
+    elif args.command == "layers":
+        try:
+            print(describe_layers(args.config, args.model, args.entry, args.match, args.json))
+        except ValueError as error:
+            parser.error(str(error))
     return 0
 
 
@@ -409,6 +476,55 @@ def _check_config(configfile: str) -> int:
         print(warning, file=sys.stderr)
     print(f"{configfile}: valid")
     return 0
+
+
+def _model_entry(config_path: str | None, model: str | None, entry: str | None) -> tuple[str, dict[str, Any]]:
+    import yaml
+
+    from neurofit import config as nf_config
+
+    if entry:
+        return model or "entry", json.loads(entry)
+    if not config_path or not model:
+        raise ValueError("give a config and a model name, or --entry '<model entry as JSON>'")
+    config = yaml.safe_load(Path(config_path).read_text())
+    models = config.get("models") or {}
+    if model not in models:
+        raise ValueError(f"models.{model}: not in {config_path}; its models: {list(models)}")
+    return model, nf_config.model_settings(config, model)
+
+
+def describe_layers(config_path: str | None, model: str | None, entry: str | None = None,
+                    match: list[str] | None = None, as_json: bool = False) -> str:
+    """``neurofit layers``: the layer table of a model entry (random weights: shapes do not depend on them)."""
+    from neurofit.features import layer_shapes, preprocess_for, preprocess_named
+    from neurofit.models.catalog import is_named_network, match_layers
+    from neurofit.models.train import ModelSpec
+    from neurofit.models.zoo import NamedNetwork, for_listing
+
+    name, settings = _model_entry(config_path, model, entry)
+    if is_named_network(settings):
+        prepared = for_listing(NamedNetwork.from_config(name, {"weights": "random", **settings}))
+        network, prep = prepared.model, preprocess_named(prepared.input, settings.get("features"))
+    else:
+        spec = ModelSpec.from_config(settings)
+        network, prep = spec.build(), preprocess_for(spec.architecture, spec.image_size, spec.features)
+    rows = layer_shapes(network, prep)
+    if match:
+        keep = set(match_layers(match, [row["layer"] for row in rows], key=f"models.{name}.layers"))
+        rows = [row for row in rows if row["layer"] in keep]
+    if as_json:
+        return json.dumps({"model": name, **prep.describe(), "layers": rows}, indent=2)
+    width = max(len(row["layer"]) for row in rows) + 2
+    lines = [f"{name}: input {prep.describe()['input_size']}; {prep.describe()['input_normalisation']}",
+             f"{'layer':<{width}}{'type':<28}{'output shape':<22}features"]
+    for row in rows:
+        shape = "x".join(map(str, row["output_shape"])) if isinstance(row["output_shape"], list) \
+            else str(row["output_shape"] or "not called")
+        lines.append(f"{row['layer']:<{width}}{row['type']:<28}{shape:<22}{row['features'] or ''}")
+    if match:
+        lines.append("\nlayers:  # paste into the model entry\n" + "\n".join(f"  - {row['layer']}" for row in rows))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

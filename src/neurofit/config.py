@@ -12,7 +12,14 @@ from typing import Any
 import jsonschema
 import yaml
 
-from neurofit.models.catalog import layer_names
+from neurofit.models.catalog import (
+    is_external,
+    is_named_network,
+    is_pattern,
+    layer_names,
+    match_layers,
+    selectable_layers,
+)
 from neurofit.simulate_defaults import simulation_settings
 
 SIMULATED_PREFIX = "simulated:"
@@ -39,6 +46,16 @@ def reference_dataset(model: dict[str, Any]) -> str | None:
     return None
 
 
+def weights_file(model: dict[str, Any]) -> str | None:
+    """The local weights file a model entry loads (a workflow input, so a changed file reruns it);
+    None for trained models, ``pretrained[:tag]``, ``random`` and ``simulated:<dataset>``."""
+    weights = model.get("weights")
+    if not isinstance(weights, str) or weights in ("random", "pretrained") or \
+            weights.startswith(("pretrained:", SIMULATED_PREFIX)):
+        return None
+    return weights
+
+
 def model_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     """A model entry with what a reference model inherits from its simulator filled in."""
     entry = dict(config["models"][name])
@@ -54,8 +71,22 @@ def model_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def layers(config: dict[str, Any], name: str) -> list[str]:
+    """The model's feature layers, known at DAG-build time without torch: a built-in architecture's
+    blocks (``layers`` may select blocks and cornet time steps by name or pattern); a named network's
+    explicit ``layers`` (checked against the built network by its prepare and features jobs)."""
     entry = model_settings(config, name)
-    return list(entry.get("layers") or layer_names(entry.get("architecture", "alexnet_small"), entry))
+    given = entry.get("layers")
+    if is_named_network(entry):
+        patterns = [layer for layer in given or [] if is_pattern(layer)]
+        if patterns:
+            raise ValueError(f"models.{name}.layers: patterns {patterns} need the network's module list, which the "
+                             f"workflow does not build at DAG time; list the names `neurofit layers <config> {name} "
+                             f"--match '{patterns[0]}'` prints")
+        return list(given or [])
+    architecture = entry.get("architecture", "alexnet_small")
+    if given and not is_external(architecture):
+        return match_layers(given, selectable_layers(architecture, entry), key=f"models.{name}.layers")
+    return list(given or layer_names(architecture, entry))
 
 
 class ConfigError(ValueError):

@@ -19,7 +19,7 @@ import xarray as xr
 from torch import nn
 from tqdm import tqdm
 
-from neurofit.models.catalog import is_external
+from neurofit.models.catalog import close_matches, is_external
 from neurofit.models.train import device
 
 NORMALISATIONS = {  # per-channel (mean, std) of the input the network was trained on
@@ -27,11 +27,19 @@ NORMALISATIONS = {  # per-channel (mean, std) of the input the network was train
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision/timm weights
 }
 REDUCTIONS = ("pca", "random")
+INTERPOLATIONS = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}  # name -> F.interpolate mode
 
 
 @dataclass(frozen=True)
 class Preprocess:
     """How stimuli become network input.
+
+    Stimuli are read at their native size. ``resize_size``: the shorter side is resized to it (aspect
+    kept), then the centre ``image_size`` square is cropped (torchvision/timm evaluation); without it
+    the image is resized to ``image_size`` square (Hugging Face ViT processors, the built-in nets).
+    ``mean``/``std``: per-channel statistics (default: those of the ``normalisation`` preset);
+    ``origin`` says where the settings came from (the weights' transforms, timm's data config, the
+    image processor, or a documented default).
 
     ``grayscale``: colour stimuli are shown as luminance (grey stimuli are always replicated to
     RGB). With ``stimulus_degrees`` and ``model_degrees`` the stimulus is placed as Brain-Score
@@ -43,17 +51,57 @@ class Preprocess:
     normalisation: str = "neurofit"
     stimulus_degrees: float | None = None
     model_degrees: float | None = None
+    resize_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    interpolation: str = "bilinear"
+    origin: str = "neurofit built-in"
 
     def __post_init__(self) -> None:
-        if self.normalisation not in NORMALISATIONS:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("features: give both mean and std, or neither")
+        if self.mean is None and self.normalisation not in NORMALISATIONS:
             raise ValueError(f"features.normalisation {self.normalisation!r}; known: {list(NORMALISATIONS)}")
         if (self.stimulus_degrees is None) != (self.model_degrees is None):
             raise ValueError("features: give both stimulus_degrees and model_degrees, or neither")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"features: interpolation {self.interpolation!r}; known: {list(INTERPOLATIONS)}")
+
+    def statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if self.mean is not None and self.std is not None:
+            return tuple(self.mean), tuple(self.std)
+        return NORMALISATIONS[self.normalisation]
+
+    def describe(self) -> dict[str, str]:
+        """``input_size`` and ``input_normalisation`` as the features' attributes and the report state them."""
+        mean, std = self.statistics()
+        resize = f"shorter side {self.resize_size} px, centre crop " if self.resize_size else "resized to "
+        colour = "luminance as RGB" if self.grayscale else "RGB"
+        return {"input_size": f"{resize}{self.image_size}x{self.image_size} px ({self.interpolation}), {colour}",
+                "input_normalisation": f"{self.normalisation}: mean {_fmt(mean)}, std {_fmt(std)}",
+                "input_origin": self.origin}
 
     def placed_size(self) -> int:
         if self.stimulus_degrees is None or self.model_degrees is None:
             return self.image_size
         return max(1, round(self.image_size * self.stimulus_degrees / self.model_degrees))
+
+    def _resize(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        mode = INTERPOLATIONS[self.interpolation]
+        smooth = {"antialias": True, "align_corners": False} if mode != "nearest" else {}
+        if self.resize_size is None:
+            if x.shape[-2:] != (size, size):
+                x = F.interpolate(x, size=(size, size), mode=mode, **smooth)
+            return x
+        # Shorter side to resize_size (scaled with the placement), then the centre square.
+        short = max(1, round(self.resize_size * size / self.image_size))
+        height, width = x.shape[-2:]
+        target = (short, max(1, round(width * short / height))) if height <= width else \
+            (max(1, round(height * short / width)), short)
+        if tuple(x.shape[-2:]) != target:
+            x = F.interpolate(x, size=target, mode=mode, **smooth)
+        top, left = (target[0] - size) // 2, (target[1] - size) // 2
+        return x[..., top:top + size, left:left + size]
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
         """Stimuli (n, H, W) or (n, H, W, C), floats in [0, 1] or 8-bit -> (n, 3, size, size) input."""
@@ -70,8 +118,9 @@ class Preprocess:
             x = x[:, None]
         x = x.expand(-1, 3, -1, -1)
         size = self.placed_size()
-        if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = self._resize(x, size)
+        if self.interpolation == "bicubic":
+            x = x.clamp(0.0, 1.0)  # bicubic overshoots; image processors clip to the valid range
         if size < self.image_size:
             before = (self.image_size - size) // 2
             after = self.image_size - size - before
@@ -79,8 +128,12 @@ class Preprocess:
         elif size > self.image_size:
             start = (size - self.image_size) // 2
             x = x[..., start:start + self.image_size, start:start + self.image_size]
-        mean, std = (torch.tensor(v)[None, :, None, None] for v in NORMALISATIONS[self.normalisation])
+        mean, std = (torch.tensor(v)[None, :, None, None] for v in self.statistics())
         return (x - mean) / std
+
+
+def _fmt(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
 def preprocess(images: np.ndarray, image_size: int, **options: Any) -> torch.Tensor:
@@ -93,17 +146,48 @@ def preprocess_for(architecture: str, image_size: int, options: dict[str, Any] |
     defaults (external ImageNet models see colour with ImageNet statistics)."""
     options = options or {}
     external = is_external(architecture)
+    origin = f"{architecture} defaults" if external else f"neurofit built-in {architecture}: its training input size"
     return Preprocess(
         image_size,
         grayscale=bool(options.get("grayscale", not external)),
         normalisation=options.get("normalisation", "imagenet" if external else "neurofit"),
         stimulus_degrees=options.get("stimulus_degrees"),
         model_degrees=options.get("model_degrees"),
+        origin=origin,
     )
+
+
+def preprocess_named(settings: dict[str, Any], options: dict[str, Any] | None = None) -> Preprocess:
+    """The preprocessing of a named network: the input its library states (``settings``, as
+    recorded by :func:`neurofit.models.zoo.prepare`) with the entry's ``features:`` options (colour by
+    default; a ``normalisation`` preset replaces the stated statistics)."""
+    options = options or {}
+    settings = dict(settings)
+    if options.get("normalisation"):
+        settings.update(mean=None, std=None, normalisation=options["normalisation"])
+    for key in ("mean", "std"):
+        if settings.get(key) is not None:
+            settings[key] = tuple(float(v) for v in settings[key])
+    return Preprocess(grayscale=bool(options.get("grayscale", False)), stimulus_degrees=options.get("stimulus_degrees"),
+                      model_degrees=options.get("model_degrees"), **settings)
 
 
 class _Captured(Exception):
     """Raised by the hook to stop the forward pass once the layer's output is captured."""
+
+
+def output_tensor(output: Any, layer: str = "") -> torch.Tensor:
+    """A module's output as one tensor: itself, the first tensor of a tuple/list, or a Hugging Face
+    output's first field (``last_hidden_state``)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if hasattr(output, "to_tuple"):
+        output = output.to_tuple()
+    if isinstance(output, tuple | list):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    raise TypeError(f"layer {layer!r} outputs {type(output).__name__}, not a tensor; choose one of its submodules")
 
 
 @torch.no_grad()
@@ -113,14 +197,14 @@ def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Pr
     computed on ``dev`` (default: CUDA when available)."""
     modules = dict(model.named_modules())
     if layer not in modules:
-        known = list(getattr(model, "feature_layers", None) or modules)
-        raise KeyError(f"layer {layer!r} not in model; available: {known}")
+        raise KeyError(f"layer {layer!r} not in model; close matches: {close_matches(layer, modules)} "
+                       f"(`neurofit layers <config> <model>` lists every layer)")
     dev = dev or device()
     model.to(dev).eval()
     batch: list[torch.Tensor] = []
 
-    def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        batch.append(output.flatten(1).float().cpu())
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        batch.append(output_tensor(output, layer).flatten(1).float().cpu())
         raise _Captured
 
     handle = modules[layer].register_forward_hook(hook)
@@ -141,6 +225,36 @@ def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Pr
         handle.remove()
     assert values is not None
     return values
+
+
+@torch.no_grad()
+def layer_shapes(model: nn.Module, prep: Preprocess) -> list[dict[str, Any]]:
+    """Every module's name, type and output shape for one image (the first call's output), in
+    module order, as THINGSvision's ``show_model()``: what a config's ``layers`` can name."""
+    shapes: dict[str, Any] = {}
+    handles = []
+    for name, module in model.named_modules():
+        def hook(_module: nn.Module, _inputs: Any, output: Any, name: str = name) -> None:
+            if name not in shapes:
+                try:
+                    shapes[name] = tuple(output_tensor(output, name).shape[1:])
+                except TypeError:
+                    shapes[name] = type(output).__name__
+        handles.append(module.register_forward_hook(hook))
+    image = np.random.default_rng(0).random((1, prep.image_size, prep.image_size), dtype=np.float32)
+    model.eval()
+    try:
+        model(prep(image).to(next(model.parameters(), torch.empty(0)).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = []
+    for name, module in model.named_modules():
+        shape = shapes.get(name)
+        features = int(np.prod(shape)) if isinstance(shape, tuple) else None
+        rows.append({"layer": name or "<network>", "type": type(module).__name__,
+                     "output_shape": list(shape) if isinstance(shape, tuple) else shape, "features": features})
+    return rows
 
 
 def reduce_features(values: np.ndarray, method: str, max_dims: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -178,7 +292,8 @@ def extract_layer(model: nn.Module, layer: str, stimuli: xr.DataArray, image_siz
     """Activations of ``layer`` as ``(stimulus, feature)``, aligned to ``stimuli.stimulus_id``."""
     prep = image_size if isinstance(image_size, Preprocess) else Preprocess(image_size)
     values = layer_activations(model, layer, stimuli.values, prep, batch_size)
-    attrs: dict[str, Any] = {"layer": layer, **{f"preprocess_{k}": v for k, v in asdict(prep).items()}}
+    attrs: dict[str, Any] = {"layer": layer, **{f"preprocess_{k}": v for k, v in asdict(prep).items()},
+                             **prep.describe()}
     if reduce:
         if not max_dims:
             raise ValueError("features.reduce needs features.max_dims")

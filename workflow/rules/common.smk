@@ -76,7 +76,7 @@ def model_weights_input(wildcards):
     source = nf_config.reference_dataset(config["models"][wildcards.model])
     if source is not None:
         return {"weights_in": LAYOUT.simulated_reference_weights(sim_key(source))}
-    weights = config["models"][wildcards.model].get("weights")
+    weights = nf_config.weights_file(config["models"][wildcards.model])
     return {"weights_in": weights} if weights else {}
 
 
@@ -122,6 +122,7 @@ def report_outputs():
         LAYOUT.table("predictivity", "html"),
         LAYOUT.provenance("config.yaml"),
         LAYOUT.provenance("data_manifest.html"),
+        LAYOUT.provenance("models.html"),
     ]
 
 

@@ -28,6 +28,7 @@ rule features:
     input:
         weights=LAYOUT.weights("{model}"),
         stimuli_path=LAYOUT.stimuli("{dataset}"),
+        record=LAYOUT.performance("{model}"),
     output:
         out=LAYOUT.features("{dataset}", "{model}", "{layer}"),
     params:

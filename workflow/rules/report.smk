@@ -255,3 +255,24 @@ rule data_manifest:
         "../../envs/report.yaml"
     script:
         "../scripts/data_manifest.py"
+
+
+rule models_manifest:
+    input:
+        performance_files=[LAYOUT.performance(m) for m in MODELS],
+    output:
+        html_out=report(LAYOUT.provenance("models.html"), caption="../report/models.rst", category="Provenance"),
+        json_out=LAYOUT.provenance("models.json"),
+    params:
+        performance={m: LAYOUT.performance(m) for m in MODELS},
+        code=code_hash("report"),
+    log:
+        LAYOUT.log("models_manifest"),
+    benchmark:
+        LAYOUT.benchmark("models_manifest")
+    resources:
+        **job_resources("tables"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/models_manifest.py"

@@ -102,12 +102,15 @@ class CORBlock(nn.Module):
         # Batch norm per time step (as CORnet-S): the statistics of the state change over steps.
         self.norms = nn.ModuleList(nn.BatchNorm2d(cout) for _ in range(times))
         self.relu = nn.ReLU()
+        # Parameter-free taps ``t1`` ... ``t<times>``: each unrolled step's state is a layer (``V4.t1``).
+        for t in range(1, times + 1):
+            setattr(self, f"t{t}", nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         drive = self.relu(self.norm_input(self.conv_input(x)))
         state = drive
         for t in range(self.times):
-            state = self.relu(self.norms[t](drive + self.recurrent(state)))
+            state = getattr(self, f"t{t + 1}")(self.relu(self.norms[t](drive + self.recurrent(state))))
         return state
 
 

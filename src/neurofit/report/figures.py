@@ -401,7 +401,7 @@ def learning_rule_groups(models: Mapping[str, Mapping[str, Any]]) -> dict[tuple[
     groups: dict[tuple[str, str], list[str]] = {}
     for name, entry in models.items():
         objective = entry.get("objective", "supervised")
-        if objective in NOT_TRAINED:
+        if objective in NOT_TRAINED or entry.get("source", "builtin") != "builtin":  # named networks: not trained here
             continue
         groups.setdefault((entry.get("architecture", "alexnet_small"), objective), []).append(name)
     return {key: sorted(names, key=lambda n: (models[n].get("learning_rule", "backprop"), n))
