@@ -238,3 +238,19 @@ def test_a_training_setting_retrains_that_model_only(repo, finished_run):
 def test_a_ceiling_setting_reruns_the_ceiling_and_tables_not_the_fits(repo, finished_run):
     plan = planned(repo, finished_run, changed(**{"encoding.ceiling.n_splits": 3}))
     assert plan == {"ceiling": 1, **REPORT}
+
+
+class _Named(dict):
+    """Stands in for Snakemake's named lists (``smk.params.items()``)."""
+
+
+def test_run_from_snakemake_rejects_params_the_stage_does_not_take(tmp_path):
+    from neurofit.cli import run_from_snakemake
+
+    smk = type("Smk", (), {})()
+    smk.log, smk.wildcards, smk.input = [str(tmp_path / "log")], _Named(), _Named(responses_path="r.nc")
+    smk.output = _Named(out=str(tmp_path / "c.nc"))
+    smk.params = _Named(setings={"n_splits": 3}, code="abc")  # misspelt: would run on the defaults
+    with pytest.raises(TypeError, match=r"rule ceiling: params \['setings'\] are not parameters of stage_ceiling"):
+        run_from_snakemake("ceiling", smk)
+    assert "setings" in (tmp_path / "log").read_text()

@@ -269,6 +269,10 @@ def stage_data_manifest(manifests: dict[str, str], responses: dict[str, str], ht
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 
 
+# Rule params that only Snakemake reads (``code``: the stage's code hash, so the rule reruns when it changes).
+SNAKEMAKE_ONLY_PARAMS = frozenset({"code"})
+
+
 def run_from_snakemake(stage: str, smk: Any) -> None:
     """Entry of ``workflow/scripts``: logs to the rule's log file, calls the stage with the rule's
     named inputs, outputs and params as keyword arguments."""
@@ -280,12 +284,16 @@ def run_from_snakemake(stage: str, smk: Any) -> None:
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stage_fn = STAGES[stage]
-    # Wildcards and named inputs/outputs/params the stage takes; the others (e.g. the ``code`` hash that reruns a
-    # rule when library code changes) are there for Snakemake only.
+    # Wildcards and named inputs/outputs the stage does not take are there for Snakemake only; every param but
+    # SNAKEMAKE_ONLY_PARAMS must be one the stage takes.
     wanted = inspect.signature(stage_fn).parameters
+    unknown = sorted(set(dict(smk.params.items())) - set(wanted) - SNAKEMAKE_ONLY_PARAMS)
     named = {**dict(smk.wildcards.items()), **dict(smk.input.items()), **dict(smk.output.items()),
              **dict(smk.params.items())}
     try:
+        if unknown:  # a misspelt or stale param would otherwise be dropped, and the stage run on its defaults
+            raise TypeError(f"rule {stage}: params {unknown} are not parameters of stage_{stage} {sorted(wanted)}; "
+                            f"rename or remove them in workflow/rules")
         stage_fn(**{k: v for k, v in named.items() if k in wanted})
     except Exception:
         log.exception("stage %s failed", stage)
