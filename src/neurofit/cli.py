@@ -59,7 +59,7 @@ def _manifest_from_dandi(dataset: dict[str, Any], out: str, cache: str, name: st
 
 
 def stage_responses(manifest_path: str, settings: dict[str, Any], regions: list[str], responses_out: str,
-                    binned_out: str, summary_out: str, stimuli_out: str) -> None:
+                    binned_out: str, summary_out: str) -> None:
     from neurofit.data.assets import asset_source
     from neurofit.data.local import read_manifest
     from neurofit.neural.responses import ResponseSpec, build_responses
@@ -68,17 +68,31 @@ def stage_responses(manifest_path: str, settings: dict[str, Any], regions: list[
     spec = ResponseSpec.from_config({**settings, "regions": regions})
     # The pipeline always computes noise ceilings, so too few repeats fails here, naming the files.
     result = build_responses([asset_source(asset) for asset in manifest["assets"]], spec, ceiling=True)
-    for path in (responses_out, binned_out, summary_out, stimuli_out):
+    for path in (responses_out, binned_out, summary_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     result.responses.to_netcdf(responses_out, engine="h5netcdf")
     result.binned.to_netcdf(binned_out, engine="h5netcdf")
-    result.stimuli.to_netcdf(stimuli_out, engine="h5netcdf")
     Path(summary_out).write_text(json.dumps(result.summary, indent=2, default=str))
     log.info("responses %s from %d file(s); %d stimuli; neuroids per region %s", dict(result.responses.sizes),
              len(manifest["assets"]), result.stimuli.sizes["stimulus"], result.summary["neuroids_per_region"])
     for record in result.summary["filters"]:
         log.info("filter %s %s: kept %d, dropped %d", record["filter"], record["setting"], record["kept"],
                  record["dropped"])
+
+
+def stage_stimuli(manifest_path: str, settings: dict[str, Any], out: str) -> None:
+    """The stimulus images alone (their own job, so the features do not rerun when only the responses change)."""
+    from neurofit.data.assets import asset_source
+    from neurofit.data.local import read_manifest
+    from neurofit.neural.responses import ResponseSpec, build_stimuli
+    from neurofit.neural.stimuli import stimulus_settings
+
+    manifest = read_manifest(manifest_path)
+    stimuli = build_stimuli([asset_source(asset) for asset in manifest["assets"]],
+                            ResponseSpec.from_config(stimulus_settings(settings)))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    stimuli.to_netcdf(out, engine="h5netcdf")
+    log.info("stimuli %s from %d file(s)", dict(stimuli.sizes), len(manifest["assets"]))
 
 
 def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> None:
@@ -345,6 +359,10 @@ def stage_models_manifest(performance: dict[str, str], html_out: str, json_out: 
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 
 
+# Rule params that only Snakemake reads (``code``: the stage's code hash, so the rule reruns when it changes).
+SNAKEMAKE_ONLY_PARAMS = frozenset({"code"})
+
+
 def run_from_snakemake(stage: str, smk: Any) -> None:
     """Entry of ``workflow/scripts``: logs to the rule's log file, calls the stage with the rule's
     named inputs, outputs and params as keyword arguments. On failure the traceback goes to the log
@@ -361,12 +379,16 @@ def run_from_snakemake(stage: str, smk: Any) -> None:
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stage_fn = STAGES[stage]
-    # Wildcards and named inputs/outputs/params the stage takes; the others (e.g. the ``code`` hash that reruns a
-    # rule when library code changes) are there for Snakemake only.
+    # Wildcards and named inputs/outputs the stage does not take are there for Snakemake only; every param but
+    # SNAKEMAKE_ONLY_PARAMS must be one the stage takes.
     wanted = inspect.signature(stage_fn).parameters
+    unknown = sorted(set(dict(smk.params.items())) - set(wanted) - SNAKEMAKE_ONLY_PARAMS)
     named = {**dict(smk.wildcards.items()), **dict(smk.input.items()), **dict(smk.output.items()),
              **dict(smk.params.items())}
     try:
+        if unknown:  # a misspelt or stale param would otherwise be dropped, and the stage run on its defaults
+            raise TypeError(f"rule {stage}: params {unknown} are not parameters of stage_{stage} {sorted(wanted)}; "
+                            f"rename or remove them in workflow/rules")
         stage_fn(**{k: v for k, v in named.items() if k in wanted})
     except Exception as error:
         if not log_path:

@@ -70,6 +70,31 @@ def model_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     return entry
 
 
+# Model keys that choose which activations are read and how, not the weights: changing them reruns the
+# model's features and fits, never its training. An external (torchvision/timm) model's performance
+# probe reads its last listed layer, so there ``layers`` also decides what training writes.
+FEATURE_KEYS = ("layers", "features")
+
+
+def training_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """What decides a model's weights and performance.json (the train rule's params)."""
+    entry = model_settings(config, name)
+    dropped = ("features",) if is_external(entry.get("architecture", "")) else FEATURE_KEYS
+    return {k: v for k, v in entry.items() if k not in dropped}
+
+
+def feature_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """What decides one layer's features besides the weights and the layer's name (the features rule's
+    params): the network's build settings and ``features``, not the list of other layers."""
+    entry = model_settings(config, name)
+    return {k: v for k, v in entry.items() if k != "layers" or is_external(entry.get("architecture", ""))}
+
+
+def manifest_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A dataset entry without what only later stages read (``responses``, ``regions``)."""
+    return {k: v for k, v in dataset(config, name).items() if k not in ("responses", "regions")}
+
+
 def layers(config: dict[str, Any], name: str) -> list[str]:
     """The model's feature layers, known at DAG-build time without torch: a built-in architecture's
     blocks (``layers`` may select blocks and cornet time steps by name or pattern); a named network's

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from neurofit.models.catalog import layer_names
+
 DEFAULTS: dict[str, Any] = {
     "n_stimuli": 96,
     "n_repeats": 6,
@@ -25,7 +27,13 @@ DEFAULTS: dict[str, Any] = {
 
 
 def simulation_settings(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The defaults with ``overrides``; ``regions`` in hierarchy order (by the depth of the layer each
+    region reads, then by name), so the order the config lists them in changes nothing."""
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown simulate settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **overrides}
+    settings = {**DEFAULTS, **overrides}
+    depth = {layer: i for i, layer in enumerate(layer_names(settings["architecture"], settings))}
+    settings["regions"] = dict(sorted(settings["regions"].items(),
+                                      key=lambda item: (depth.get(item[1], len(depth)), item[0])))
+    return settings

@@ -169,3 +169,13 @@ def test_key_value_locations_and_region_maps():
     mapping = {"VISp": "V1", "VISl|VISal": "LM_AL", "CA(\\d)": r"hippocampus_CA\1"}
     assert [rename_region(r, mapping) for r in ["VISp", "VISal", "CA3", "IT"]] == ["V1", "LM_AL", "hippocampus_CA3",
                                                                                       "IT"]
+
+
+def test_region_map_order_does_not_matter():
+    """A config written back with sorted keys must mean the same: exact names win, and two patterns
+    that rename one region differently are an error rather than first-listed-wins."""
+    mapping = {"VISp": "V1", "VIS.*": "visual"}
+    assert rename_region("VISp", mapping) == rename_region("VISp", dict(reversed(mapping.items()))) == "V1"
+    assert rename_region("VISl", {"VIS.*": "visual", "VISl|VISal": "visual"}) == "visual"  # same name: fine
+    with pytest.raises(ValueError, match=r"region_map: region 'VISl' matches patterns .* different names"):
+        rename_region("VISl", {"VIS.*": "visual", "VISl|VISal": "LM"})

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 from PIL import Image
 
 from neurofit.neural.nwb import NWBContentError, intervals_tables, open_nwb, read_intervals, read_units
 from neurofit.neural.regions import parse_location
-from neurofit.neural.responses import ResponseSpec, build_responses
+from neurofit.neural.responses import ResponseSpec, build_responses, build_stimuli
+from neurofit.neural.stimuli import stimulus_settings
 
 
 def direct_counts(path, onsets, start_s, stop_s):
@@ -47,11 +49,10 @@ def test_000207_counts_per_trial_equal_direct_computation(file_000207, tmp_path)
     with open_nwb(file_000207) as nwbfile:
         table = read_intervals(nwbfile, file_000207, "recognition_table")
     folder = image_folder(tmp_path / "frames", sorted(set(table["frameName"])))
-    spec = ResponseSpec.from_config({"adapter": "table_folder", "table": "recognition_table",
-                                     "stimulus_column": "frameName", "stimuli": {"path": str(folder)},
-                                     "regions": ["hippocampus_right", "amygdala_right"], "bin_ms": 50,
-                                     "window_ms": [0, 1000]})
-    result = build_responses([file_000207], spec)
+    settings = {"adapter": "table_folder", "table": "recognition_table", "stimulus_column": "frameName",
+                "stimuli": {"path": str(folder)}, "regions": ["hippocampus_right", "amygdala_right"], "bin_ms": 50,
+                "window_ms": [0, 1000]}
+    result = build_responses([file_000207], ResponseSpec.from_config(settings))
     r = result.responses
     assert r.sizes == {"presentation": 180, "neuroid": 35}
     np.testing.assert_array_equal(r.values, direct_counts(file_000207, table["start_time"].to_numpy(), 0.0, 1.0))
@@ -62,6 +63,9 @@ def test_000207_counts_per_trial_equal_direct_computation(file_000207, tmp_path)
     assert np.isfinite(r["reliability"].values).sum() > 30
     np.testing.assert_array_equal(result.binned.sum("time_bin").values, r.values)
     assert result.stimuli.sizes["stimulus"] == 134
+    # the stimuli job reads the same images without the units or the response-only settings
+    alone = build_stimuli([file_000207], ResponseSpec.from_config(stimulus_settings(settings)))
+    xr.testing.assert_identical(alone, result.stimuli)
 
 
 def test_000207_video_clips_are_refused_with_a_clear_error(file_000207, tmp_path):

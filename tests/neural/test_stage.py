@@ -1,5 +1,5 @@
-"""The responses stage as the pipeline runs it: a manifest of several files -> merged responses,
-binned responses, stimuli and a JSON summary of what was read and filtered."""
+"""The responses and stimuli stages as the pipeline runs them: a manifest of several files -> merged
+responses, binned responses and a JSON summary of what was read and filtered; the stimulus images."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurofit.cli import stage_responses
+from neurofit.cli import stage_responses, stage_stimuli
 from neurofit.data.local import local_manifest, write_manifest
+from neurofit.neural.responses import ResponseSpec, build_responses, build_stimuli
+from neurofit.neural.stimuli import stimulus_settings
 from neurofit.paths import Layout
 
 
@@ -28,7 +30,7 @@ def test_stage_merges_the_manifest_files_and_writes_every_output(tmp_path, nwb_w
     layout = Layout(results=str(tmp_path / "results"))
     write_manifest(local_manifest(tmp_path / "dandiset"), layout.manifest("d"))
     outputs = {"responses_out": layout.responses("d"), "binned_out": layout.responses_binned("d"),
-               "summary_out": layout.responses_summary("d"), "stimuli_out": layout.stimuli("d")}
+               "summary_out": layout.responses_summary("d")}
     stage_responses(layout.manifest("d"), {"bin_ms": 25, "region_map": {"VISp": "V1"}}, ["V1", "IT"], **outputs)
 
     responses = xr.load_dataarray(outputs["responses_out"], engine="h5netcdf")
@@ -46,4 +48,24 @@ def test_stage_merges_the_manifest_files_and_writes_every_output(tmp_path, nwb_w
     assert summary["neuroids_per_region"] == {"IT": 2, "V1": 3}
     assert summary["filters"][0] == {"filter": "region", "setting": ["V1", "IT"], "kept": 5, "dropped": 0,
                                      "by_region": {"V1": {"kept": 3, "dropped": 0}, "IT": {"kept": 2, "dropped": 0}}}
-    assert xr.load_dataarray(outputs["stimuli_out"], engine="h5netcdf").sizes["stimulus"] == 8
+    stage_stimuli(layout.manifest("d"), {"bin_ms": 25, "region_map": {"VISp": "V1"}}, layout.stimuli("d"))
+    stimuli = xr.load_dataarray(layout.stimuli("d"), engine="h5netcdf")
+    assert stimuli.sizes["stimulus"] == 8 and stimuli["stimulus_id"].values.tolist() == sorted(set(
+        responses["stimulus_id"].values.tolist()))
+
+
+def test_stimuli_alone_are_those_of_the_responses(tmp_path, nwb_writer, images):
+    """The stimuli job reads no units, yet writes the responses' own stimuli: those every file showed
+    (by id and repeat), whatever the response-only settings."""
+    for subject, shown in (("sub-a", [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]), ("sub-b", [5, 4, 3, 2, 1, 5, 4, 3, 2, 1])):
+        onsets = 1.0 + np.arange(len(shown)) * 0.5
+        units = [{"spike_times": [o + 0.1 for o in onsets], "location": "V1"}]
+        nwb_writer(tmp_path / subject / f"{subject}_ses-1.nwb", units=units,
+                   tables={"natural_scenes_presentations": {"start_time": onsets, "image_index": shown}},
+                   templates={"scenes": images(6)})
+    paths = sorted(str(p) for p in tmp_path.rglob("*.nwb"))
+    settings = {"window_ms": [50, 150], "region_map": {"VISp": "V1"}}
+    from_responses = build_responses(paths, ResponseSpec.from_config(settings)).stimuli
+    alone = build_stimuli(paths, ResponseSpec.from_config(stimulus_settings(settings)))
+    assert alone["stimulus_id"].values.tolist() == ["img1", "img2", "img3", "img4", "img5"]
+    xr.testing.assert_identical(alone, from_responses)

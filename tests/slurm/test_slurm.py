@@ -108,6 +108,6 @@ def test_every_job_wrote_its_benchmark(runs):
     _, slurm, _, _ = runs
     paths = sorted((slurm / "results/benchmarks").rglob("*.tsv"))
     stages = {Path(path.relative_to(slurm / "results/benchmarks").parts[0]).stem for path in paths}
-    assert stages == {"simulate", "manifest", "responses", "ceiling", "train", "features", "fit", "tables"}
+    assert stages == {"simulate", "manifest", "responses", "stimuli", "ceiling", "train", "features", "fit", "tables"}
     for path in paths:
         assert (pd.read_csv(path, sep="\t")["s"] > 0).all(), path  # wall seconds (max_rss too, if sampled)

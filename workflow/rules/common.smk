@@ -7,7 +7,9 @@ from snakemake.exceptions import NestedCoroutineError
 from snakemake.utils import min_version, validate
 
 from neurofit import config as nf_config
+from neurofit.cache import canonical, stage_code_hash
 from neurofit.data.dandi import DandiSpec
+from neurofit.neural.stimuli import stimulus_settings
 from neurofit.paths import Layout, code_hash
 from neurofit.report.provenance import software_versions
 from neurofit.simulate_defaults import simulation_settings
@@ -22,6 +24,11 @@ try:
 except nf_config.ConfigError as _error:
     sys.exit(f"neurofit: {_error}")  # every bad key, last on screen, without a traceback of the Snakefile
 validate(config, "../schemas/config.schema.yaml", set_default=True)
+# No mapping's key order means anything in the config (neurofit.cache), so the rules read a key-sorted
+# copy: a config written back by yaml.safe_dump, or with its keys moved, gives the same params.
+_sorted_config = canonical(config)
+config.clear()
+config.update(_sorted_config)
 for _warning in nf_config.climbing_paths(config):
     print(_warning, file=sys.stderr)
 
@@ -30,8 +37,10 @@ LAYOUT = Layout(results=config["results"], resources=config["resources"])
 for _name, _entry in config["datasets"].items():
     if _entry["source"] == "dandi":
         DandiSpec.from_config(_name, _entry)
-DATASETS = list(config["datasets"])
-MODELS = list(config["models"])
+# In name order: the order of a YAML mapping carries no meaning (yaml.safe_dump sorts it), so it must not
+# change which jobs run or what they write. Lists (layers, regions, metrics) keep their order.
+DATASETS = sorted(config["datasets"])
+MODELS = sorted(config["models"])
 METRICS = list(config["encoding"]["metrics"])
 # Figures 1-3 and 5 show one metric, the first listed; the per-neuroid figure exists only for metrics
 # that score each neuroid (population metrics such as RSA/CKA have no per-neuroid scores).

@@ -9,8 +9,8 @@ rule simulate:
         weights=LAYOUT.simulated_reference_weights("{dataset}-{hash}"),
     params:
         out_dir=lambda w: LAYOUT.simulated_dir(f"{w.dataset}-{w.hash}"),
-        settings=lambda w: sim_settings(w.dataset),
-        code=code_hash("simulate", "images", "models"),
+        settings=lambda w: canonical(sim_settings(w.dataset)),
+        code=stage_code_hash("simulate"),
     log:
         LAYOUT.log("simulate", "{dataset}-{hash}"),
     benchmark:
@@ -29,10 +29,10 @@ rule manifest:
     output:
         out=report(LAYOUT.manifest("{dataset}"), caption="../report/manifest.rst", category="Data"),
     params:
-        dataset=lambda w: config["datasets"][w.dataset],
+        dataset=lambda w: canonical(nf_config.manifest_settings(config, w.dataset)),
         name=lambda w: w.dataset,
         cache=lambda w: dandi_cache(w.dataset),
-        code=code_hash("data"),
+        code=stage_code_hash("manifest"),
     log:
         LAYOUT.log("manifest", "{dataset}"),
     benchmark:

@@ -8,9 +8,9 @@ rule train:
         weights_out=LAYOUT.weights("{model}"),
         performance_out=LAYOUT.performance("{model}"),
     params:
-        settings=lambda w: nf_config.model_settings(config, w.model),
+        settings=lambda w: canonical(nf_config.training_settings(config, w.model)),
         checkpoint=lambda w: LAYOUT.checkpoint(w.model),
-        code=code_hash("models", "images"),
+        code=stage_code_hash("train"),
     log:
         LAYOUT.log("train", "{model}"),
     benchmark:
@@ -32,8 +32,8 @@ rule features:
     output:
         out=LAYOUT.features("{dataset}", "{model}", "{layer}"),
     params:
-        settings=lambda w: nf_config.model_settings(config, w.model),
-        code=code_hash("features", "models"),
+        settings=lambda w: canonical(nf_config.feature_settings(config, w.model)),
+        code=stage_code_hash("features"),
     log:
         LAYOUT.log("features", "{dataset}", "{model}", "{layer}"),
     benchmark:

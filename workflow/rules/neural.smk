@@ -1,4 +1,4 @@
-# Stage 2: NWB -> per-region responses (repeats kept) and the stimulus images; noise ceilings.
+# Stage 2: NWB -> per-region responses (repeats kept); the stimulus images (a job of their own); noise ceilings.
 
 
 rule responses:
@@ -8,11 +8,10 @@ rule responses:
         responses_out=LAYOUT.responses("{dataset}"),
         binned_out=LAYOUT.responses_binned("{dataset}"),
         summary_out=LAYOUT.responses_summary("{dataset}"),
-        stimuli_out=LAYOUT.stimuli("{dataset}"),
     params:
-        settings=lambda w: config["datasets"][w.dataset].get("responses", {}),
+        settings=lambda w: canonical(config["datasets"][w.dataset].get("responses", {})),
         regions=lambda w: nf_config.regions(config, w.dataset),
-        code=code_hash("neural"),
+        code=stage_code_hash("responses"),
     log:
         LAYOUT.log("responses", "{dataset}"),
     benchmark:
@@ -25,14 +24,36 @@ rule responses:
         "../scripts/responses.py"
 
 
+# The images alone, so that features (which read nothing else of the data) do not rerun when a setting of
+# the responses alone (window, bins, regions, unit filters) changes.
+rule stimuli:
+    input:
+        manifest_path=LAYOUT.manifest("{dataset}"),
+    output:
+        out=LAYOUT.stimuli("{dataset}"),
+    params:
+        settings=lambda w: canonical(stimulus_settings(config["datasets"][w.dataset].get("responses", {}))),
+        code=stage_code_hash("stimuli"),
+    log:
+        LAYOUT.log("stimuli", "{dataset}"),
+    benchmark:
+        LAYOUT.benchmark("stimuli", "{dataset}")
+    resources:
+        **job_resources("responses"),
+    conda:
+        "../../envs/neural.yaml"
+    script:
+        "../scripts/stimuli.py"
+
+
 rule ceiling:
     input:
         responses_path=LAYOUT.responses("{dataset}"),
     output:
         out=LAYOUT.ceiling("{dataset}"),
     params:
-        settings=config["encoding"]["ceiling"],
-        code=code_hash("encoding"),
+        settings=canonical(config["encoding"]["ceiling"]),
+        code=stage_code_hash("ceiling"),
     log:
         LAYOUT.log("ceiling", "{dataset}"),
     benchmark:

@@ -14,7 +14,7 @@ rule tables:
         ceilings={d: LAYOUT.ceiling(d) for d in DATASETS},
         normalisation=config["encoding"]["normalisation"],
         ci=config["encoding"]["ci"],
-        code=code_hash("report", "encoding"),
+        code=stage_code_hash("tables"),
     log:
         LAYOUT.log("tables"),
     benchmark:
@@ -38,7 +38,7 @@ rule comparisons:
         ceilings={d: LAYOUT.ceiling(d) for d in DATASETS},
         normalisation=config["encoding"]["normalisation"],
         ci=config["encoding"]["ci"],
-        code=code_hash("report", "encoding"),
+        code=stage_code_hash("comparisons"),
     log:
         LAYOUT.log("comparisons"),
     benchmark:
@@ -68,10 +68,10 @@ rule figures:
         ],
     params:
         metric=FIGURE_METRIC,
-        layer_orders={m: nf_config.layers(config, m) for m in MODELS},
+        layer_orders=canonical({m: nf_config.layers(config, m) for m in MODELS}),
         region_order=region_order(),
         heatmap_paths={m: [LAYOUT.figure(f"heatmap_{m}", ext) for ext in ("png", "svg")] for m in MODELS},
-        code=code_hash("report"),
+        code=stage_code_hash("figures"),
     log:
         LAYOUT.log("figures"),
     benchmark:
@@ -108,7 +108,7 @@ rule figure_performance:
         performance={m: LAYOUT.performance(m) for m in MODELS},
         models={m: nf_config.model_settings(config, m) for m in MODELS},
         region_order=region_order(),
-        code=code_hash("report"),
+        code=stage_code_hash("figure_performance"),
     log:
         LAYOUT.log("figure_performance"),
     benchmark:
@@ -138,7 +138,7 @@ rule figure_neuroids:
         fits=lambda w: [{**key, "path": LAYOUT.fit(**key)} for key in fit_keys(w.dataset, w.metric)],
         normalisation=config["encoding"]["normalisation"],
         region_order=region_order(),
-        code=code_hash("report"),
+        code=stage_code_hash("figure_neuroids"),
     wildcard_constraints:
         metric="|".join(PER_NEUROID_METRICS),
     log:
@@ -164,10 +164,10 @@ rule figure_learning_rules:
         ],
     params:
         metric=FIGURE_METRIC,
-        models={m: nf_config.model_settings(config, m) for m in MODELS},
+        models=canonical({m: nf_config.training_settings(config, m) for m in MODELS}),
         performance={m: LAYOUT.performance(m) for m in MODELS},
         region_order=region_order(),
-        code=code_hash("report"),
+        code=stage_code_hash("figure_learning_rules"),
     log:
         LAYOUT.log("figure_learning_rules"),
     benchmark:
@@ -196,7 +196,7 @@ rule table_pages:
             LAYOUT.table("comparisons", "html"), caption="../report/comparisons.rst", category="Tables"
         ),
     params:
-        code=code_hash("report"),
+        code=stage_code_hash("table_pages"),
     log:
         LAYOUT.log("table_pages"),
     benchmark:
@@ -217,9 +217,9 @@ rule provenance:
             LAYOUT.provenance("software.html"), caption="../report/software.rst", category="Provenance"
         ),
     params:
-        config=config,
-        software=SOFTWARE,
-        code=code_hash("report"),
+        config=canonical(config),
+        software=canonical(SOFTWARE),
+        code=stage_code_hash("provenance"),
     log:
         LAYOUT.log("provenance"),
     benchmark:
@@ -244,7 +244,7 @@ rule data_manifest:
     params:
         manifests={d: LAYOUT.manifest(d) for d in DATASETS},
         responses={d: LAYOUT.responses(d) for d in DATASETS},
-        code=code_hash("report"),
+        code=stage_code_hash("data_manifest"),
     log:
         LAYOUT.log("data_manifest"),
     benchmark:
@@ -265,7 +265,7 @@ rule models_manifest:
         json_out=LAYOUT.provenance("models.json"),
     params:
         performance={m: LAYOUT.performance(m) for m in MODELS},
-        code=code_hash("report"),
+        code=stage_code_hash("models_manifest"),
     log:
         LAYOUT.log("models_manifest"),
     benchmark:

@@ -34,15 +34,22 @@ def parse_location(value: Any, key: str = "brain_region") -> str:
 
 
 def rename_region(region: str, mapping: dict[str, str] | None) -> str:
-    """Apply a config map: keys are exact names or regular expressions (full match), tried in order;
-    a target may use the pattern's groups (``'VIS(.*)': 'visual_\\1'``)."""
-    for pattern, target in (mapping or {}).items():
-        if region == pattern:
-            return target
+    """Apply a config map: keys are exact names or regular expressions (full match); a target may use
+    the pattern's groups (``'VIS(.*)': 'visual_\\1'``). An exact name wins over patterns; a region that
+    two patterns map to different names is an error, so the map's key order never matters (a config
+    written back with sorted keys means the same and reruns nothing)."""
+    mapping = mapping or {}
+    if region in mapping:
+        return mapping[region]
+    targets: dict[str, str] = {}
+    for pattern, target in mapping.items():
         try:
             match = re.fullmatch(pattern, region)
         except re.error:  # a plain name with regex metacharacters, e.g. 'CA1 (left'
             continue
         if match:
-            return match.expand(target)
-    return region
+            targets[pattern] = match.expand(target)
+    if len(set(targets.values())) > 1:
+        raise ValueError(f"responses.region_map: region {region!r} matches patterns {list(targets)} that map it to "
+                         f"different names {sorted(set(targets.values()))}; make the patterns exclusive")
+    return next(iter(targets.values()), region)

@@ -418,13 +418,7 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
                              name=f"binned_{name}", attrs=attrs)
 
     used = sorted(set(ids.tolist()))
-    images: dict[str, np.ndarray] = {}
-    for s in sessions:
-        for sid in used:
-            images.setdefault(sid, s.images.get(sid))
-    stack = stack_images({sid: images[sid] for sid in used}, spec.resize, f"{paths}")
-    stimuli = xr.DataArray(stack, dims=("stimulus", "y", "x") if stack.ndim == 3 else ("stimulus", "y", "x", "channel"),
-                           coords={"stimulus_id": ("stimulus", np.asarray(used, dtype=str))}, name="stimuli")
+    stimuli = _stimulus_stack(used, [s.images for s in sessions], spec, paths)
     per_stimulus = np.unique(ids, return_counts=True)[1]
     summary = {
         "adapter": spec.adapter, "window_ms": list(spec.window_ms), "bin_ms": spec.bin_ms,
@@ -438,6 +432,36 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
              for r in sorted(set(neuroids["region"]))} if reliability is not None else None),
     }
     return ResponseSet(responses=responses, binned=binned_da, stimuli=stimuli, summary=summary)
+
+
+def _stimulus_stack(used: list[str], images: list[dict[str, np.ndarray]], spec: ResponseSpec,
+                    paths: list[str]) -> xr.DataArray:
+    """The images of the stimulus ids ``used`` (each from the first file that has it), stacked."""
+    first: dict[str, np.ndarray] = {}
+    for by_id in images:
+        for sid in used:
+            first.setdefault(sid, by_id.get(sid))
+    stack = stack_images({sid: first[sid] for sid in used}, spec.resize, f"{paths}")
+    return xr.DataArray(stack, dims=("stimulus", "y", "x") if stack.ndim == 3 else ("stimulus", "y", "x", "channel"),
+                        coords={"stimulus_id": ("stimulus", np.asarray(used, dtype=str))}, name="stimuli")
+
+
+def build_stimuli(paths: list[str | Path], spec: ResponseSpec) -> xr.DataArray:
+    """The stimulus images of :func:`build_responses` (the same array), read without the units:
+    the ids presented in every file (matched by id and repeat, as the responses are), sorted."""
+    if not paths:
+        raise NWBContentError("no NWB files to read stimuli from (the manifest lists no assets)")
+    paths = [str(p) for p in paths]
+    shown, images = [], []
+    for path in tqdm(paths, desc="NWB files", disable=len(paths) < 2):
+        with open_nwb(path) as nwbfile:
+            _, ids, by_id, _ = _presentations(nwbfile, path, spec)
+        shown.append(set(zip(ids.tolist(), repeat_index(ids).tolist(), strict=True)))
+        images.append(by_id)
+    common = set.intersection(*shown)
+    if not common:
+        raise NWBContentError(f"files {paths} share no stimuli, so their units cannot be merged along neuroid")
+    return _stimulus_stack(sorted({sid for sid, _ in common}), images, spec, paths)
 
 
 def responses_from_nwb(path: str | Path, spec: ResponseSpec, ceiling: bool = True) -> tuple[xr.DataArray,
