@@ -19,7 +19,10 @@ for _name, _entry in config["datasets"].items():
     if _entry["source"] == "dandi":
         DandiSpec.from_config(_name, _entry)
 DATASETS = list(config["datasets"])
-MODELS = list(config["models"])
+# Scored models: a model with `checkpoints` stands for its variants <model>_e<epoch> (one training job).
+MODELS = nf_config.scored_models(config)
+TRAINED = nf_config.trained_models(config)
+CHECKPOINT_RUNS = list(nf_config.checkpoint_runs(config))
 METRICS = list(config["encoding"]["metrics"])
 # Figures 1-3 and 5 show one metric, the first listed; the per-neuroid figure exists only for metrics
 # that score each neuroid (population metrics such as RSA/CKA have no per-neuroid scores).
