@@ -206,3 +206,9 @@ def test_amp_trains_on_cuda(rule: str) -> None:
     _, perf = train(spec)
     assert perf["amp"] in ("bfloat16", "float16") and perf["device"].startswith("cuda")
     assert perf["heldout_accuracy"] > 0.5 and perf["train_loss"][-1] < perf["train_loss"][0]
+
+
+def test_batch_norm_net_with_a_last_batch_of_one_image() -> None:
+    """A batch of one cannot be batch-normalised: it is left out of training and of the re-estimation."""
+    _, perf = train(ModelSpec(norm="batch", **{**TINY, "n_train": 65}))
+    assert perf["batch_norm_recalibrated"] and np.isfinite(perf["train_loss"][0])

@@ -185,7 +185,8 @@ def recalibrate_batch_norm(model: nn.Module, images: np.ndarray, batch_size: int
     model.train()
     dev = _model_device(model)
     for start in range(0, len(images), batch_size):
-        model(to_input(images[start:start + batch_size]).to(dev))
+        if len(images) - start > 1:  # batch norm cannot normalise a batch of one image
+            model(to_input(images[start:start + batch_size]).to(dev))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
@@ -322,15 +323,19 @@ def train(spec: ModelSpec, checkpoint: str | Path | None = None,
         y_all = torch.from_numpy(data.train_labels)
         autocast = (torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None
                     else contextlib.nullcontext())
+        # Batch norm cannot normalise a batch of one image: such a last batch is left out of the epoch.
+        single_ok = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         for epoch in range(first, spec.epochs):
             started = time.perf_counter()
             model.train()
             objective.train()
             order = torch.randperm(n_images, generator=shuffle)
-            total = 0.0
+            total, seen = 0.0, 0
             batches = range(0, n_images, spec.batch_size)
             for start in tqdm(batches, desc=f"epoch {epoch + 1}/{spec.epochs}", leave=False):
                 idx = order[start:start + spec.batch_size]
+                if len(idx) == 1 and not single_ok:
+                    continue
                 x = to_input(data.train_images[idx.numpy()])
                 if spec.augment:
                     x = augment_batch(x, spec.augment, views)
@@ -345,7 +350,8 @@ def train(spec: ModelSpec, checkpoint: str | Path | None = None,
                     loss.backward()
                     optimiser.step()
                 total += float(loss.detach()) * len(idx)
-            history.append(total / n_images)
+                seen += len(idx)
+            history.append(total / seen)
             seconds += time.perf_counter() - started
             if checkpoint:
                 save_checkpoint(checkpoint, {
