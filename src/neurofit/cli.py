@@ -120,20 +120,33 @@ def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> No
     ds.to_netcdf(out, engine="h5netcdf")
 
 
-def stage_train(settings: dict[str, Any], weights_out: str, performance_out: str,
-                weights_in: str | None = None, checkpoint: str | None = None, model: str = "model") -> None:
+def stage_train(settings: dict[str, Any], weights_out: str | None = None, performance_out: str | None = None,
+                weights_in: str | None = None, checkpoint: str | None = None, epochs_out: str | None = None,
+                model: str = "model") -> None:
     from neurofit.models.catalog import is_named_network
-    from neurofit.models.train import ModelSpec, evaluate_loaded, train_model
+    from neurofit.models.train import ModelSpec, evaluate_loaded, train_checkpoints, train_model
 
     if is_named_network(settings):
         _prepare_named(model, settings, weights_out, performance_out)
         return
     spec = ModelSpec.from_config(settings)
+    if epochs_out:  # one run scored at several epochs (model variants <model>_e<epoch>)
+        scores = train_checkpoints(spec, epochs_out, checkpoint)
+        log.info("model %s: held-out performance by epoch %s", spec.architecture,
+                 {e: p["performance"] for e, p in scores.items()})
+        return
+    assert weights_out and performance_out
     if weights_in:
         perf = evaluate_loaded(spec, weights_in, weights_out, performance_out)
     else:
         perf = train_model(spec, weights_out, performance_out, checkpoint)
     log.info("model %s: %s", spec.architecture, {k: v for k, v in perf.items() if k != "train_loss"})
+
+
+def stage_checkpoint_variant(epochs_dir: str, epoch: str, weights_out: str, performance_out: str) -> None:
+    from neurofit.models.train import export_checkpoint
+
+    export_checkpoint(epochs_dir, int(epoch), weights_out, performance_out)
 
 
 def _prepare_named(model: str, settings: dict[str, Any], weights_out: str, performance_out: str) -> None:

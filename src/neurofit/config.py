@@ -6,6 +6,7 @@ torch-free, so the Snakefile can import it at DAG-build time.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from neurofit.models.catalog import (
 from neurofit.simulate_defaults import simulation_settings
 
 SIMULATED_PREFIX = "simulated:"
+VARIANT = re.compile(r"^(?P<run>.+)_e(?P<epoch>[0-9]+)$")
 
 
 def dataset(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -56,9 +58,74 @@ def weights_file(model: dict[str, Any]) -> str | None:
     return weights
 
 
+def variant_name(run: str, epoch: int) -> str:
+    """The model name of epoch ``epoch`` of the training run ``run`` (a model with ``checkpoints``)."""
+    return f"{run}_e{epoch}"
+
+
+def checkpoint_runs(config: dict[str, Any]) -> dict[str, list[int]]:
+    """Models whose one training run is scored at several epochs (``checkpoints``), with those epochs."""
+    runs = {}
+    for name, entry in config["models"].items():
+        if entry.get("checkpoints") is None:
+            continue
+        epochs = sorted(set(int(e) for e in entry["checkpoints"]))
+        last = entry.get("epochs", epochs[-1] if epochs else None)
+        if not epochs or epochs[0] < 0 or last != epochs[-1]:
+            raise ValueError(f"models.{name}.checkpoints {entry['checkpoints']}: epochs >= 0 whose last is the "
+                             f"run's `epochs` ({last}); leave `epochs` unset to train to the last checkpoint")
+        if entry.get("weights") or entry.get("objective") == "untrained":
+            raise ValueError(f"models.{name}.checkpoints: only a model that is trained here has checkpoints")
+        runs[name] = epochs
+    return runs
+
+
+def variant_of(config: dict[str, Any], name: str) -> tuple[str, int] | None:
+    """(run, epoch) when ``name`` is a checkpoint variant, else None."""
+    match = VARIANT.match(name)
+    if match is None:
+        return None
+    epochs = checkpoint_runs(config).get(match["run"])
+    if epochs is None or int(match["epoch"]) not in epochs:
+        return None
+    return match["run"], int(match["epoch"])
+
+
+def scored_models(config: dict[str, Any]) -> list[str]:
+    """Every model the DAG extracts features from and scores: each entry, except that a model with
+    ``checkpoints`` stands for one variant ``<model>_e<epoch>`` per checkpoint (all from one training job)."""
+    runs = checkpoint_runs(config)
+    names: list[str] = []
+    for name in config["models"]:
+        names += [variant_name(name, e) for e in runs[name]] if name in runs else [name]
+    clash = sorted(set(n for n in names if names.count(n) > 1))
+    if clash:
+        raise ValueError(f"models: {clash} is both a model entry and a checkpoint variant's name; rename the entry")
+    return names
+
+
+def trained_models(config: dict[str, Any]) -> list[str]:
+    """Models with a plain train job (one weights file each): every entry that has no ``checkpoints``."""
+    runs = checkpoint_runs(config)
+    return [name for name in config["models"] if name not in runs]
+
+
+def name_pattern(names: list[str]) -> str:
+    """A wildcard constraint matching exactly these names (none: a pattern that matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
 def model_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """A model entry with what a reference model inherits from its simulator filled in."""
+    """A model entry with what a reference model inherits from its simulator filled in; for a
+    checkpoint variant ``<run>_e<epoch>``, its run's entry trained for ``epoch`` epochs."""
+    variant = variant_of(config, name)
+    if variant is not None:
+        run, epoch = variant
+        entry = {k: v for k, v in config["models"][run].items() if k != "checkpoints"}
+        return {**entry, "epochs": epoch, "checkpoint_of": run}
     entry = dict(config["models"][name])
+    if entry.get("checkpoints") is not None:
+        entry.setdefault("epochs", max(entry["checkpoints"]))
     source = reference_dataset(entry)
     if source is not None:
         if source not in config["datasets"] or config["datasets"][source]["source"] != "simulated":

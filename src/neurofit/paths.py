@@ -109,6 +109,18 @@ class Layout:
     def performance(self, model: str) -> str:
         return f"{self.results}/models/{model}/performance.json"
 
+    def checkpoint_epochs(self, model: str) -> str:
+        """The weights and performance at each of a run's ``checkpoints`` epochs (one folder)."""
+        return f"{self.results}/models/{model}/epochs"
+
+    @staticmethod
+    def epoch_weights(epochs_dir: str | Path, epoch: int) -> str:
+        return f"{epochs_dir}/e{epoch}/weights.pt"
+
+    @staticmethod
+    def epoch_performance(epochs_dir: str | Path, epoch: int) -> str:
+        return f"{epochs_dir}/e{epoch}/performance.json"
+
     def features(self, dataset: str, model: str, layer: str) -> str:
         return f"{self.results}/features/{dataset}/{model}/{layer}.nc"
 

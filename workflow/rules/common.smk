@@ -40,7 +40,10 @@ for _name, _entry in config["datasets"].items():
 # In name order: the order of a YAML mapping carries no meaning (yaml.safe_dump sorts it), so it must not
 # change which jobs run or what they write. Lists (layers, regions, metrics) keep their order.
 DATASETS = sorted(config["datasets"])
-MODELS = sorted(config["models"])
+# Scored models: a model with `checkpoints` stands for its variants <model>_e<epoch> (one training job).
+MODELS = nf_config.scored_models(config)
+TRAINED = nf_config.trained_models(config)
+CHECKPOINT_RUNS = list(nf_config.checkpoint_runs(config))
 METRICS = list(config["encoding"]["metrics"])
 # Figures 1-3 and 5 show one metric, the first listed; the per-neuroid figure exists only for metrics
 # that score each neuroid (population metrics such as RSA/CKA have no per-neuroid scores).

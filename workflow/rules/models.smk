@@ -7,6 +7,8 @@ rule train:
     output:
         weights_out=LAYOUT.weights("{model}"),
         performance_out=LAYOUT.performance("{model}"),
+    wildcard_constraints:
+        model=nf_config.name_pattern(TRAINED),
     params:
         settings=lambda w: canonical(nf_config.training_settings(config, w.model)),
         checkpoint=lambda w: LAYOUT.checkpoint(w.model),
@@ -22,6 +24,51 @@ rule train:
         "../../envs/models.yaml"
     script:
         "../scripts/train.py"
+
+
+# A model with `checkpoints`: one training job saves every listed epoch; each becomes the model
+# <model>_e<epoch> (own weights and performance.json) through a copy job.
+rule train_checkpoints:
+    output:
+        epochs_out=directory(LAYOUT.checkpoint_epochs("{model}")),
+    wildcard_constraints:
+        model=nf_config.name_pattern(CHECKPOINT_RUNS),
+    params:
+        settings=lambda w: canonical(nf_config.training_settings(config, w.model)),
+        checkpoint=lambda w: LAYOUT.checkpoint(w.model),
+        code=stage_code_hash("train"),
+    log:
+        LAYOUT.log("train", "{model}"),
+    benchmark:
+        LAYOUT.benchmark("train", "{model}")
+    threads: 2
+    resources:
+        **job_resources("train"),
+    conda:
+        "../../envs/models.yaml"
+    script:
+        "../scripts/train.py"
+
+
+localrules:
+    checkpoint_variant,
+
+
+rule checkpoint_variant:
+    input:
+        epochs_dir=LAYOUT.checkpoint_epochs("{run}"),
+    output:
+        weights_out=LAYOUT.weights("{run}_e{epoch}"),
+        performance_out=LAYOUT.performance("{run}_e{epoch}"),
+    wildcard_constraints:
+        run=nf_config.name_pattern(CHECKPOINT_RUNS),
+        epoch="[0-9]+",
+    log:
+        LAYOUT.log("checkpoint_variant", "{run}_e{epoch}"),
+    conda:
+        "../../envs/models.yaml"
+    script:
+        "../scripts/checkpoint_variant.py"
 
 
 rule features:

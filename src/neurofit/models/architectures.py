@@ -24,11 +24,25 @@ class _Blocks(nn.Module):
         return self.head(x)
 
 
+def _norm(kind: str | None, channels: int, dims: int) -> list[nn.Module]:
+    """The normalisation layer a block gets (none, batch or layer norm over channels)."""
+    if kind is None or kind == "none":
+        return []
+    if kind == "batch":
+        return [nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)]
+    if kind == "layer":  # GroupNorm with one group: layer norm over channels and positions
+        return [nn.GroupNorm(1, channels)]
+    raise ValueError(f"unknown norm {kind!r}; known: none, batch, layer")
+
+
 class AlexNetSmall(_Blocks):
     """An AlexNet-like CNN for small images: ``depth`` conv blocks (pooling after the first two and
-    the last), then a fully connected block ``fc``."""
+    the last), then a fully connected block ``fc``. With ``norm`` each conv and the fc layer are
+    followed by batch or layer norm (before the ReLU), which deep nets trained by feedback
+    alignment need (Liao et al. 2016)."""
 
-    def __init__(self, num_outputs: int = 8, width: int = 32, image_size: int = 32, depth: int = 4) -> None:
+    def __init__(self, num_outputs: int = 8, width: int = 32, image_size: int = 32, depth: int = 4,
+                 norm: str | None = None) -> None:
         super().__init__()
         w = width
         self.feature_layers = layer_names("alexnet_small", {"depth": depth})
@@ -36,14 +50,15 @@ class AlexNetSmall(_Blocks):
         pools = 0
         for i in range(1, depth + 1):
             kernel = 5 if i == 1 else 3
-            block: list[nn.Module] = [nn.Conv2d(channels[i - 1], channels[i], kernel, padding=kernel // 2), nn.ReLU()]
+            block: list[nn.Module] = [nn.Conv2d(channels[i - 1], channels[i], kernel, padding=kernel // 2),
+                                      *_norm(norm, channels[i], 2), nn.ReLU()]
             if i <= 2 or i == depth:
                 block.append(nn.MaxPool2d(2))
                 pools += 1
             setattr(self, f"conv{i}", nn.Sequential(*block))
         pooled = min(max(image_size // 2**pools, 1), 2)
         self.fc = nn.Sequential(nn.AdaptiveAvgPool2d(pooled), nn.Flatten(),
-                                nn.Linear(channels[-1] * pooled**2, 8 * w), nn.ReLU())
+                                nn.Linear(channels[-1] * pooled**2, 8 * w), *_norm(norm, 8 * w, 1), nn.ReLU())
         self.head = nn.Linear(8 * w, num_outputs)
 
 
@@ -159,9 +174,12 @@ def build(architecture: str, num_outputs: int, seed: int, **params: Any) -> nn.M
     """Build an architecture with weights initialised deterministically from ``seed``."""
     torch.manual_seed(seed)
     width = int(params.get("width") or 32)
+    if architecture in ("resnet_small", "cornet_small") and params.get("norm") not in (None, "batch"):
+        raise ValueError(f"norm {params['norm']!r}: {architecture} always uses batch norm; norm applies to "
+                         "alexnet_small")
     if architecture == "alexnet_small":
         return AlexNetSmall(num_outputs=num_outputs, width=width, image_size=int(params.get("image_size") or 32),
-                            depth=arch_param(architecture, params, "depth"))
+                            depth=arch_param(architecture, params, "depth"), norm=params.get("norm"))
     if architecture == "resnet_small":
         return ResNetSmall(num_outputs=num_outputs, width=width, depth=arch_param(architecture, params, "depth"))
     if architecture == "cornet_small":

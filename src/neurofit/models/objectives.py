@@ -50,6 +50,28 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return view + 0.1 * noise
 
 
+AUGMENTATIONS = ("crop", "flip")
+
+
+def augment_batch(x: torch.Tensor, kinds: list[str], generator: torch.Generator) -> torch.Tensor:
+    """Training-time augmentations of a batch (``augment:`` in a model entry), drawn from
+    ``generator``: ``crop``, a random shift of up to 1/8 of the image (reflection-padded, then cropped
+    back: the CIFAR recipe); ``flip``, a left-right mirror with probability 1/2."""
+    n, _, height, width = x.shape
+    if "crop" in kinds:
+        pad = max(1, height // 8)
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        rows = (dy[:, None] + torch.arange(height)[None])[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(width)[None])[:, None, None, :]
+        x = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+    if "flip" in kinds:
+        mirrored = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
+    return x
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """SimCLR's normalised-temperature cross entropy: each view must pick its partner among 2n - 1."""
     z = F.normalize(torch.cat([z1, z2]), dim=1)

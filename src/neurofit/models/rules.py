@@ -4,8 +4,11 @@ The forward pass is the ordinary one. The backward pass computes each layer's we
 exactly (it is local: input activity x output error) but sends the error to the layer below
 through a *feedback* matrix B instead of the transposed forward weights W^T:
 
-- ``feedback_alignment`` (Lillicrap et al. 2016): B is random and fixed for the whole training,
-  drawn from the same distribution as the layer's default initialisation, from a seed;
+- ``feedback_alignment`` (Lillicrap et al. 2016): B's direction is random and fixed for the whole
+  training, drawn from the layer's default initialisation from a seed; at every step it is scaled
+  to the norm of the forward weights W (as in Moskovitz et al. 2018), so the error sent down keeps
+  backprop's scale as W grows instead of vanishing relative to the forward pass (which matters
+  under batch norm, whose backward pass divides by a scale that grows with W, and under SGD);
 - ``sign_symmetry`` (Liao, Leibo & Poggio 2016): B = sign(W) * mean|W|, recomputed at every step
   (only the sign of W is transported; the scalar keeps the error's scale comparable to backprop's).
 
@@ -29,8 +32,11 @@ from torch.nn.grad import conv2d_input, conv2d_weight
 from neurofit.models.catalog import LEARNING_RULES
 
 
+# custom_fwd / custom_bwd: under torch.autocast (amp: true on CUDA) the backward pass runs in the
+# forward's autocast state, so the error and the feedback matrix meet in one dtype.
 class _FeedbackConv2d(torch.autograd.Function):
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, feedback: torch.Tensor,
                 stride: Any, padding: Any, dilation: Any, groups: int) -> torch.Tensor:
         ctx.save_for_backward(x, weight, feedback)
@@ -39,6 +45,7 @@ class _FeedbackConv2d(torch.autograd.Function):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight, feedback = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
@@ -54,6 +61,7 @@ class _FeedbackConv2d(torch.autograd.Function):
 
 class _FeedbackLinear(torch.autograd.Function):
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 feedback: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, feedback)
@@ -61,6 +69,7 @@ class _FeedbackLinear(torch.autograd.Function):
         return F.linear(x, weight, bias)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, feedback = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
@@ -72,6 +81,7 @@ class _FeedbackLinear(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = flat_out.sum(0)
         return grad_x, grad_w, grad_b, None
+
 
 
 class _RuleMixin:
@@ -86,7 +96,8 @@ class _RuleMixin:
             w = self.weight.detach()
             return torch.sign(w) * w.abs().mean()
         assert self.feedback is not None
-        return self.feedback
+        w = self.weight.detach()
+        return self.feedback * (w.norm() / self.feedback.norm())
 
 
 class RuleConv2d(_RuleMixin, nn.Conv2d):
