@@ -15,9 +15,11 @@ include: "workflow/rules/neural.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/trials.smk"
 
 
 rule all:
     input:
         final_outputs(),
+        trial_outputs(),
     default_target: True

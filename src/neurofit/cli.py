@@ -330,11 +330,10 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
             keep = data["region"].values == region
             scores = score_region(x, data["psth"].values[:, :, keep], data["reliability"].values[:, keep], alphas,
                                   settings.get("n_folds"), settings.get("seed", 0), settings.get("bootstrap", 1000),
-                                  settings.get("n_null", 5))
+                                  settings.get("n_null", 5), settings.get("normalisation", "r/c"))
             for metric, result in scores.items():
                 rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
-                             **{k: v for k, v in result.items() if k not in ("r", "r_time")},
-                             "normalisation": "ceiling"})
+                             **{k: v for k, v in result.items() if k not in ("r", "r_time")}})
                 curves.append(xr.DataArray(result["r_time"], dims="time", coords={"time": data["time"].values})
                               .expand_dims(layer=[layer], region=[region], metric=[metric]))
     Path(rows_out).parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ class TrialSimulationSpec:
     regions: dict[str, str] = field(default_factory=lambda: {"ALM": "recurrent", "vS1": "input"})
     network: dict[str, Any] = field(default_factory=lambda: {
         "architecture": "vanilla", "hidden": 32, "steps": 300, "task": "delayed_response",
-        "task_settings": {"strengths": [0.5, 1.0]}})
+        "task_settings": {"strengths": [0.5, 1.0], "jitter_ms": {"fixation": 300.0, "delay": 0.0}}})
     seed: int = 0
     iti_ms: float = 1000.0
     bad_fraction: float = 0.05

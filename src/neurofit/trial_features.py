@@ -4,7 +4,7 @@ The dataset gives, per condition, the median time of each task event relative to
 (``epochs``) and the time bins of its PSTHs; the config says which event starts which task period
 (``task.periods: {sample: pole_in_time, delay: pole_out_time, response: cue_start_time}``) and how the
 dataset's condition values name the task's conditions (``task.values: {"lick left": left}``). The network is run
-noise-free on one trial per condition laid on those epochs, from the window start, at its own time step; its
+noise-free on one trial per condition laid on those epochs, from the trial start (see :func:`task_durations`), at its own time step; its
 state at the end of each step is interpolated onto the bin centres. Result: ``(condition, time, feature)``.
 """
 
@@ -25,27 +25,30 @@ def task_condition(label: str, values: dict[str, str], separator: str = " | ") -
 
 
 def task_durations(task: TrialTask, period_events: dict[str, str], epochs: dict[str, float],
-                   window_s: tuple[float, float]) -> dict[str, float]:
-    """Durations (ms) of the task's periods from the events that start them (s from the alignment event).
+                   window_s: tuple[float, float]) -> tuple[dict[str, float], float]:
+    """Durations (ms) of the task's periods from the events that start them (s from the alignment event), and the
+    time (s) the model's trial starts.
 
-    The first period starts at the window start; each named period at its event; a period ends where the next
-    begins, the last at the window end."""
-    starts = {task.periods[0]: window_s[0]}
+    The first period starts at the window start, or earlier when the next period's event comes less than the
+    task's own first-period duration after it (the network then settles before the first event); each named period
+    starts at its event and ends where the next begins, the last at the window end."""
     for period, event in period_events.items():
         if period not in task.periods:
             raise ValueError(f"task.periods: {period!r} is not a period of the task ({list(task.periods)})")
         if event not in epochs:
             raise ValueError(f"task.periods.{period}: event {event!r} has no time; the dataset records "
                              f"{sorted(epochs)} (responses.events and responses.align)")
-        starts[period] = epochs[event]
-    missing = [p for p in task.periods if p not in starts]
+    missing = [p for p in task.periods[1:] if p not in period_events]
     if missing:
         raise ValueError(f"task.periods: no event starts period(s) {missing} of the task {list(task.periods)}")
-    times = [starts[p] for p in task.periods] + [window_s[1]]
-    if any(b < a for a, b in zip(times, times[1:])) or times[0] < window_s[0]:
+    later = [epochs[period_events[p]] for p in task.periods[1:]]
+    first = min(window_s[0], later[0] - task.durations_ms[task.periods[0]] / 1000.0)
+    times = [first, *later, window_s[1]]
+    if any(b < a for a, b in zip(times, times[1:], strict=False)):
         raise ValueError(f"task.periods: the events {period_events} are not in task order within the window "
-                         f"{list(window_s)} s: {dict(zip(task.periods, times))}")
-    return {p: (b - a) * 1000.0 for p, a, b in zip(task.periods, times, times[1:])}
+                         f"{list(window_s)} s: {dict(zip(task.periods, times, strict=False))}")
+    durations = {p: (b - a) * 1000.0 for p, a, b in zip(task.periods, times, times[1:], strict=False)}
+    return durations, first
 
 
 def trial_features(weights: str, conditions: list[str], epochs: dict[str, float], window_s: tuple[float, float],
@@ -55,10 +58,10 @@ def trial_features(weights: str, conditions: list[str], epochs: dict[str, float]
     task = spec.make_task()
     values = task_map.get("values", {})
     names = [task_condition(c, values) for c in conditions]
-    durations = task_durations(task, task_map["periods"], epochs, window_s)
+    durations, start = task_durations(task, task_map["periods"], epochs, window_s)
     activity = trajectories(net, task, names, durations, spec.dt_ms, spec.layers)
     steps = next(iter(activity.values())).shape[1]
-    step_ends = window_s[0] + spec.dt_ms / 1000.0 * np.arange(1, steps + 1)
+    step_ends = start + spec.dt_ms / 1000.0 * np.arange(1, steps + 1)
     data = {}
     for layer, values_ in activity.items():
         resampled = np.stack([[np.interp(bin_centres, step_ends, values_[c, :, f]) for f in range(values_.shape[2])]

@@ -134,10 +134,13 @@ def bootstrap_median(values: np.ndarray, n: int = 1000, seed: int = 0, level: fl
 
 
 def score_region(x: np.ndarray, y: np.ndarray, reliability: np.ndarray, alphas: np.ndarray, n_folds: int | None = None,
-                 seed: int = 0, n_bootstrap: int = 1000, n_null: int = 5) -> dict[str, dict[str, object]]:
+                 seed: int = 0, n_bootstrap: int = 1000, n_null: int = 5, normalisation: str = "r/c"
+                 ) -> dict[str, dict[str, object]]:
     """The fit and its shuffled-time null, summarised as the table does: median r over neuroids (raw), median
-    ceiling, their ratio (score) with a bootstrap CI over neuroids; and r over time. ``reliability``: (split,
-    neuroid) split-half ceilings of these neuroids."""
+    ceiling, the ceiling-normalised score (``normalisation`` as in :func:`neurofit.encoding.fit.normalise`) with a
+    bootstrap CI over neuroids; and r over time. ``reliability``: (split, neuroid) split-half ceilings."""
+    from neurofit.encoding.fit import normalise
+
     ceiling_per_neuroid = np.nanmean(reliability, axis=0)
     ceiling = float(np.nanmedian(ceiling_per_neuroid))
     fit = fit_timecourse(x, y, alphas, n_folds, seed)
@@ -149,9 +152,9 @@ def score_region(x: np.ndarray, y: np.ndarray, reliability: np.ndarray, alphas: 
                               ("psth_ridge_shuffled_time", null_r, null_time)):
         raw = float(np.nanmedian(r))
         low, high = bootstrap_median(r, n_bootstrap, seed)
-        out[metric] = {"raw": raw, "ceiling": ceiling, "score": raw / ceiling if ceiling > 0 else float("nan"),
-                       "ci_low": low / ceiling if ceiling > 0 else float("nan"),
-                       "ci_high": high / ceiling if ceiling > 0 else float("nan"),
+        out[metric] = {"raw": raw, "ceiling": ceiling, "score": float(normalise(raw, ceiling, normalisation)),
+                       "ci_low": float(normalise(low, ceiling, normalisation)),
+                       "ci_high": float(normalise(high, ceiling, normalisation)), "normalisation": normalisation,
                        "n_neuroids": int(y.shape[-1]), "n_stimuli": int(y.shape[0] * y.shape[1]),
                        "r": r, "r_time": r_time}
     return out
