@@ -158,6 +158,15 @@ def evaluate(net: RecurrentNet, task: TrialTask, dt_ms: float, n_trials: int, se
 
 def train_recurrent(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
     """Train (or, for ``learning_rule: none``, only build) a network; its held-out performance."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one time step is a few tiny matmuls: more CPU threads only add contention
+    try:
+        return _train(spec)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
     task = spec.make_task()
     dev = device()
     net = spec.build().to(dev)
