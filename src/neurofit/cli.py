@@ -285,8 +285,7 @@ def stage_trial_responses(manifest_path: str, settings: dict[str, Any], regions:
 
 def stage_trial_train(settings: dict[str, Any], weights_out: str, performance_out: str,
                       weights_in: str | None = None) -> None:
-    from neurofit.models.train_recurrent import (RecurrentSpec, evaluate, load_recurrent, save_recurrent,
-                                                 train_recurrent)
+    from neurofit.models.train_recurrent import RecurrentSpec, evaluate, load_recurrent, save_recurrent, train_recurrent
 
     if weights_in:  # the simulator's hidden network: evaluated on held-out trials, not trained again
         net, spec = load_recurrent(weights_in)

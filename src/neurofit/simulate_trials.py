@@ -137,7 +137,8 @@ def _write_nwb(path: Path, spec: TrialSimulationSpec, rows: list[dict[str, Any]]
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.file import Subject
 
-    nwbfile = NWBFile(session_description="Simulated tactile delayed-response task", identifier=f"simtrials-{spec.seed}",
+    nwbfile = NWBFile(session_description="Simulated tactile delayed-response task",
+                      identifier=f"simtrials-{spec.seed}",
                       session_start_time=datetime(2026, 1, 1, tzinfo=UTC), institution="neurofit",
                       experiment_description="neurofit simulated trial-structured dataset (ground truth known)")
     nwbfile.subject = Subject(subject_id="simtrials", species="Mus musculus", sex="U", age="P90D")

@@ -4,8 +4,9 @@ The dataset gives, per condition, the median time of each task event relative to
 (``epochs``) and the time bins of its PSTHs; the config says which event starts which task period
 (``task.periods: {sample: pole_in_time, delay: pole_out_time, response: cue_start_time}``) and how the
 dataset's condition values name the task's conditions (``task.values: {"lick left": left}``). The network is run
-noise-free on one trial per condition laid on those epochs, from the trial start (see :func:`task_durations`), at its own time step; its
-state at the end of each step is interpolated onto the bin centres. Result: ``(condition, time, feature)``.
+noise-free on one trial per condition laid on those epochs, from the trial start (see :func:`task_durations`),
+at its own time step; its state at the end of each step is interpolated onto the bin centres.
+Result: ``(condition, time, feature)``.
 """
 
 from __future__ import annotations

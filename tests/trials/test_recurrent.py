@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from neurofit.models.recurrent import RecurrentNet
-from neurofit.models.train_recurrent import (RecurrentSpec, load_recurrent, masked_cross_entropy, rflo_gradients,
-                                             save_recurrent, train_recurrent, trajectories)
+from neurofit.models.train_recurrent import (
+    RecurrentSpec,
+    load_recurrent,
+    masked_cross_entropy,
+    rflo_gradients,
+    save_recurrent,
+    train_recurrent,
+    trajectories,
+)
 from neurofit.models.trial_tasks import make_trial_task
 from neurofit.trial_features import task_condition, task_durations
 

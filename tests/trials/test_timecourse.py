@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurofit.encoding.timecourse import (bootstrap_median, condition_folds, fit_timecourse, score_region,
-                                          shuffle_time, time_resolved_r)
+from neurofit.encoding.timecourse import (
+    bootstrap_median,
+    condition_folds,
+    fit_timecourse,
+    score_region,
+    shuffle_time,
+    time_resolved_r,
+)
 
 ALPHAS = np.logspace(-2, 4, 7)
 

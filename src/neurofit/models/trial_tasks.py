@@ -213,8 +213,9 @@ class DelayedMatchToSample(TrialTask):
         durations = self.sample_durations(rng)
         samples = rng.choice(self.stimuli, size=n)
         match = rng.random(n) < 0.5
-        tests = [s if m else rng.choice([t for t in self.stimuli if t != s]) for s, m in zip(samples, match)]
-        trials = [self.trial(f"{s} {t}", durations, dt_ms, rng) for s, t in zip(samples, tests)]
+        tests = [s if m else rng.choice([t for t in self.stimuli if t != s])
+                 for s, m in zip(samples, match, strict=True)]
+        trials = [self.trial(f"{s} {t}", durations, dt_ms, rng) for s, t in zip(samples, tests, strict=True)]
         return {"ob": np.stack([t.ob for t in trials], 1), "gt": np.stack([t.gt for t in trials], 1),
                 "mask": np.stack([t.mask for t in trials], 1), "choice": np.array([t.choice for t in trials]),
                 "decision": trials[0].period == self.decision_period}

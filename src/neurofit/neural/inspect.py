@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from neurofit.neural.inspect_trials import propose
 from neurofit.neural.nwb import (
     IMAGE_SUFFIXES,
     NWBContentError,
@@ -298,6 +299,6 @@ def inspect_source(source: str, asset: str | None = None) -> tuple[dict[str, Any
         path, content, others = resolve_dandi(source, asset)
         report = inspect_nwb(content)
         report["asset"] = path
-        return report, config_snippet(report, source, target, path), others
+        return report, propose(report, config_snippet(report, source, target, path), source, target, path), others
     report = inspect_nwb(source)
-    return report, config_snippet(report, source), []
+    return report, propose(report, config_snippet(report, source), source), []

@@ -32,7 +32,7 @@ def best_layers(table: pd.DataFrame, dataset: str) -> dict[tuple[str, str], str]
     """(model, region) -> the layer with the highest headline score."""
     rows = table[(table["dataset"] == dataset) & (table["metric"] == HEADLINE)]
     best = rows.loc[rows.groupby(["model", "region"])["score"].idxmax()]
-    return {(m, r): layer for m, r, layer in zip(best["model"], best["region"], best["layer"])}
+    return {(m, r): layer for m, r, layer in zip(best["model"], best["region"], best["layer"], strict=True)}
 
 
 def _trajectory_panel(ax: plt.Axes, values: np.ndarray, conditions: list[str], time: np.ndarray, title: str) -> None:
