@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 
-from neurofit.models.recurrent import RECURRENT_LAYERS
-from neurofit.models.train_recurrent import RecurrentSpec, save_recurrent, train_recurrent
-
+# The layers of neurofit.models.recurrent.RecurrentNet (repeated so that the DAG can read the defaults without torch).
+RECURRENT_LAYERS = ("input", "recurrent", "readout")
 SIDE_LABEL = {"left": "lick left", "right": "lick right"}
 
 
@@ -33,7 +31,7 @@ SIDE_LABEL = {"left": "lick left", "right": "lick right"}
 class TrialSimulationSpec:
     n_trials: int = 160
     units_per_region: int = 16
-    regions: dict[str, str] = field(default_factory=lambda: {"ALM": "recurrent", "vS1": "input"})
+    regions: dict[str, str] = field(default_factory=lambda: {"ALM": "recurrent", "vS1": "input"})  # region: layer
     network: dict[str, Any] = field(default_factory=lambda: {
         "architecture": "vanilla", "hidden": 32, "steps": 300, "task": "delayed_response",
         "task_settings": {"strengths": [0.5, 1.0], "jitter_ms": {"fixation": 300.0, "delay": 0.0}}})
@@ -60,6 +58,10 @@ class TrialSimulationSpec:
 
 
 def simulate_trials(spec: TrialSimulationSpec, out_dir: str | Path) -> dict[str, Any]:
+    import torch
+
+    from neurofit.models.train_recurrent import RecurrentSpec, save_recurrent, train_recurrent
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net_spec = RecurrentSpec.from_config({"seed": spec.seed, **spec.network})

@@ -130,3 +130,10 @@ def test_bad_model_settings_are_named():
         RecurrentSpec.from_config({"architecture": "lstm", "dale": True}).build()
     with pytest.raises(ValueError, match="unknown key"):
         RecurrentSpec.from_config({"epochs": 3})
+
+
+def test_the_simulator_names_the_networks_layers():
+    from neurofit import simulate_trials
+    from neurofit.models import recurrent
+
+    assert simulate_trials.RECURRENT_LAYERS == recurrent.RECURRENT_LAYERS

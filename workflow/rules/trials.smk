@@ -1,46 +1,9 @@
 # Trial-structured, time-resolved datasets (config key `trials:`) and task-trained recurrent networks: NWB trials
 # table -> condition PSTHs + split-half ceilings; task -> RNN weights + performance.json -> each layer over time on
 # the dataset's epochs -> time-resolved ridge per layer x region -> table and figures. Logic: neurofit.cli stage_trial_*.
-from neurofit.paths import TrialLayout
-
-TRIALS = config.get("trials") or {}
-TRIAL_DATASETS = list(TRIALS.get("datasets", {}))
-TRIAL_MODELS = list(TRIALS.get("models", {}))
-TLAYOUT = TrialLayout(results=config["results"], resources=config["resources"])
-TRIAL_SIMULATED = "simulated:"
-for _name, _entry in TRIALS.get("datasets", {}).items():
-    if _entry["source"] == "dandi":
-        DandiSpec.from_config(f"trials.datasets.{_name}", _entry)
-for _name, _entry in TRIALS.get("models", {}).items():
-    _source = _entry.get("weights", "")[len(TRIAL_SIMULATED):]
-    if _source and TRIALS["datasets"].get(_source, {}).get("source") != "simulated":
-        raise ValueError(f"trials.models.{_name}.weights: {_entry['weights']!r} names no simulated trial dataset")
 
 
-def trial_sim_key(dataset):
-    return TLAYOUT.simulated_key(dataset, TRIALS["datasets"][dataset].get("simulate", {}))
-
-
-def trial_manifest_input(wildcards):
-    if TRIALS["datasets"][wildcards.dataset]["source"] == "simulated":
-        return {"local_root": TLAYOUT.trial_simulated_dandiset(trial_sim_key(wildcards.dataset))}
-    return {}
-
-
-def trial_weights_input(wildcards):
-    weights = TRIALS["models"][wildcards.model].get("weights", "")
-    if weights.startswith(TRIAL_SIMULATED):
-        return {"weights_in": TLAYOUT.trial_simulated_weights(trial_sim_key(weights[len(TRIAL_SIMULATED):]))}
-    return {}
-
-
-def trial_outputs():
-    if not TRIAL_DATASETS:
-        return []
-    return [
-        TLAYOUT.trial_table("predictivity"),
-        *[TLAYOUT.trial_figure(f"{kind}_{d}") for d in TRIAL_DATASETS for kind in ("trajectories", "over_time")],
-    ]
+include: "trials_common.smk"
 
 
 rule trial_simulate:
@@ -94,8 +57,7 @@ rule trial_responses:
         summary_out=TLAYOUT.trial_summary("{dataset}"),
     params:
         settings=lambda w: TRIALS["datasets"][w.dataset]["responses"],
-        regions=lambda w: TRIALS["datasets"][w.dataset].get("regions")
-        or list(TRIALS["datasets"][w.dataset].get("simulate", {}).get("regions", {"ALM": 0, "vS1": 0})),
+        regions=lambda w: trial_regions(w.dataset),
         ceiling=TRIALS.get("encoding", {}).get("ceiling", {}),
         code=code_hash("neural"),
     log:
@@ -162,8 +124,7 @@ rule trial_fit:
         time_out=TLAYOUT.trial_fit_time("{dataset}", "{model}"),
     params:
         settings={k: v for k, v in TRIALS.get("encoding", {}).items() if k != "ceiling"},
-        regions=lambda w: TRIALS["datasets"][w.dataset].get("regions")
-        or list(TRIALS["datasets"][w.dataset].get("simulate", {}).get("regions", {"ALM": 0, "vS1": 0})),
+        regions=lambda w: trial_regions(w.dataset),
         code=code_hash("encoding"),
     log:
         TLAYOUT.log("trial_fit", "{dataset}", "{model}"),
