@@ -317,7 +317,7 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
     import pandas as pd
     import xarray as xr
 
-    from neurofit.encoding.timecourse import score_region
+    from neurofit.encoding.timecourse import geometry, score_region
 
     features = xr.load_dataset(features_path, engine="h5netcdf")
     data = xr.load_dataset(psth_path, engine="h5netcdf")
@@ -335,6 +335,9 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
                              **{k: v for k, v in result.items() if k not in ("r", "r_time")}})
                 curves.append(xr.DataArray(result["r_time"], dims="time", coords={"time": data["time"].values})
                               .expand_dims(layer=[layer], region=[region], metric=[metric]))
+            for metric, result in geometry(x, data["psth"].values[:, :, keep], settings.get("seed", 0)).items():
+                rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
+                             **result})
     Path(rows_out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(rows_out, index=False)
     xr.combine_by_coords(curves).rename("r_time").to_netcdf(time_out, engine="h5netcdf")

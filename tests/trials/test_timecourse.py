@@ -80,3 +80,20 @@ def test_bootstrap_median_brackets_the_median():
     values = np.random.default_rng(0).normal(0.5, 0.1, 200)
     low, high = bootstrap_median(values, 500)
     assert low < np.median(values) < high and high - low < 0.1
+
+
+def test_procrustes_and_rsa_are_one_for_a_rotated_scaled_copy_and_low_for_noise():
+    from neurofit.encoding.timecourse import geometry, procrustes_similarity, rsa_similarity
+
+    x = smooth_features().reshape(-1, 5)
+    rotation, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 5)))
+    y = 3.0 * x @ rotation + 2.0
+    assert procrustes_similarity(x, y) == pytest.approx(1.0, abs=1e-6)
+    assert rsa_similarity(x, y) == pytest.approx(1.0, abs=1e-6)
+    wider = np.hstack([y, np.zeros((len(y), 3))])  # different unit counts
+    assert procrustes_similarity(x, wider) == pytest.approx(1.0, abs=1e-6)
+    noise = np.random.default_rng(1).normal(size=x.shape)
+    assert procrustes_similarity(x, noise) < 0.5 and abs(rsa_similarity(x, noise)) < 0.2
+    rows = geometry(smooth_features(), smooth_features() @ rotation)
+    assert rows["procrustes"]["raw"] > rows["procrustes_shuffled_time"]["raw"]
+    assert rows["rsa_condition_time"]["normalisation"] == "none"

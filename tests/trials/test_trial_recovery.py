@@ -48,11 +48,20 @@ def test_the_hidden_network_beats_an_untrained_rnn_and_the_shuffled_time_null(tr
     assert table.loc[table["model"] == "untrained", "task_accuracy"].iloc[0] < 0.75
 
 
+def test_population_geometry_prefers_the_hidden_networks_recurrent_layer_for_alm(trial_pipeline):
+    table = trial_pipeline["table"]
+    for metric in ("procrustes", "rsa_condition_time"):
+        reference = scores(table, "reference", "ALM", metric)
+        assert reference["recurrent"] > reference["input"]
+        assert reference["recurrent"] > scores(table, "reference", "ALM", f"{metric}_shuffled_time")["recurrent"]
+
+
 def test_table_schema_and_predictivity_over_time(trial_pipeline):
     table = trial_pipeline["table"]
     assert {"dataset", "model", "layer", "region", "metric", "raw", "ceiling", "score", "normalisation", "ci_low",
             "ci_high", "n_neuroids", "n_stimuli"} <= set(table.columns)
-    assert len(table) == len(trial_pipeline["models"]) * 3 * 2 * 2  # models x layers x regions x (fit, null)
+    # models x layers x regions x (ridge, procrustes, rsa) x (fit, shuffled-time null)
+    assert len(table) == len(trial_pipeline["models"]) * 3 * 2 * 3 * 2
     curves = xr.load_dataarray(trial_pipeline["out"] / "reference_time.nc", engine="h5netcdf")
     assert set(curves.dims) == {"layer", "region", "metric", "time"} and curves.sizes["time"] == 80
     recurrent = curves.sel(layer="recurrent", region="ALM", metric="psth_ridge").values

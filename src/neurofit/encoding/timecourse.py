@@ -158,3 +158,41 @@ def score_region(x: np.ndarray, y: np.ndarray, reliability: np.ndarray, alphas: 
                        "n_neuroids": int(y.shape[-1]), "n_stimuli": int(y.shape[0] * y.shape[1]),
                        "r": r, "r_time": r_time}
     return out
+
+
+# -- population geometry over condition x time ------------------------------------------------------------------
+def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
+    """1 - 2/pi x the angular Procrustes shape distance (Williams et al. 2021) between two ``(sample, units)``
+    configurations of the same samples (here condition x time): both centred and scaled to unit Frobenius norm, the
+    distance is ``arccos(||X^T Y||_*)`` (the nuclear norm is the best overlap over rotations, so unit counts may
+    differ). 1: the same shape up to rotation and scale; 0: orthogonal."""
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    if nx == 0 or ny == 0:
+        return float("nan")
+    overlap = np.linalg.svd((x / nx).T @ (y / ny), compute_uv=False).sum()
+    return float(1 - 2 / np.pi * np.arccos(np.clip(overlap, -1.0, 1.0)))
+
+
+def rsa_similarity(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman correlation between the RDMs (Euclidean distances between samples, e.g. condition x time points)
+    of two ``(sample, units)`` arrays: invariant to rotations, translations and a global scale of either space."""
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(pdist(x - x.mean(0)), pdist(y - y.mean(0))).statistic)
+
+
+def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, dict[str, object]]:
+    """Procrustes and RSA similarity of model ``x`` and neural ``y`` over condition x time, each with its
+    shuffled-time null; no ceiling (``normalisation: none``, score = raw)."""
+    flat_y = y.reshape(-1, y.shape[-1])
+    out = {}
+    for name, fn in (("procrustes", procrustes_similarity), ("rsa_condition_time", rsa_similarity)):
+        for suffix, features in (("", x), ("_shuffled_time", shuffle_time(x, seed + 1))):
+            raw = fn(features.reshape(-1, features.shape[-1]), flat_y)
+            out[name + suffix] = {"raw": raw, "ceiling": float("nan"), "score": raw, "ci_low": float("nan"),
+                                  "ci_high": float("nan"), "normalisation": "none", "n_neuroids": int(y.shape[-1]),
+                                  "n_stimuli": int(y.shape[0] * y.shape[1])}
+    return out
