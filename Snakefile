@@ -33,6 +33,7 @@ include: "workflow/rules/neural.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/trials.smk"
 
 
 onstart:
@@ -47,4 +48,5 @@ onerror:
 rule all:
     input:
         final_outputs(),
+        trial_outputs(),
     default_target: True

@@ -369,6 +369,115 @@ def stage_models_manifest(performance: dict[str, str], html_out: str, json_out: 
     write_models_page(performance, html_out, json_out)
 
 
+# -- trial-structured (time-resolved) datasets and recurrent models (workflow/rules/trials.smk) ----------------
+def stage_trial_simulate(out_dir: str, settings: dict[str, Any]) -> None:
+    from neurofit.simulate_trials import TrialSimulationSpec, simulate_trials
+
+    truth = simulate_trials(TrialSimulationSpec.from_config(settings), out_dir)
+    log.info("simulated trial dandiset in %s; region -> layer %s; reference accuracy %.3f", out_dir,
+             truth["region_layer"], truth["reference_accuracy"])
+
+
+def stage_trial_responses(manifest_path: str, settings: dict[str, Any], regions: list[str],
+                          ceiling: dict[str, Any], psth_out: str, summary_out: str) -> None:
+    from neurofit.data.assets import asset_source
+    from neurofit.data.local import read_manifest
+    from neurofit.neural.trials import TrialSpec, build_trial_dataset, read_trial_responses
+
+    manifest = read_manifest(manifest_path)
+    spec = TrialSpec.from_config({**settings, "regions": regions})
+    sessions, files = [], []
+    for asset in manifest["assets"]:
+        responses, record = read_trial_responses(asset_source(asset), spec, session=Path(asset["path"]).stem)
+        sessions.append(responses)
+        files.append(record)
+    dataset, summary = build_trial_dataset(sessions, spec, ceiling.get("n_splits", 10), ceiling.get("seed", 0))
+    for path in (psth_out, summary_out):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    dataset.to_netcdf(psth_out, engine="h5netcdf")
+    Path(summary_out).write_text(json.dumps({"files": files, **summary}, indent=2, default=str))
+    log.info("trial responses: %s from %d session(s); conditions %s; neuroids per region %s", dict(dataset.sizes),
+             len(sessions), summary["conditions"], summary["neuroids_per_region"])
+
+
+def stage_trial_train(settings: dict[str, Any], weights_out: str, performance_out: str,
+                      weights_in: str | None = None) -> None:
+    from neurofit.models.train_recurrent import RecurrentSpec, evaluate, load_recurrent, save_recurrent, train_recurrent
+
+    if weights_in:  # the simulator's hidden network: evaluated on held-out trials, not trained again
+        net, spec = load_recurrent(weights_in)
+        performance = {"task": spec.task, "architecture": spec.architecture, "learning_rule": "reference",
+                       **evaluate(net, spec.make_task(), spec.dt_ms, spec.n_test, spec.seed + 1_000_003)}
+    else:
+        spec = RecurrentSpec.from_config(settings)
+        net, performance = train_recurrent(spec)
+    save_recurrent(net, spec, performance, weights_out, performance_out)
+    log.info("recurrent model %s/%s on %s: held-out accuracy %.3f (chance %.2f)", spec.architecture,
+             performance["learning_rule"], spec.task, performance["accuracy"], performance["chance"])
+
+
+def stage_trial_features(weights: str, psth_path: str, task_map: dict[str, Any], out: str) -> None:
+    import xarray as xr
+
+    from neurofit.trial_features import trial_features
+
+    psth = xr.load_dataset(psth_path, engine="h5netcdf")
+    window_s = tuple(np.asarray(psth.attrs["window_ms"], dtype=float) / 1000.0)
+    features = trial_features(weights, [str(c) for c in psth["condition"].values], json.loads(psth.attrs["epochs"]),
+                              window_s, psth["time"].values, task_map)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    features.to_netcdf(out, engine="h5netcdf")
+
+
+def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any], regions: list[str], dataset: str,
+                    model: str, rows_out: str, time_out: str) -> None:
+    import pandas as pd
+    import xarray as xr
+
+    from neurofit.encoding.timecourse import geometry, score_region
+
+    features = xr.load_dataset(features_path, engine="h5netcdf")
+    data = xr.load_dataset(psth_path, engine="h5netcdf")
+    alphas = np.logspace(settings.get("min_exp", -2), settings.get("max_exp", 6), settings.get("n_alphas", 17))
+    rows, curves = [], []
+    for layer in features.data_vars:
+        x = features[layer].sel(condition=data["condition"].values).values
+        for region in regions:
+            keep = data["region"].values == region
+            scores = score_region(x, data["psth"].values[:, :, keep], data["reliability"].values[:, keep], alphas,
+                                  settings.get("n_folds"), settings.get("seed", 0), settings.get("bootstrap", 1000),
+                                  settings.get("n_null", 5), settings.get("normalisation", "r/c"))
+            for metric, result in scores.items():
+                rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
+                             **{k: v for k, v in result.items() if k not in ("r", "r_time")}})
+                curves.append(xr.DataArray(result["r_time"], dims="time", coords={"time": data["time"].values})
+                              .expand_dims(layer=[layer], region=[region], metric=[metric]))
+            for metric, result in geometry(x, data["psth"].values[:, :, keep], settings.get("seed", 0)).items():
+                rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
+                             **result})
+    Path(rows_out).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(rows_out, index=False)
+    xr.combine_by_coords(curves).rename("r_time").to_netcdf(time_out, engine="h5netcdf")
+
+
+def stage_trial_tables(fits: list[str], performance: dict[str, str], csv_out: str) -> None:
+    import pandas as pd
+
+    table = pd.concat([pd.read_csv(path) for path in fits], ignore_index=True)
+    accuracy = {model: json.loads(Path(path).read_text())["accuracy"] for model, path in performance.items()}
+    table["task_accuracy"] = table["model"].map(accuracy)
+    Path(csv_out).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv_out, index=False)
+    table.to_parquet(Path(csv_out).with_suffix(".parquet"), index=False)
+
+
+def stage_trial_figures(psth_path: str, features: dict[str, str], time_curves: dict[str, str], table_path: str,
+                        dataset: str, trajectories_out: str, over_time_out: str) -> None:
+    from neurofit.report.trial_figures import plot_predictivity_over_time, plot_trajectories
+
+    plot_trajectories(psth_path, features, table_path, dataset, trajectories_out)
+    plot_predictivity_over_time(time_curves, table_path, psth_path, dataset, over_time_out)
+
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 
 

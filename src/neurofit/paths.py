@@ -148,3 +148,54 @@ class Layout:
     def benchmark(self, *parts: str) -> str:
         """Snakemake's per-job benchmark (wall time, peak RSS): what the rule resources are sized from."""
         return f"{self.results}/benchmarks/" + "/".join(parts) + ".tsv"
+
+
+@dataclass(frozen=True)
+class TrialLayout(Layout):
+    """Artefacts of trial-structured (time-resolved) datasets and recurrent models, under ``<results>/trials/``."""
+
+    def trial_simulated_dir(self, key: str) -> str:
+        return f"{self.resources}/simulated_trials/{key}"
+
+    def trial_simulated_dandiset(self, key: str) -> str:
+        return f"{self.trial_simulated_dir(key)}/dandiset"
+
+    def trial_simulated_truth(self, key: str) -> str:
+        return f"{self.trial_simulated_dir(key)}/ground_truth.json"
+
+    def trial_simulated_weights(self, key: str) -> str:
+        return f"{self.trial_simulated_dir(key)}/reference_model.pt"
+
+    def trial_manifest(self, dataset: str) -> str:
+        return f"{self.results}/trials/datasets/{dataset}/manifest.json"
+
+    def trial_psth(self, dataset: str) -> str:
+        """Condition PSTHs ``(condition, time, neuroid)`` pooled over sessions, with the split-half ceiling."""
+        return f"{self.results}/trials/responses/{dataset}.nc"
+
+    def trial_summary(self, dataset: str) -> str:
+        return f"{self.results}/trials/responses/summary/{dataset}.json"
+
+    def trial_weights(self, model: str) -> str:
+        return f"{self.results}/trials/models/{model}/weights.pt"
+
+    def trial_performance(self, model: str) -> str:
+        return f"{self.results}/trials/models/{model}/performance.json"
+
+    def trial_features(self, dataset: str, model: str) -> str:
+        """Every layer of a model over time for a dataset's conditions and epochs."""
+        return f"{self.results}/trials/features/{dataset}/{model}.nc"
+
+    def trial_fit(self, dataset: str, model: str) -> str:
+        """The table rows of one dataset x model (every layer, region and metric)."""
+        return f"{self.results}/trials/fits/{dataset}/{model}.csv"
+
+    def trial_fit_time(self, dataset: str, model: str) -> str:
+        """Predictivity over time of one dataset x model (layer x region x time)."""
+        return f"{self.results}/trials/fits/{dataset}/{model}_time.nc"
+
+    def trial_table(self, name: str, ext: str = "csv") -> str:
+        return f"{self.results}/trials/tables/{name}.{ext}"
+
+    def trial_figure(self, name: str, ext: str = "png") -> str:
+        return f"{self.results}/trials/figures/{name}.{ext}"

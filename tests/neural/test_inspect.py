@@ -70,7 +70,8 @@ def test_inspect_000006(file_000006, repo):
     assert report["units"]["regions"] == {"ALM": 1}
     assert report["units"]["unsorted_spike_times"] == 1
     assert report["units"]["scalar_columns"]["quality"] == ["Excellent"]
-    block = validated(snippet, repo, [0, 500])["000006"]["responses"]
+    # A trial-structured file: a trials: entry (tests/trials/test_trial_inspect.py checks it in full).
+    block = yaml.safe_load(snippet)["trials"]["datasets"]["000006"]["responses"]
     assert block["table"] == "trials" and block["unsorted_spike_times"] == "sort"
 
 
@@ -176,7 +177,7 @@ def test_a_dandi_url_is_inspected_through_the_client_navigation(offline_instance
     report, snippet, others = inspect_source(url, asset="sub-b/sub-b_ses-2.nwb")
     assert report["asset"] == "sub-b/sub-b_ses-2.nwb" and others == ["sub-a/sub-a_ses-1.nwb"]
     assert report["units"]["regions"] == {"ALM": 1}
-    entry = yaml.safe_load(snippet)["datasets"]["dandi000006"]
+    entry = yaml.safe_load(snippet)["trials"]["datasets"]["dandi000006"]  # 000006 is trial-structured
     assert entry == {**entry, "source": "dandi", "dandiset": "000006", "version": "0.220101.0000",
                      "assets": ["sub-b/sub-b_ses-2.nwb"]}
     with pytest.raises(NWBContentError, match=r"no NWB asset 'sub-c.nwb'; NWB assets: \['sub-a/sub-a_ses-1.nwb', "):

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from neurofit.neural.inspect_trials import propose
 from neurofit.neural.nwb import (
     IMAGE_SUFFIXES,
     NWBContentError,
@@ -383,10 +384,10 @@ def inspect_source(source: str, asset: str | None = None,
         report = inspect_nwb(content)
         report["asset"] = path
         report["warnings"] = _report_warnings(report)
-        return report, config_snippet(report, source, target, path), others
+        return report, propose(report, config_snippet(report, source, target, path), source, target, path), others
     report = inspect_nwb(source)
     report["warnings"] = _report_warnings(report)
-    return report, config_snippet(report, source), []
+    return report, propose(report, config_snippet(report, source), source), []
 
 
 def _report_warnings(report: dict[str, Any]) -> list[str]:

@@ -1,0 +1,139 @@
+"""Trial tasks, recurrent networks, RFLO against exact gradients, BPTT learning, and the untrained control."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurofit.models.recurrent import RecurrentNet
+from neurofit.models.train_recurrent import (
+    RecurrentSpec,
+    load_recurrent,
+    masked_cross_entropy,
+    rflo_gradients,
+    save_recurrent,
+    train_recurrent,
+    trajectories,
+)
+from neurofit.models.trial_tasks import make_trial_task
+from neurofit.trial_features import task_condition, task_durations
+
+
+def test_delayed_response_lays_the_periods_of_000006():
+    task = make_trial_task("delayed_response", {"strengths": [0.5, 1.0]})
+    assert task.conditions == ["left 0.5", "left 1", "right 0.5", "right 1"]
+    durations = {"fixation": 500, "sample": 1000, "delay": 1500, "response": 500}
+    trial = task.trial("right 0.5", durations, dt_ms=50)
+    assert len(trial.ob) == 70 and trial.choice == 2
+    sample = trial.period == "sample"
+    assert sample.sum() == 20 and np.allclose(trial.ob[sample, 2], 0.5) and np.allclose(trial.ob[sample, 1], 0)
+    response = trial.period == "response"
+    assert (trial.gt[response] == 2).all() and (trial.gt[~response] == 0).all()
+    assert (trial.ob[response, 3] == 1).all() and (trial.ob[response, 0] == 0).all()
+    # Loss weights: half on the decision period, half on the rest.
+    assert np.isclose(trial.mask[response].sum(), 0.5) and np.isclose(trial.mask.sum(), 1.0)
+
+
+def test_other_tasks_and_their_errors():
+    decision = make_trial_task("perceptual_decision")
+    trial = decision.trial("left 0.512", decision.durations_ms, 20)
+    stim = trial.period == "stimulus"
+    assert (trial.ob[stim, 1] > trial.ob[stim, 2]).all() and trial.choice == 1
+    dms = make_trial_task("delayed_match_to_sample")
+    assert dms.trial("B B", dms.durations_ms, 50).choice == 1 and dms.trial("A C", dms.durations_ms, 50).choice == 2
+    batch = dms.batch(400, 50, np.random.default_rng(0))
+    assert 0.4 < (batch["choice"] == 1).mean() < 0.6  # half the trials match, as in neurogym
+    with pytest.raises(ValueError, match="unknown setting"):
+        make_trial_task("delayed_response", {"delay_ms": 3})
+    with pytest.raises(ValueError, match="not a trial task"):
+        make_trial_task("objects")
+    with pytest.raises(ValueError, match="not one of the task's"):
+        decision.trial("up 0.5", decision.durations_ms, 20)
+
+
+def test_epochs_of_a_dataset_become_task_durations():
+    task = make_trial_task("delayed_response")
+    periods = {"sample": "pole_in_time", "delay": "pole_out_time", "response": "cue_start_time"}
+    epochs = {"pole_in_time": -2.5, "pole_out_time": -1.5, "cue_start_time": 0.0}
+    durations, start = task_durations(task, periods, epochs, (-3.0, 1.5))
+    assert start == -3.0 and durations == pytest.approx({"fixation": 500, "sample": 1000, "delay": 1500,
+                                                         "response": 1500})
+    # A window starting after the sample: the model's trial starts earlier, with its own fixation period.
+    durations, start = task_durations(task, periods, epochs, (-2.0, 1.0))
+    assert start == pytest.approx(-3.0) and durations["fixation"] == pytest.approx(500)
+    with pytest.raises(ValueError, match="has no time"):
+        task_durations(task, {**periods, "sample": "go_time"}, epochs, (-3.0, 1.5))
+    with pytest.raises(ValueError, match="not in task order"):
+        task_durations(task, periods, {**epochs, "pole_out_time": -2.8}, (-3.0, 1.5))
+    assert task_condition("lick left | 0.5", {"lick left": "left"}) == "left 0.5"
+
+
+@pytest.mark.parametrize("architecture,dale", [("vanilla", False), ("vanilla", True), ("gru", False),
+                                               ("lstm", False)])
+def test_networks_have_named_layers_over_time(architecture, dale):
+    net = RecurrentNet(architecture, n_inputs=4, n_outputs=3, hidden=10, dale=dale)
+    out = net(torch.zeros(7, 2, 4))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"input": (7, 2, 10), "recurrent": (7, 2, 10),
+                                                            "readout": (7, 2, 3)}
+    if dale:
+        weight = net.recurrent_weight()
+        assert (weight[:, :8] >= 0).all() and (weight[:, 8:] <= 0).all()  # 80 % excitatory columns
+        assert (out["recurrent"] >= 0).all()
+
+
+def test_rflo_equals_the_exact_gradient_where_it_should():
+    """With the feedback set to W_out^T and a one-step trial (no recurrent history), RFLO's local updates are the
+    exact gradient; the readout's delta rule is exact for any trial length."""
+    torch.manual_seed(0)
+    net = RecurrentNet("vanilla", 3, 3, hidden=6, alpha=0.5)
+    ob = torch.randn(1, 4, 3)
+    gt = torch.randint(0, 3, (1, 4))
+    mask = torch.full((1, 4), 1.0)
+    rflo_gradients(net, ob, gt, mask, net.readout.weight.detach().T.clone())
+    rflo = {name: p.grad.clone() for name, p in net.named_parameters()}
+    net.zero_grad()
+    masked_cross_entropy(net(ob)["readout"], gt, mask).backward()
+    for name, p in net.named_parameters():
+        assert torch.allclose(rflo[name], p.grad, atol=1e-6), name
+    assert torch.allclose(rflo["recurrent.weight"], torch.zeros(6, 6))  # no history in one step
+    long_ob, long_gt = torch.randn(12, 4, 3), torch.randint(0, 3, (12, 4))
+    long_mask = torch.full((12, 4), 1 / 12)
+    net.zero_grad()
+    rflo_gradients(net, long_ob, long_gt, long_mask, torch.randn(6, 3))
+    delta_rule = net.readout.weight.grad.clone()
+    assert net.recurrent.weight.grad.abs().sum() > 0  # longer trials: the eligibility traces carry history
+    net.zero_grad()
+    masked_cross_entropy(net(long_ob)["readout"], long_gt, long_mask).backward()
+    assert torch.allclose(delta_rule, net.readout.weight.grad, atol=1e-6)
+
+
+def test_bptt_learns_the_delayed_response_and_the_untrained_control_does_not(tmp_path):
+    trained, perf = train_recurrent(RecurrentSpec.from_config({"hidden": 32, "steps": 300, "n_test": 128}))
+    _, control = train_recurrent(RecurrentSpec.from_config({"hidden": 32, "learning_rule": "none", "n_test": 128}))
+    assert perf["accuracy"] > 0.9 and control["accuracy"] < 0.75 and perf["chance"] == 0.5
+    assert control["steps"] == 0 and perf["test_loss"] < control["test_loss"]
+    spec = RecurrentSpec.from_config({"hidden": 32})
+    save_recurrent(trained, spec, perf, tmp_path / "w.pt", tmp_path / "performance.json")
+    loaded, loaded_spec = load_recurrent(tmp_path / "w.pt")
+    task = loaded_spec.make_task()
+    durations = task.durations_ms
+    a = trajectories(trained, task, ["left", "right"], durations, 50.0)
+    b = trajectories(loaded, task, ["left", "right"], durations, 50.0)
+    assert a["recurrent"].shape == (2, 80, 32) and np.allclose(a["recurrent"], b["recurrent"])
+
+
+def test_bad_model_settings_are_named():
+    with pytest.raises(ValueError, match="rflo needs architecture: vanilla"):
+        RecurrentSpec.from_config({"architecture": "gru", "learning_rule": "rflo"})
+    with pytest.raises(ValueError, match="dale: true needs architecture: vanilla"):
+        RecurrentSpec.from_config({"architecture": "lstm", "dale": True}).build()
+    with pytest.raises(ValueError, match="unknown key"):
+        RecurrentSpec.from_config({"epochs": 3})
+
+
+def test_the_simulator_names_the_networks_layers():
+    from neurofit import simulate_trials
+    from neurofit.models import recurrent
+
+    assert simulate_trials.RECURRENT_LAYERS == recurrent.RECURRENT_LAYERS

@@ -1,0 +1,99 @@
+"""Time-resolved ridge by condition (pure arrays): recovery of a known map, folds by condition, the null."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurofit.encoding.timecourse import (
+    bootstrap_median,
+    condition_folds,
+    fit_timecourse,
+    score_region,
+    shuffle_time,
+    time_resolved_r,
+)
+
+ALPHAS = np.logspace(-2, 4, 7)
+
+
+def smooth_features(n_conditions=6, n_time=40, n_features=5, seed=0):
+    """Slow (smooth in time) condition-specific trajectories, like hidden states of an RNN."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, n_time)
+    freq = rng.uniform(0.5, 2, (n_conditions, 1, n_features))
+    phase = rng.uniform(0, 2 * np.pi, (n_conditions, 1, n_features))
+    return np.sin(2 * np.pi * freq * t[None, :, None] + phase)
+
+
+def test_folds_hold_out_whole_conditions():
+    folds = condition_folds(6)
+    assert [f.tolist() for f in folds] == [[c] for c in range(6)]
+    grouped = condition_folds(7, n_folds=3, seed=1)
+    assert sorted(np.concatenate(grouped).tolist()) == list(range(7)) and len(grouped) == 3
+    with pytest.raises(ValueError, match="at least 2 conditions"):
+        condition_folds(1)
+
+
+def test_a_linear_readout_is_recovered_on_held_out_conditions():
+    x = smooth_features()
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=(5, 8))
+    signal = x @ weights
+    y = signal + rng.normal(0, 0.2, signal.shape)
+    fit = fit_timecourse(x, y, ALPHAS)
+    assert fit.prediction.shape == y.shape and fit.alpha.shape == (6, 8)
+    assert np.all(fit.r > 0.9) and np.nanmean(fit.r_time) > 0.8
+    # Each condition is predicted by a fit that never saw it: unrelated features predict nothing.
+    unrelated = smooth_features(seed=5)
+    assert np.median(fit_timecourse(unrelated, y, ALPHAS).r) < 0.5
+
+
+def test_a_held_out_condition_is_never_in_its_own_training_set():
+    x = smooth_features(n_conditions=4)
+    y = x[..., :2].copy()
+    y[2] += 100.0  # a condition offset that only a fit trained on condition 2 could know
+    fit = fit_timecourse(x, y, ALPHAS)
+    assert np.abs(fit.prediction[2] - y[2]).mean() > 50
+
+
+def test_shuffled_time_null_loses_the_time_course_but_keeps_conditions():
+    x = smooth_features()
+    shuffled = shuffle_time(x, seed=3)
+    assert shuffled.shape == x.shape and np.allclose(np.sort(shuffled, axis=1), np.sort(x, axis=1))
+    y = x @ np.random.default_rng(2).normal(size=(5, 6))
+    scores = score_region(x, y, np.full((3, 6), 0.9), ALPHAS, n_bootstrap=100, n_null=2)
+    real, null = scores["psth_ridge"], scores["psth_ridge_shuffled_time"]
+    assert real["raw"] > 0.95 and null["raw"] < real["raw"] - 0.3
+    assert real["ci_low"] <= real["score"] <= real["ci_high"] and real["ceiling"] == pytest.approx(0.9)
+    assert real["n_stimuli"] == 6 * 40 and real["n_neuroids"] == 6 and real["r_time"].shape == (40,)
+
+
+def test_time_resolved_r_is_one_for_a_perfect_prediction_and_low_for_noise():
+    y = np.random.default_rng(0).normal(size=(4, 10, 5))
+    assert np.allclose(time_resolved_r(y, y), 1.0)
+    noise = np.random.default_rng(1).normal(size=y.shape)
+    assert abs(np.mean(time_resolved_r(noise, y))) < 0.3
+
+
+def test_bootstrap_median_brackets_the_median():
+    values = np.random.default_rng(0).normal(0.5, 0.1, 200)
+    low, high = bootstrap_median(values, 500)
+    assert low < np.median(values) < high and high - low < 0.1
+
+
+def test_procrustes_and_rsa_are_one_for_a_rotated_scaled_copy_and_low_for_noise():
+    from neurofit.encoding.timecourse import geometry, procrustes_similarity, rsa_similarity
+
+    x = smooth_features().reshape(-1, 5)
+    rotation, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 5)))
+    y = 3.0 * x @ rotation + 2.0
+    assert procrustes_similarity(x, y) == pytest.approx(1.0, abs=1e-6)
+    assert rsa_similarity(x, y) == pytest.approx(1.0, abs=1e-6)
+    wider = np.hstack([y, np.zeros((len(y), 3))])  # different unit counts
+    assert procrustes_similarity(x, wider) == pytest.approx(1.0, abs=1e-6)
+    noise = np.random.default_rng(1).normal(size=x.shape)
+    assert procrustes_similarity(x, noise) < 0.5 and abs(rsa_similarity(x, noise)) < 0.2
+    rows = geometry(smooth_features(), smooth_features() @ rotation)
+    assert rows["procrustes"]["raw"] > rows["procrustes_shuffled_time"]["raw"]
+    assert rows["rsa_condition_time"]["normalisation"] == "none"

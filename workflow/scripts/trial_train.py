@@ -1,0 +1,3 @@
+from neurofit.cli import run_from_snakemake
+
+run_from_snakemake("trial_train", snakemake)  # noqa: F821 (injected by Snakemake)
