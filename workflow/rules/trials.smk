@@ -14,7 +14,7 @@ rule trial_simulate:
     params:
         out_dir=lambda w: TLAYOUT.trial_simulated_dir(f"{w.dataset}-{w.hash}"),
         settings=lambda w: TRIALS["datasets"][w.dataset].get("simulate", {}),
-        code=code_hash("simulate_trials", "models"),
+        code=stage_code_hash("trial_simulate"),
     log:
         TLAYOUT.log("trial_simulate", "{dataset}-{hash}"),
     benchmark:
@@ -36,7 +36,7 @@ rule trial_manifest:
         dataset=lambda w: TRIALS["datasets"][w.dataset],
         name=lambda w: f"trials.datasets.{w.dataset}",
         cache=lambda w: TRIALS["datasets"][w.dataset].get("cache_dir", config["resources"]),
-        code=code_hash("data"),
+        code=stage_code_hash("manifest"),
     log:
         TLAYOUT.log("trial_manifest", "{dataset}"),
     benchmark:
@@ -59,7 +59,7 @@ rule trial_responses:
         settings=lambda w: TRIALS["datasets"][w.dataset]["responses"],
         regions=lambda w: trial_regions(w.dataset),
         ceiling=TRIALS.get("encoding", {}).get("ceiling", {}),
-        code=code_hash("neural"),
+        code=stage_code_hash("trial_responses"),
     log:
         TLAYOUT.log("trial_responses", "{dataset}"),
     benchmark:
@@ -80,7 +80,7 @@ rule trial_train:
         performance_out=TLAYOUT.trial_performance("{model}"),
     params:
         settings=lambda w: {k: v for k, v in TRIALS["models"][w.model].items() if k != "weights"},
-        code=code_hash("models"),
+        code=stage_code_hash("trial_train"),
     log:
         TLAYOUT.log("trial_train", "{model}"),
     benchmark:
@@ -102,7 +102,7 @@ rule trial_features:
         out=TLAYOUT.trial_features("{dataset}", "{model}"),
     params:
         task_map=lambda w: TRIALS["datasets"][w.dataset]["task"],
-        code=code_hash("trial_features", "models"),
+        code=stage_code_hash("trial_features"),
     log:
         TLAYOUT.log("trial_features", "{dataset}", "{model}"),
     benchmark:
@@ -125,7 +125,7 @@ rule trial_fit:
     params:
         settings={k: v for k, v in TRIALS.get("encoding", {}).items() if k != "ceiling"},
         regions=lambda w: trial_regions(w.dataset),
-        code=code_hash("encoding"),
+        code=stage_code_hash("trial_fit"),
     log:
         TLAYOUT.log("trial_fit", "{dataset}", "{model}"),
     benchmark:
@@ -147,7 +147,7 @@ rule trial_tables:
         parquet_out=TLAYOUT.trial_table("predictivity", "parquet"),
     params:
         performance={m: TLAYOUT.trial_performance(m) for m in TRIAL_MODELS},
-        code=code_hash("report"),
+        code=stage_code_hash("trial_tables"),
     log:
         TLAYOUT.log("trial_tables"),
     benchmark:
@@ -174,7 +174,7 @@ rule trial_figures:
     params:
         features=lambda w: {m: TLAYOUT.trial_features(w.dataset, m) for m in TRIAL_MODELS},
         time_curves=lambda w: {m: TLAYOUT.trial_fit_time(w.dataset, m) for m in TRIAL_MODELS},
-        code=code_hash("report"),
+        code=stage_code_hash("trial_figures"),
     log:
         TLAYOUT.log("trial_figures", "{dataset}"),
     benchmark:
