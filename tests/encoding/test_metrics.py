@@ -166,13 +166,14 @@ def test_generic_cross_validation_scores_training_stimuli_only():
 
 def test_cka_resamples_equal_cka_of_the_resampled_data():
     from neurofit.encoding.fit import _cka_resampler
+    from neurofit.encoding.similarity import _centred_gram
 
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(12, 40)), rng.normal(size=(12, 6))
     rows = np.array([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [3, 3, 1, 0, 5, 7, 7, 8, 9, 2, 11, 4]])
     perm = np.array([rng.permutation(12), rng.permutation(12)])
     cols = np.array([[0, 1, 2, 3, 4, 5], [1, 1, 2, 5, 5, 0]])
-    got = _cka_resampler(x, y)(rows, perm, cols)
+    got = _cka_resampler(_centred_gram(x), y)(rows, perm, cols)
     for b in range(2):
         first = np.unique(rows[b], return_index=True)[1]
         want = linear_cka(x[rows[b][first]], y[perm[b][first]][:, cols[b]])

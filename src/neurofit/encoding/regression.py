@@ -60,17 +60,20 @@ class RidgeCV:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return x @ self.coef_ + self.intercept_
 
-    def cross_validated(self, x: np.ndarray, y: np.ndarray, splits: Splits, seed: int) -> list[SplitPrediction]:
-        """All outer splits from one design: the Gram matrix of all stimuli is computed once.
-        Inner folds of split ``k`` use ``seed + k``."""
-        design = Design(x, self.ops)
+    def cross_validated(self, x: np.ndarray | Design, y: np.ndarray, splits: Splits, seed: int
+                        ) -> list[SplitPrediction]:
+        """All outer splits from one design (``x``, or a :class:`Design` shared with other
+        callers): the Gram matrix of all stimuli is computed once. Inner folds of split ``k`` use
+        ``seed + k``. Targets are independent (an alpha each), so any columns of ``y`` may be fit
+        together; ``extras`` holds each target's alpha and inner-CV r."""
+        design = x if isinstance(x, Design) else Design(x, self.ops)
         y_centred = y - y.mean(0)  # a constant shift: removes cancellation in the running sums
         out = []
         for k, (train, test) in enumerate(splits):
             # inner folds over the training stimuli in the split's own order
             search = ridge_cv(design, y_centred, train, test, self.alphas, self.inner_folds, seed + k)
             out.append(SplitPrediction(search.prediction + y.mean(0), float(np.median(search.inner_r)),
-                                       {"alpha": search.alpha}))
+                                       {"alpha": search.alpha, "inner_r": search.inner_r}))
         return out
 
 
