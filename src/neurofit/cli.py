@@ -121,7 +121,7 @@ def stage_train(settings: dict[str, Any], weights_out: str, performance_out: str
 def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, layer: str, out: str) -> None:
     import xarray as xr
 
-    from neurofit.features import extract_layer, preprocess_for, save_features
+    from neurofit.features import extract_layer, preprocess_for, read_image_set, save_features
     from neurofit.models.train import ModelSpec
     from neurofit.models.weights import load_weights
 
@@ -129,9 +129,12 @@ def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, la
     options = spec.features
     model = load_weights(spec.build(), weights)
     stimuli = xr.load_dataarray(stimuli_path, engine="h5netcdf")
+    pca_images = options.get("pca_images")
     features = extract_layer(model, layer, stimuli, preprocess_for(spec.architecture, spec.image_size, options),
                              batch_size=int(options.get("batch_size", 128)), reduce=options.get("reduce"),
-                             max_dims=options.get("max_dims"), seed=spec.seed)
+                             max_dims=options.get("max_dims"), seed=spec.seed,
+                             fit_images=read_image_set(pca_images) if pca_images else None,
+                             fit_images_name=pca_images or "", spill_dir=options.get("spill_dir"))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_features(features, out, architecture=spec.architecture, objective=spec.objective,
                   learning_rule=spec.learning_rule)
