@@ -178,3 +178,21 @@ def test_cka_resamples_equal_cka_of_the_resampled_data():
         first = np.unique(rows[b], return_index=True)[1]
         want = linear_cka(x[rows[b][first]], y[perm[b][first]][:, cols[b]])
         assert got[b] == pytest.approx(want, abs=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(90, 300, 7), (60, 200, 1), (50, 20, 4)])
+def test_kernel_pls_predicts_as_sklearn_pls(shape):
+    from sklearn.cross_decomposition import PLSRegression
+
+    from neurofit.encoding.pls import kernel_pls_predict
+    from neurofit.encoding.ridge import Design
+
+    n, p, t = shape
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(n, p)) + 2.0
+    y = x @ rng.normal(size=(p, t)) / np.sqrt(p) + rng.normal(size=(n, t)) + 1.0
+    fit, test = np.arange(n - 10), np.arange(n - 10, n)
+    k_ff, k_ef = Design(x).centred_kernels(fit, test)
+    components = min(25, p, len(fit) - 1)
+    expected = PLSRegression(components, scale=False).fit(x[fit], y[fit]).predict(x[test]).reshape(10, t)
+    np.testing.assert_allclose(kernel_pls_predict(k_ff, k_ef, y[fit], components), expected, atol=1e-9)

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from neurofit.encoding.fit import fit_metric
-from neurofit.encoding.layer import GramOnlyError, LayerFeatures
+from neurofit.encoding.layer import LayerFeatures
 from neurofit.features import reduce_batches
 from neurofit.reduction import ColumnSpill, sparse_random_matrix, spill_gram
 
@@ -37,7 +37,7 @@ def test_spilled_gram_and_cross_products_equal_the_direct_ones(tmp_path):
     assert not list(tmp_path.iterdir()), "the spill files are removed"
 
 
-def test_gram_only_features_fit_ridge_rsa_cka_exactly_and_refuse_pls(labelled):
+def test_gram_only_features_fit_every_metric_exactly(labelled):
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(80, 300)) + 0.5).astype(np.float32)
     y = x.astype(float) @ rng.normal(size=(300, 6)) / 17 + rng.normal(size=(80, 6))
@@ -47,13 +47,11 @@ def test_gram_only_features_fit_ridge_rsa_cka_exactly_and_refuse_pls(labelled):
                         coords={"stimulus_id": ("stimulus", ids)}, attrs={"n_features": info["n_features"]})
     gram_only = LayerFeatures.from_xarray(stored)
     assert gram_only.gram_only and gram_only.n_features == 300
-    for metric in ("ridge", "rsa", "cka"):
+    for metric in ("ridge", "pls", "rsa", "cka"):
         a, b = fit_metric(metric, features, responses, **FAST), fit_metric(metric, gram_only, responses, **FAST)
         assert b.attrs["features_form"] == "gram" and b.attrs["n_features"] == 300
         for name in ("test_score", "train_score", "boot_both", "null"):
             np.testing.assert_allclose(b[name], a[name], atol=1e-7, err_msg=f"{metric} {name}")
-    with pytest.raises(GramOnlyError, match="needs the feature matrix.*reduce: gram"):
-        fit_metric("pls", gram_only, responses, **FAST)
 
 
 def test_pca_fitted_on_a_separate_image_set_equals_sklearn():

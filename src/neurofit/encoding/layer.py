@@ -6,7 +6,7 @@ Two forms, as the features stage writes them:
   responses through a row index);
 - Gram-only (``reduce: gram``): the stimulus x stimulus products ``x @ x.T`` and per-stimulus
   means over features, accumulated batch by batch so the matrix is never held. Ridge runs exactly
-  as kernel ridge from it, RSA and CKA need nothing else; PLS needs the matrix and says so.
+  as kernel ridge from it, PLS as NIPALS in kernel form, RSA and CKA need nothing else.
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ import xarray as xr
 from neurofit.encoding.backend import Ops
 from neurofit.encoding.ridge import Design
 from neurofit.encoding.similarity import _centred_gram, double_centre, rdm
-
-
-class GramOnlyError(ValueError):
-    """A metric needs the feature matrix but the layer was stored as its Gram matrix only."""
 
 
 class LayerFeatures:
@@ -76,12 +72,10 @@ class LayerFeatures:
             return Design.from_gram(self.gram[np.ix_(self.rows, self.rows)], ops)
         return Design(self.values, ops, rows=self.rows)
 
-    def matrix(self, metric: str) -> np.ndarray:
-        """The aligned feature matrix in float64 (a copy), for the metrics that need it."""
+    def matrix(self) -> np.ndarray:
+        """The aligned feature matrix in float64 (a copy; every metric also runs from the Gram matrix)."""
         if self.values is None:
-            raise GramOnlyError(f"{self.source}: metric {metric!r} needs the feature matrix, but this layer was "
-                                "stored as its Gram matrix only (features.reduce: gram); use ridge, rsa or cka "
-                                "with it, or reduce with 'random' or 'pca' for pls")
+            raise ValueError(f"{self.source}: stored as its Gram matrix only (features.reduce: gram)")
         return np.asarray(self.values[self.rows], dtype=np.float64)
 
     def _raw_gram(self, idx: np.ndarray) -> np.ndarray:

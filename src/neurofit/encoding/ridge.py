@@ -113,9 +113,16 @@ class Design:
         ops = self.ops
         if not self.is_dual(len(fit)):
             return _spectral_held_out(self, self.moments(y_fit, fit), None, np.zeros(0, dtype=int), evaluate)
-        fit_i, eval_i = ops.index(fit), ops.index(evaluate)
         y_mean = y_fit.mean(0)
         yc = y_fit - y_mean
+        k_ff, k_ef = self.centred_kernels(fit, evaluate)
+        spectrum, vectors = ops.eigh((k_ff + k_ff.T) * 0.5)
+        return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
+
+    def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
+        """``(fit x fit, evaluate x fit)`` products of the features centred on the fit rows' mean,
+        taken from the shared Gram matrix."""
+        fit_i, eval_i = self.ops.index(fit), self.ops.index(evaluate)
         g = self.gram()
         g_ff = g[fit_i[:, None], fit_i[None, :]]
         g_ef = g[eval_i[:, None], fit_i[None, :]]
@@ -123,10 +130,7 @@ class Design:
         # columns, then the column means over the fit rows
         a_ff = g_ff - g_ff.mean(1)[:, None]
         col = a_ff.mean(0)[None, :]
-        k_ff = a_ff - col
-        k_ef = g_ef - g_ef.mean(1)[:, None] - col
-        spectrum, vectors = ops.eigh((k_ff + k_ff.T) * 0.5)
-        return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
+        return a_ff - col, g_ef - g_ef.mean(1)[:, None] - col
 
 
 @dataclass
