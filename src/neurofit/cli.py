@@ -168,7 +168,7 @@ def stage_fit(features_path: str, responses_path: str, regions: list[str], metri
                       train_size=splits.get("train_size", 0.9), seed=splits.get("seed", 1), stratify=stratify,
                       alphas=np.logspace(alphas.get("min_exp", -2), alphas.get("max_exp", 6), alphas.get("n", 17)),
                       inner_folds=settings.get("inner_folds", 5), backend=settings.get("backend", "auto"),
-                      dtype=settings.get("dtype", "float64"), pls_components=settings.get("pls_components", 25),
+                      dtype=settings.get("dtype", "mixed"), pls_components=settings.get("pls_components", 25),
                       n_boot=settings.get("bootstrap", {}).get("n", 1000),
                       n_permutations=settings.get("permutations", {}).get("n", 1000),
                       resample_seed=settings.get("bootstrap", {}).get("seed", 0))

@@ -178,7 +178,7 @@ def _resamples(resampler: Resampler, n_test: int, n_neuroids: int, n_boot: int, 
 
 
 def make_regression(metric: str, alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, backend: str = "auto",
-                    dtype: str = "float64", pls_components: int = 25) -> Regression:
+                    dtype: str = "mixed", pls_components: int = 25) -> Regression:
     if metric == "ridge":
         return RidgeCV(alphas, inner_folds, backend=backend, dtype=dtype)
     if metric == "pls":
@@ -198,7 +198,7 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
                groups: dict[str, np.ndarray] | None = None, *, preset: str = "brainscore", n_splits: int = 10,
                train_size: float = 0.9, seed: int = 1, stratify: tuple[str, dict] | None = None,
                alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, backend: str = "auto",
-               dtype: str = "float64", pls_components: int = 25, n_boot: int = 1000, n_permutations: int = 1000,
+               dtype: str = "mixed", pls_components: int = 25, n_boot: int = 1000, n_permutations: int = 1000,
                resample_seed: int = 0) -> dict[str, xr.Dataset]:
     """One result per group of neuroids (``{name: boolean mask over neuroids}``, e.g. one per region;
     default: all neuroids as group ``""``), each as :func:`fit_metric` would give it for that group

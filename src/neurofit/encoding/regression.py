@@ -44,17 +44,19 @@ class RidgeCV:
     name = "ridge"
 
     def __init__(self, alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, seed: int = 0,
-                 backend: str = "auto", dtype: str = "float64", device: str | None = None) -> None:
+                 backend: str = "auto", dtype: str = "mixed", device: str | None = None) -> None:
         self.alphas = np.asarray(alphas, dtype=np.float64)
         self.inner_folds = inner_folds
         self.seed = seed
-        self.ops = get_ops(backend, dtype, device)
+        # "mixed": the alpha search (5 eigendecompositions per split) in float32, the refit in float64
+        self.ops = get_ops(backend, "float32" if dtype == "mixed" else dtype, device)
+        self.refit_ops = get_ops(backend, "float64", device) if dtype == "mixed" else None
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeCV:
         design = Design(x, self.ops)
         search = ridge_cv(design, y - y.mean(0), np.arange(len(x)), None, self.alphas, self.inner_folds, self.seed)
         self.alpha_, self.inner_r_ = search.alpha, search.inner_r
-        self.coef_, self.intercept_ = ridge_coefficients(x, y, self.alpha_, self.ops)
+        self.coef_, self.intercept_ = ridge_coefficients(x, y, self.alpha_, self.refit_ops or self.ops)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -71,7 +73,8 @@ class RidgeCV:
         out = []
         for k, (train, test) in enumerate(splits):
             # inner folds over the training stimuli in the split's own order
-            search = ridge_cv(design, y_centred, train, test, self.alphas, self.inner_folds, seed + k)
+            search = ridge_cv(design, y_centred, train, test, self.alphas, self.inner_folds, seed + k,
+                              refit_ops=self.refit_ops)
             out.append(SplitPrediction(search.prediction + y.mean(0), float(np.median(search.inner_r)),
                                        {"alpha": search.alpha, "inner_r": search.inner_r}))
         return out

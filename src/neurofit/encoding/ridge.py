@@ -18,6 +18,7 @@ squared norm of the predictions needs one GEMM per chunk of alphas, of size (min
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,14 @@ class Design:
         design._gram = design.ops.asarray((g + g.T) * 0.5)
         design.n, design.p = len(g), None
         return design
+
+    def with_ops(self, ops: Ops) -> Design:
+        """The same stimuli on other ops (e.g. float64 for the refit after a float32 alpha search),
+        starting from this design's Gram matrix if it has one."""
+        twin = copy.copy(self)
+        twin.ops = ops
+        twin._gram = None if self._gram is None else ops.asarray(self._gram)
+        return twin
 
     def centred(self, idx: np.ndarray, cols: slice = slice(None)) -> Any:
         """Rows ``idx`` (of this design's stimuli), columns ``cols``, centred, on the backend."""
@@ -196,12 +205,14 @@ def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: in
 
 def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | None = None,
              alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, seed: int = 0,
-             chunk_elements: int = CHUNK_ELEMENTS) -> RidgeCVResult:
+             chunk_elements: int = CHUNK_ELEMENTS, refit_ops: Ops | None = None) -> RidgeCVResult:
     """Choose an alpha per target by ``inner_folds``-fold CV (shuffled KFold, ``seed``) on the
     ``fit`` rows, minimising the out-of-fold squared error; then refit on all ``fit`` rows and
     predict the ``evaluate`` rows. ``y`` holds every row of the design (targets of rows not in
-    ``fit`` are never read)."""
+    ``fit`` are never read). ``refit_ops`` (e.g. float64 after a float32 search): the precision of
+    the refit and its predictions; default the design's."""
     ops = design.ops
+    y_given = y
     y = ops.asarray(y)
     alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
     n_alpha, t = len(alphas), y.shape[1]
@@ -237,6 +248,9 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
     chosen = alpha_t[best]
     prediction = None
     if evaluate is not None and len(evaluate):
+        if refit_ops is not None and refit_ops.dtype_name != ops.dtype_name:
+            design, ops = design.with_ops(refit_ops), refit_ops
+            y_fit, chosen = ops.asarray(np.asarray(y_given)[fit]), ops.asarray(ops.to_numpy(chosen))
         sp = design.spectral(y_fit, fit, evaluate)
         prediction = ops.to_numpy(sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean)
     return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
