@@ -59,32 +59,39 @@ class SparseRandomProjection:
 
 class ColumnSpill:
     """A layer's activations on disk as ``(block, stimulus, column)``: rows are written batch by
-    batch, each column block is read back as one contiguous ``(stimuli, block)`` slab."""
+    batch, each column block is read back as one contiguous ``(stimuli, block)`` slab. Plain file
+    reads and writes (no memory map), so the spill never counts towards the job's resident memory."""
 
     def __init__(self, n: int, p: int, directory: str | None = None, block_bytes: int = BLOCK_BYTES) -> None:
         self.n, self.p = n, p
         self.width = max(1, min(p, block_bytes // (4 * max(n, 1))))
         self.n_blocks = -(-p // self.width)
         handle, self.path = tempfile.mkstemp(prefix="neurofit-spill-", suffix=".f32", dir=directory)
-        os.close(handle)
-        self.data = np.memmap(self.path, dtype=np.float32, mode="w+", shape=(self.n_blocks, n, self.width))
+        self.file = os.fdopen(handle, "w+b")
         self.row_sum = np.zeros(n)
 
+    def _offset(self, block: int, row: int) -> int:
+        return 4 * (block * self.n + row) * self.width
+
     def write(self, start: int, batch: np.ndarray) -> None:
-        stop = start + len(batch)
-        self.row_sum[start:stop] = batch.sum(1, dtype=np.float64)
+        self.row_sum[start:start + len(batch)] = batch.sum(1, dtype=np.float64)
         for b in range(self.n_blocks):
-            cols = batch[:, b * self.width:(b + 1) * self.width]
-            self.data[b, start:stop, :cols.shape[1]] = cols  # the last block's padding stays zero
+            cols = np.asarray(batch[:, b * self.width:(b + 1) * self.width], dtype=np.float32)
+            if cols.shape[1] < self.width:  # the last block is padded with zero columns
+                cols = np.pad(cols, ((0, 0), (0, self.width - cols.shape[1])))
+            self.file.seek(self._offset(b, start))
+            self.file.write(np.ascontiguousarray(cols).tobytes())
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Each column block as float64 ``(stimuli, width)`` (zero-padded columns add nothing to products)."""
-        self.data.flush()
+        self.file.flush()
         for b in range(self.n_blocks):
-            yield np.asarray(self.data[b], dtype=np.float64)
+            self.file.seek(self._offset(b, 0))
+            block = np.fromfile(self.file, dtype=np.float32, count=self.n * self.width)
+            yield block.reshape(self.n, self.width).astype(np.float64)
 
     def close(self) -> None:
-        del self.data
+        self.file.close()
         os.unlink(self.path)
 
 

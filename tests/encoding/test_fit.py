@@ -97,21 +97,25 @@ def three_regions(n=90, p=120, seed=0):
     return x, y, regions
 
 
-@pytest.mark.parametrize("metric", ["ridge", "pls", "rsa", "cka"])
+@pytest.mark.parametrize(("metric", "dtype", "tolerance"), [
+    ("ridge", "float64", 1e-10), ("pls", "float64", 1e-10), ("rsa", "float64", 1e-10), ("cka", "float64", 1e-10),
+    # mixed precision: the float32 alpha search rounds differently for other sets of columns
+    ("ridge", "mixed", 1e-6)])
 @pytest.mark.parametrize("p", [120, 30])  # dual and primal ridge
-def test_one_fit_for_all_regions_equals_a_fit_per_region(metric, p, labelled):
+def test_one_fit_for_all_regions_equals_a_fit_per_region(metric, dtype, tolerance, p, labelled):
     from neurofit.encoding.fit import fit_groups
 
     x, y, regions = three_regions(p=p)
     features, responses, _ = labelled(x, y)
     responses = responses.assign_coords(region=("neuroid", regions))
-    together = fit_groups(metric, features, responses, {r: regions == r for r in ("V1", "V4", "IT")}, **FAST)
+    settings = {**FAST, "dtype": dtype}
+    together = fit_groups(metric, features, responses, {r: regions == r for r in ("V1", "V4", "IT")}, **settings)
     for region, fit in together.items():
-        alone = fit_metric(metric, features, responses.isel(neuroid=regions == region), **FAST)
+        alone = fit_metric(metric, features, responses.isel(neuroid=regions == region), **settings)
         assert set(fit.data_vars) == set(alone.data_vars) and fit.attrs["n_neuroids"] == (regions == region).sum()
         assert list(fit["region"].values) == [region] * int((regions == region).sum())
         for name in alone.data_vars:
-            np.testing.assert_allclose(fit[name], alone[name], rtol=0, atol=1e-10, err_msg=f"{region} {name}")
+            np.testing.assert_allclose(fit[name], alone[name], rtol=0, atol=tolerance, err_msg=f"{region} {name}")
 
 
 def test_regression_resamples_equal_a_direct_computation_per_draw():

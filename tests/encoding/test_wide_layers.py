@@ -11,7 +11,7 @@ from neurofit.encoding.layer import LayerFeatures
 from neurofit.features import reduce_batches
 from neurofit.reduction import ColumnSpill, sparse_random_matrix, spill_gram
 
-FAST = {"n_boot": 50, "n_permutations": 50, "n_splits": 4}
+FAST = {"n_boot": 50, "n_permutations": 50, "n_splits": 4, "dtype": "float64"}
 
 
 def batches(x: np.ndarray, size: int = 7):

@@ -69,13 +69,15 @@ class RidgeCV:
         ``seed + k``. Targets are independent (an alpha each), so any columns of ``y`` may be fit
         together; ``extras`` holds each target's alpha and inner-CV r."""
         design = x if isinstance(x, Design) else Design(x, self.ops)
-        y_centred = y - y.mean(0)  # a constant shift: removes cancellation in the running sums
         out = []
         for k, (train, test) in enumerate(splits):
+            # a constant shift by the training mean removes cancellation in the running sums (and, unlike
+            # the all-stimulus mean, leaves no trace of the test stimuli even in float32 rounding)
+            shift = y[train].mean(0)
             # inner folds over the training stimuli in the split's own order
-            search = ridge_cv(design, y_centred, train, test, self.alphas, self.inner_folds, seed + k,
+            search = ridge_cv(design, y - shift, train, test, self.alphas, self.inner_folds, seed + k,
                               refit_ops=self.refit_ops)
-            out.append(SplitPrediction(search.prediction + y.mean(0), float(np.median(search.inner_r)),
+            out.append(SplitPrediction(search.prediction + shift, float(np.median(search.inner_r)),
                                        {"alpha": search.alpha, "inner_r": search.inner_r}))
         return out
 
