@@ -87,7 +87,7 @@ def _regression_resamples(prediction: np.ndarray, target: np.ndarray, n_boot: in
     r_all = pearson_columns(p, y)
     denom = np.sqrt((p * p).sum(0) * (y * y).sum(0))
     null = np.empty(n_perm)
-    step = max(1, (1 << 22) // max(1, m * t))
+    step = max(1, (1 << 19) // max(1, m * t))  # (draws, stimuli, neuroids) chunks of 4 MB
     for s in range(0, n_perm, step):
         cross = np.einsum("bmt,mt->bt", y[perm[s:s + step]], p)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -28,7 +28,7 @@ from sklearn.model_selection import KFold
 from neurofit.encoding.backend import Ops, get_ops
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
-CHUNK_ELEMENTS = 1 << 24  # working arrays per alpha chunk stay below ~128 MB in float64
+CHUNK_ELEMENTS = 1 << 21  # working arrays per alpha chunk stay below ~16 MB in float64
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Design:
         self._block_rows = max(1, budget // (itemsize * max(self.p, 1)))
         mean = np.zeros(self.p)
         for start in range(0, self.n, self._block_rows):
-            mean += np.asarray(x[self.rows[start:start + self._block_rows]], dtype=np.float64).sum(0)
+            mean += x[self.rows[start:start + self._block_rows]].sum(0, dtype=np.float64)
         self.mean = mean / max(self.n, 1)
 
     @classmethod
@@ -90,8 +90,9 @@ class Design:
 
     def centred(self, idx: np.ndarray, cols: slice = slice(None)) -> Any:
         """Rows ``idx`` (of this design's stimuli), columns ``cols``, centred, on the backend."""
-        block = np.asarray(self.x[self.rows[idx], cols]) - self.mean[cols]
-        return self.ops.asarray(block)
+        block = self.ops.asarray(self.x[self.rows[idx], cols])  # float32 features stay one block-sized copy
+        block -= self.ops.asarray(self.mean[cols])
+        return block
 
     def gram(self) -> Any:
         if self._gram is None:
