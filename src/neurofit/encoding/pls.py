@@ -32,54 +32,99 @@ def kernel_pls_predict(k_ff: np.ndarray, k_ef: np.ndarray, y: np.ndarray, n_comp
     """Predictions for the evaluation rows of ``PLSRegression(n_components, scale=False)`` fitted on the
     fit rows: ``k_ff`` / ``k_ef`` are the fit x fit / evaluation x fit products of the features centred
     on the fit rows' mean, ``y`` the fit rows' targets."""
+    return kernel_pls_predict_many([k_ff], [k_ef], [y], n_components)[0]
+
+
+def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys: list[np.ndarray],
+                            n_components: int) -> list[np.ndarray]:
+    """:func:`kernel_pls_predict` for several problems at once (e.g. the inner folds of a split): their
+    Gram matrices are zero-padded to one size (a zero row adds nothing to any product), so each NIPALS
+    step is one batched product for all problems; each problem stops iterating at its own convergence."""
     eps = np.finfo(np.float64).eps
-    y_mean = y.mean(0)
-    yk = y - y_mean
-    kk = k_ff.copy()
-    scores: list[np.ndarray] = []
-    coefs: list[np.ndarray] = []
-    y_loadings: list[np.ndarray] = []
+    size, batch, n_targets = max(len(k) for k in k_ffs), len(k_ffs), ys[0].shape[1]
+    kk = np.zeros((batch, size, size))
+    yk = np.zeros((batch, size, n_targets))
+    y_means = [y.mean(0) for y in ys]
+    for i, (k, y) in enumerate(zip(k_ffs, ys, strict=True)):
+        kk[i, :len(k), :len(k)] = k
+        yk[i, :len(y)] = y - y_means[i]
+    live = np.ones(batch, dtype=bool)  # problems whose targets still have a non-constant residual
+    scores, coefs, loadings, used = [], [], [], []
+    rows = np.arange(batch)
     for _ in range(n_components):
-        yk[:, np.all(np.abs(yk) < 10 * eps, axis=0)] = 0.0
-        nonconstant = np.flatnonzero(np.any(np.abs(yk) > eps, axis=0))
-        if not len(nonconstant):
+        yk[np.broadcast_to(np.all(np.abs(yk) < 10 * eps, axis=1, keepdims=True), yk.shape)] = 0.0
+        nonconstant = np.any(np.abs(yk) > eps, axis=1)  # (batch, targets)
+        if np.any(live & ~nonconstant.any(1)):
             warnings.warn(f"y residual is constant at iteration {len(scores)}", stacklevel=2)
+        live &= nonconstant.any(1)
+        if not live.any():
             break
-        y_score = yk[:, nonconstant[0]]
-        a_old = t_old = None
-        for _ in range(MAX_ITER):
-            a = y_score / (y_score @ y_score)
-            t = kk @ a
-            norm = np.sqrt(a @ t) + eps
-            a, t = a / norm, t / norm
-            y_weights = yk.T @ t / (t @ t)
-            y_score = yk @ y_weights / (y_weights @ y_weights + eps)
-            if yk.shape[1] == 1:
-                break
-            # ||w - w_old||^2 with w = X_k^T a; the first iteration compares with 100 (never converged)
-            if a_old is not None and a @ t + a_old @ t_old - 2 * (a @ t_old) < TOL:
-                break
-            a_old, t_old = a, t
-        else:
-            warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=2)
-        tt = t @ t
+        y_score = yk[rows, :, nonconstant.argmax(1)]  # the first non-constant column of each problem
+        a, t = _nipals_first_vectors(kk, yk, y_score, live, eps)
+        tt = np.einsum("bi,bi->b", t, t)
+        tt[~live] = 1.0  # finished problems: t = 0, nothing deflates
+        kt = np.einsum("bij,bj->bi", kk, t)
+        t_kt = np.einsum("bi,bi->b", t, kt)
         # deflation of X by t as a projection of the Gram matrix: K <- P K P
-        kt = kk @ t
-        kk += (np.outer(t, t) * (t @ kt) / tt - np.outer(t, kt) - np.outer(kt, t)) / tt
-        q = yk.T @ t / tt
-        yk -= np.outer(t, q)
+        kk += (t[:, :, None] * t[:, None, :] * (t_kt / tt)[:, None, None] - t[:, :, None] * kt[:, None, :]
+               - kt[:, :, None] * t[:, None, :]) / tt[:, None, None]
+        q = np.einsum("bit,bi->bt", yk, t) / tt[:, None]
+        yk -= t[:, :, None] * q[:, None, :]
         scores.append(t)
         coefs.append(a)
-        y_loadings.append(q)
-    if not scores:
-        return np.broadcast_to(y_mean, (len(k_ef), y.shape[1])).copy()
-    t_mat, b, q_mat = np.column_stack(scores), np.column_stack(coefs), np.column_stack(y_loadings)
-    tt = (t_mat * t_mat).sum(0)
-    # w_k = X_k^T a_k = X_0^T P_k a_k, P_k projecting out the earlier (mutually orthogonal) scores
-    for k in range(1, b.shape[1]):
-        b[:, k] -= t_mat[:, :k] @ ((t_mat[:, :k].T @ b[:, k]) / tt[:k])
-    loadings_w = (t_mat.T @ (k_ff @ b)) / tt[:, None]  # L^T W, with l_k = X_0^T t_k / t_k^T t_k
-    return k_ef @ b @ pinv(loadings_w, check_finite=False) @ q_mat.T + y_mean
+        loadings.append(q)
+        used.append(live.copy())
+    out = []
+    for i, (k_ff, k_ef) in enumerate(zip(k_ffs, k_efs, strict=True)):
+        keep = [c for c in range(len(scores)) if used[c][i]]
+        if not keep:
+            out.append(np.broadcast_to(y_means[i], (len(k_ef), n_targets)).copy())
+            continue
+        n = len(k_ff)
+        t_mat = np.column_stack([scores[c][i, :n] for c in keep])
+        b = np.column_stack([coefs[c][i, :n] for c in keep])
+        q_mat = np.column_stack([loadings[c][i] for c in keep])
+        tt = (t_mat * t_mat).sum(0)
+        # w_k = X_k^T a_k = X_0^T P_k a_k, P_k projecting out the earlier (mutually orthogonal) scores
+        for k in range(1, b.shape[1]):
+            b[:, k] -= t_mat[:, :k] @ ((t_mat[:, :k].T @ b[:, k]) / tt[:k])
+        loadings_w = (t_mat.T @ (k_ff @ b)) / tt[:, None]  # L^T W, with l_k = X_0^T t_k / t_k^T t_k
+        out.append(k_ef @ b @ pinv(loadings_w, check_finite=False) @ q_mat.T + y_means[i])
+    return out
+
+
+def _nipals_first_vectors(kk: np.ndarray, yk: np.ndarray, y_score: np.ndarray, live: np.ndarray, eps: float
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's ``_get_first_singular_vectors_power_method`` (mode A) in kernel form for each
+    live problem: ``(a, t)`` with x weights ``X_k^T a`` and x scores ``t``; finished problems get zeros."""
+    a = np.zeros_like(y_score)
+    t = np.zeros_like(y_score)
+    running = live.copy()
+    a_old = t_old = None
+    for iteration in range(MAX_ITER):
+        with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; masked below
+            a_new = y_score / np.einsum("bi,bi->b", y_score, y_score)[:, None]
+            t_new = np.einsum("bij,bj->bi", kk, a_new)
+            norm = np.sqrt(np.einsum("bi,bi->b", a_new, t_new)) + eps
+            a_new, t_new = a_new / norm[:, None], t_new / norm[:, None]
+            y_weights = np.einsum("bit,bi->bt", yk, t_new) / np.einsum("bi,bi->b", t_new, t_new)[:, None]
+            y_norm = np.einsum("bt,bt->b", y_weights, y_weights) + eps
+            score_new = np.einsum("bit,bt->bi", yk, y_weights) / y_norm[:, None]
+        a[running], t[running] = a_new[running], t_new[running]
+        y_score = np.where(running[:, None], score_new, y_score)
+        if yk.shape[2] == 1:
+            return a, t
+        # ||w - w_old||^2 with w = X_k^T a; the first iteration compares with 100 (never converged)
+        if a_old is not None:
+            diff = (np.einsum("bi,bi->b", a, t) + np.einsum("bi,bi->b", a_old, t_old)
+                    - 2 * np.einsum("bi,bi->b", a, t_old))
+            running &= ~(diff < TOL)
+        if not running.any():
+            return a, t
+        a_old, t_old = a.copy(), t.copy()
+        if iteration == MAX_ITER - 1:
+            warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
+    return a, t
 
 
 class KernelPLS:
@@ -102,8 +147,18 @@ class KernelPLS:
         out = []
         for k, (train, test) in enumerate(splits):
             train = np.sort(train)
+            folds = list(KFold(inner_folds, shuffle=True, random_state=seed + k).split(train))
+            kernels = [design.centred_kernels(train[fit], train[valid]) for fit, valid in folds]
+            n = min(self.n_components, self.n_features, min(len(fit) for fit, _ in folds) - 1)
+            sizes = {min(self.n_components, self.n_features, len(fit) - 1) for fit, _ in folds}
             out_of_fold = np.empty((len(train), y.shape[1]))
-            for inner_train, valid in KFold(inner_folds, shuffle=True, random_state=seed + k).split(train):
-                out_of_fold[valid] = self._predict(design, y, train[inner_train], train[valid])
+            if len(sizes) == 1:  # the inner folds together (they share a component count)
+                predictions = kernel_pls_predict_many([np.asarray(kf) for kf, _ in kernels],
+                                                      [np.asarray(ke) for _, ke in kernels],
+                                                      [y[train[fit]] for fit, _ in folds], n)
+            else:
+                predictions = [self._predict(design, y, train[fit], train[valid]) for fit, valid in folds]
+            for (_, valid), prediction in zip(folds, predictions, strict=True):
+                out_of_fold[valid] = prediction
             out.append((self._predict(design, y, train, test), pearson_columns(out_of_fold, y[train])))
         return out
