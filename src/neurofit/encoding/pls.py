@@ -26,6 +26,7 @@ from sklearn.model_selection import KFold
 from neurofit.encoding.ridge import Design, pearson_columns
 
 MAX_ITER, TOL = 500, 1e-06  # PLSRegression's defaults
+BATCH_BELOW = 300  # training stimuli below which a split's inner folds run as one batched NIPALS (measured)
 
 
 def kernel_pls_predict(k_ff: np.ndarray, k_ef: np.ndarray, y: np.ndarray, n_components: int) -> np.ndarray:
@@ -63,7 +64,7 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
         a, t = _nipals_first_vectors(kk, yk, y_score, live, eps)
         tt = np.einsum("bi,bi->b", t, t)
         tt[~live] = 1.0  # finished problems: t = 0, nothing deflates
-        kt = np.einsum("bij,bj->bi", kk, t)
+        kt = np.matmul(kk, t[:, :, None])[:, :, 0]
         t_kt = np.einsum("bi,bi->b", t, kt)
         # deflation of X by t as a projection of the Gram matrix: K <- P K P
         kk += (t[:, :, None] * t[:, None, :] * (t_kt / tt)[:, None, None] - t[:, :, None] * kt[:, None, :]
@@ -104,12 +105,12 @@ def _nipals_first_vectors(kk: np.ndarray, yk: np.ndarray, y_score: np.ndarray, l
     for iteration in range(MAX_ITER):
         with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; masked below
             a_new = y_score / np.einsum("bi,bi->b", y_score, y_score)[:, None]
-            t_new = np.einsum("bij,bj->bi", kk, a_new)
+            t_new = np.matmul(kk, a_new[:, :, None])[:, :, 0]  # batched BLAS products
             norm = np.sqrt(np.einsum("bi,bi->b", a_new, t_new)) + eps
             a_new, t_new = a_new / norm[:, None], t_new / norm[:, None]
-            y_weights = np.einsum("bit,bi->bt", yk, t_new) / np.einsum("bi,bi->b", t_new, t_new)[:, None]
+            y_weights = np.matmul(t_new[:, None, :], yk)[:, 0] / np.einsum("bi,bi->b", t_new, t_new)[:, None]
             y_norm = np.einsum("bt,bt->b", y_weights, y_weights) + eps
-            score_new = np.einsum("bit,bt->bi", yk, y_weights) / y_norm[:, None]
+            score_new = np.matmul(yk, y_weights[:, :, None])[:, :, 0] / y_norm[:, None]
         a[running], t[running] = a_new[running], t_new[running]
         y_score = np.where(running[:, None], score_new, y_score)
         if yk.shape[2] == 1:
@@ -152,7 +153,9 @@ class KernelPLS:
             n = min(self.n_components, self.n_features, min(len(fit) for fit, _ in folds) - 1)
             sizes = {min(self.n_components, self.n_features, len(fit) - 1) for fit, _ in folds}
             out_of_fold = np.empty((len(train), y.shape[1]))
-            if len(sizes) == 1:  # the inner folds together (they share a component count)
+            # small folds: Python's per-step overhead dominates, so the folds go together (they must share a
+            # component count); large folds: products dominate, and each fold stops at its own convergence
+            if len(sizes) == 1 and len(train) < BATCH_BELOW:
                 predictions = kernel_pls_predict_many([np.asarray(kf) for kf, _ in kernels],
                                                       [np.asarray(ke) for _, ke in kernels],
                                                       [y[train[fit]] for fit, _ in folds], n)
