@@ -28,7 +28,7 @@ from sklearn.model_selection import KFold
 from neurofit.encoding.backend import Ops, get_ops
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
-CHUNK_ELEMENTS = 1 << 21  # working arrays per alpha chunk stay below ~16 MB in float64
+CHUNK_ELEMENTS = 1 << 19  # working arrays per alpha chunk stay below ~4 MB in float64
 
 
 @dataclass
@@ -61,8 +61,8 @@ class Design:
         self.rows = np.arange(len(x)) if rows is None else np.asarray(rows)
         self.n, self.p = len(self.rows), x.shape[1]
         itemsize = np.dtype(self.ops.dtype_name).itemsize
-        # work arrays of at most a quarter of the features' size (and 64 MB): peak stays near one copy
-        budget = block_bytes or min(64 << 20, max(1 << 20, x.nbytes // 4))
+        # work arrays of at most an eighth of the features' size (and 64 MB): peak stays near one copy
+        budget = block_bytes or min(64 << 20, max(1 << 20, x.nbytes // 8))
         self._block_cols = max(1, budget // (itemsize * max(self.n, 1)))
         self._block_rows = max(1, budget // (itemsize * max(self.p, 1)))
         mean = np.zeros(self.p)
