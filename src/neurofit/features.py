@@ -225,7 +225,7 @@ def reduce_batches(batches: Iterator[tuple[int, np.ndarray]], n: int, method: st
                              "features.pca_images)")
         if not max_dims:
             raise ValueError("features.reduce 'pca_images' needs features.max_dims")
-        fit_spill = ColumnSpill(n_fit, p, spill_dir)
+        fit_spill = ColumnSpill(n_fit, p, spill_dir, width=spill.width)
         for start, batch in fit_batches:
             fit_spill.write(start, batch)
         fit_gram, cross = spill_gram(fit_spill, spill)

@@ -62,9 +62,11 @@ class ColumnSpill:
     batch, each column block is read back as one contiguous ``(stimuli, block)`` slab. Plain file
     reads and writes (no memory map), so the spill never counts towards the job's resident memory."""
 
-    def __init__(self, n: int, p: int, directory: str | None = None, block_bytes: int = BLOCK_BYTES) -> None:
+    def __init__(self, n: int, p: int, directory: str | None = None, block_bytes: int | None = None,
+                 width: int | None = None) -> None:
         self.n, self.p = n, p
-        self.width = max(1, min(p, block_bytes // (4 * max(n, 1))))
+        # ``width``: another spill's, so that the two are read block by block together
+        self.width = width or max(1, min(p, (block_bytes or BLOCK_BYTES) // (4 * max(n, 1))))
         self.n_blocks = -(-p // self.width)
         handle, self.path = tempfile.mkstemp(prefix="neurofit-spill-", suffix=".f32", dir=directory)
         self.file = os.fdopen(handle, "w+b")

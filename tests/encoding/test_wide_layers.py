@@ -62,6 +62,12 @@ def test_pca_fitted_on_a_separate_image_set_equals_sklearn():
     fit_set = (rng.normal(size=(40, 12)) @ mixing + 0.1 * rng.normal(size=(40, 200)) + 2).astype(np.float32)
     stimuli = (rng.normal(size=(25, 12)) @ mixing + 2).astype(np.float32)
     scores, info = reduce_batches(batches(stimuli), 25, "pca_images", 8, 0, batches(fit_set, 6), 40)
+    # blocks narrower than the layer, different for the two sets unless shared
+    from unittest import mock
+
+    with mock.patch("neurofit.reduction.BLOCK_BYTES", 25 * 4 * 30):
+        again, _ = reduce_batches(batches(stimuli), 25, "pca_images", 8, 0, batches(fit_set, 6), 40)
+    np.testing.assert_allclose(again, scores, rtol=1e-5, atol=1e-4)
     pca = PCA(n_components=8).fit(fit_set.astype(np.float64))
     expected = pca.transform(stimuli.astype(np.float64))
     signs = np.sign((scores * expected).sum(0))
