@@ -69,7 +69,8 @@ class LayerFeatures:
 
     def design(self, ops: Ops) -> Design:
         if self.gram is not None:
-            return Design.from_gram(self.gram[np.ix_(self.rows, self.rows)], ops)
+            ordered = np.array_equal(self.rows, np.arange(len(self.ids)))
+            return Design.from_gram(self.gram if ordered else self.gram[np.ix_(self.rows, self.rows)], ops)
         return Design(self.values, ops, rows=self.rows)
 
     def matrix(self) -> np.ndarray:
