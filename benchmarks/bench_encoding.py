@@ -80,6 +80,10 @@ def gemm_rate(device: str, dtype: str) -> float:
     return 2 * size**3 / best
 
 
+def gemm_dtype(dtype: str) -> str:
+    return "float32" if dtype == "mixed" else dtype
+
+
 def eigh_flops(k: int) -> float:
     # LAPACK syevd with vectors: tridiagonalisation 4/3 k^3 + back-transformation 2 k^3 + divide and
     # conquer ~ 2/3 k^3 (little deflation)
@@ -139,13 +143,15 @@ def measure(fn: Callable[[], np.ndarray], device: str) -> tuple[float, float, np
     return seconds, peak, prediction
 
 
-def methods(x, y, train, test, folds, alphas, device, dtype, peers):
+def methods(x, y, train, test, folds, alphas, device, dtype, peers, peer_dtype="float32"):
     xt, yt = x[train], y[train]
 
     def neurofit(backend: str) -> Callable[[], np.ndarray]:
         def run() -> np.ndarray:
-            ops = get_ops(backend, dtype, "cuda" if device == "cuda" else "cpu")
-            return ridge_cv(Design(x, ops), y, train, test, alphas, FOLDS, SEED).prediction
+            dev = "cuda" if device == "cuda" else "cpu"
+            ops = get_ops(backend, "float32" if dtype == "mixed" else dtype, dev)
+            refit = get_ops(backend, "float64", dev) if dtype == "mixed" else None
+            return ridge_cv(Design(x, ops), y, train, test, alphas, FOLDS, SEED, refit_ops=refit).prediction
         return run
 
     def sk_ridgecv() -> np.ndarray:
@@ -164,8 +170,8 @@ def methods(x, y, train, test, folds, alphas, device, dtype, peers):
             b = set_backend(backend, on_error="raise")
             cls = HimRidgeCV if kind == "ridge" else KernelRidgeCV
             model = cls(alphas=alphas, cv=folds, fit_intercept=True)
-            model.fit(b.asarray(xt.astype(dtype)), b.asarray(yt.astype(dtype)))
-            return np.asarray(b.to_numpy(model.predict(b.asarray(x[test].astype(dtype)))))
+            model.fit(b.asarray(xt.astype(peer_dtype)), b.asarray(yt.astype(peer_dtype)))
+            return np.asarray(b.to_numpy(model.predict(b.asarray(x[test].astype(peer_dtype)))))
         return run
 
     torch_backend = "torch_cuda" if device == "cuda" else "torch"
@@ -186,12 +192,12 @@ def methods(x, y, train, test, folds, alphas, device, dtype, peers):
 
 def run_size(n: int, p: int, t: int, args: argparse.Namespace, rate: float) -> None:
     x, y = make_data(n, p, t)
-    x, y = x.astype(args.dtype), y.astype(args.dtype)
+    x = x.astype(np.float32 if args.dtype in ("mixed", "float32") else np.float64)  # features are stored float32
     split = np.random.default_rng(1).permutation(n)
     train, test = np.sort(split[: int(TRAIN * n)]), np.sort(split[int(TRAIN * n):])
     folds = list(KFold(FOLDS, shuffle=True, random_state=SEED).split(train))
     alphas = DEFAULT_ALPHAS
-    todo = methods(x, y, train, test, folds, alphas, args.device, args.dtype, args.peers)
+    todo = methods(x, y, train, test, folds, alphas, args.device, args.dtype, args.peers, args.peer_dtype)
     results: dict[str, Result] = {}
     for _ in range(args.repeats):  # interleaved: every method once per round, best time kept
         for name, fn in todo.items():
@@ -202,9 +208,10 @@ def run_size(n: int, p: int, t: int, args: argparse.Namespace, rate: float) -> N
             if name not in results or seconds < results[name].seconds:
                 results[name] = Result(name, seconds, peak, r)
     ours = results["neurofit"]
-    rate = max(rate, gemm_rate(args.device, args.dtype))  # re-measured: a shared machine's load drifts
+    rate = max(rate, gemm_rate(args.device, gemm_dtype(args.dtype)))  # re-measured: a shared machine's load drifts
     bound = neurofit_flops(n, p, t, len(alphas)) / rate
-    print(f"\n(stimuli, features, neuroids) = ({n}, {p}, {t}); {args.dtype}; device {args.device}; "
+    print(f"\n(stimuli, features, neuroids) = ({n}, {p}, {t}); neurofit {args.dtype}, peers {args.peer_dtype}; "
+          f"device {args.device}; "
           f"GEMM {rate / 1e9:.1f} GFLOP/s; bound of neurofit's {neurofit_flops(n, p, t, len(alphas)) / 1e9:.0f} GFLOP: "
           f"{bound:.3f} s (neurofit at {ours.seconds / bound:.2f}x the bound)")
     print(f"  {'method':<34}{'time s':>9}{'peak MB':>10}{'time/neurofit':>15}{'max |dr|':>11}{'median r':>10}")
@@ -219,11 +226,127 @@ def run_size(n: int, p: int, t: int, args: argparse.Namespace, rate: float) -> N
         print(f"  fastest per-target peer: {fastest.name}, {fastest.seconds / ours.seconds:.2f}x neurofit's time")
 
 
+def pipeline(args: argparse.Namespace) -> None:
+    """The pipeline's own fit path, as the fit job runs it: features read from a netCDF file, every
+    region of a dataset in one job (:func:`neurofit.encoding.fit.fit_groups`), 10 splits, 1000
+    bootstrap draws and permutations. Against one job per region (what the pipeline ran before),
+    with the share of bootstrap + permutation resampling and the peak of traced memory (numpy)
+    relative to the feature matrix as stored (float32)."""
+    import tempfile
+
+    import xarray as xr
+
+    from neurofit.encoding import fit as fit_module
+    from neurofit.encoding.layer import LayerFeatures
+
+    n, p, t, regions = (int(v) for v in args.pipeline.split(","))
+    x, y = make_data(n, p, t)
+    x = x.astype(np.float32)
+    ids = np.array([f"im{i:05d}" for i in range(n)])
+    region = np.array([f"R{j * regions // t}" for j in range(t)])
+    responses = xr.DataArray(y, dims=("stimulus", "neuroid"), coords={
+        "stimulus_id": ("stimulus", ids), "region": ("neuroid", region), "unit_id": ("neuroid", np.arange(t))})
+    settings = {"n_boot": 1000, "n_permutations": 1000, "backend": "numpy", "dtype": args.dtype}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/features.nc"
+        xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)},
+                     name="features").to_netcdf(path, engine="h5netcdf")
+        del x
+
+        def job(names: list[str], metric: str = "ridge") -> dict:
+            features = LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf"), source=path)
+            return fit_module.fit_groups(metric, features, responses, {r: region == r for r in names}, **settings)
+
+        names = sorted(set(region))
+        # CPU seconds (one thread): the shared machine's load does not count
+        cpu: dict[str, list[float]] = {"regions": [], "pooled": [], "per_region": []}
+        peak = 0
+        for _ in range(args.repeats):  # interleaved, best of repeats
+            gc.collect()
+            tracemalloc.start()
+            start = time.process_time()
+            job(names)
+            cpu["regions"].append(time.process_time() - start)
+            peak = max(peak, tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+            start = time.process_time()
+            fit_module.fit_groups("ridge", LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf")),
+                                  responses, None, **settings)
+            cpu["pooled"].append(time.process_time() - start)
+            start = time.process_time()
+            for name in names:
+                job([name])
+            cpu["per_region"].append(time.process_time() - start)
+        # resampling: the fit job's draws (10 splits x 1000 + 1000 per region) on predictions of the same shape
+        resample_time = 0.0
+        rng = np.random.default_rng(0)
+        m = n - int(TRAIN * n)
+        for r in names:
+            pred, target = rng.normal(size=(m, (region == r).sum())), rng.normal(size=(m, (region == r).sum()))
+            start = time.process_time()
+            for k in range(10):
+                fit_module._regression_resamples(pred, target, 1000, 1000, [0, k])
+            resample_time += time.process_time() - start
+    feature_bytes = n * p * 4
+    every, pooled, per_region = (min(cpu[k]) for k in ("regions", "pooled", "per_region"))
+    print(f"\npipeline fit job (ridge, {args.dtype}): {n} stimuli x {p} features (float32 file, "
+          f"{feature_bytes / 2**20:.1f} MB), {t} neuroids in {regions} regions, 10 splits, 1000 boot + 1000 perm; "
+          "CPU seconds, one thread")
+    print(f"  one job, all neuroids as one population: {pooled:8.2f} s")
+    print(f"  one job, all {regions} regions (the pipeline): {every:8.2f} s = {every / pooled:.2f}x the pooled job")
+    print(f"  one job per region (before):           {per_region:8.2f} s = {per_region / pooled:.2f}x the pooled job")
+    print(f"  bootstrap + permutation resampling of all regions: {resample_time:.2f} s = "
+          f"{100 * resample_time / every:.1f}% of the job")
+    print(f"  peak traced memory of the job (file read included): {peak / 2**20:.1f} MB = "
+          f"{peak / feature_bytes:.2f}x the feature matrix (Gram matrix {n * n * 8 / 2**20:.1f} MB)")
+
+
+def wide_one(method: str, n: int, p: int, k: int, n_fit: int) -> None:
+    """One wide-layer reduction in this (fresh) process: a synthetic generator of float32 batches
+    stands in for the network; prints time, traced peak and the process's peak RSS."""
+    import resource
+
+    from neurofit.features import reduce_batches
+
+    batch = 64
+    rng = np.random.default_rng(0)
+
+    def batches(count: int):
+        for start in range(0, count, batch):
+            yield start, rng.standard_normal((min(batch, count - start), p), dtype=np.float32)
+
+    gc.collect()
+    tracemalloc.start()
+    start = time.perf_counter()
+    fit = batches(n_fit) if method == "pca_images" else None
+    values, info = reduce_batches(batches(n), n, method, k, 0, fit, n_fit)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    print(f"  {method:<14}{n:>7}{p:>9}{seconds:>9.1f}{peak / 2**20:>12.0f}{rss:>11.0f}{n * p * 4 / 2**30:>12.1f}"
+          f"   -> {values.shape}")
+
+
+def wide(args: argparse.Namespace) -> None:
+    import subprocess
+    import sys
+
+    print("\nwide layers (features job's reduction, synthetic float32 batches of 64 stimuli, each in a fresh process):")
+    print(f"  {'method':<14}{'stimuli':>7}{'features':>9}{'time s':>9}{'traced MB':>12}{'RSS MB':>11}"
+          f"{'layer GB':>12}")
+    for method, n, p in args.wide:
+        subprocess.run([sys.executable, __file__, "--wide-one", method, str(n), str(p)], check=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--dtype", choices=["mixed", "float64", "float32"], default="mixed",
+                        help="neurofit's precision (default: the pipeline's, float32 search + float64 refit)")
+    parser.add_argument("--peer-dtype", choices=["float64", "float32"], default="float32",
+                        help="the peers' precision (default float32: their fastest)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS/torch threads for every method (default: the libraries' own)")
@@ -231,8 +354,20 @@ def main() -> int:
     parser.add_argument("--sizes", nargs="*", default=None, help="n,p,t triples, e.g. 500,2048,200")
     parser.add_argument("--peers", nargs="*", default=["sklearn", "himalaya", "neurofit-torch"],
                         help="substrings of peer names to run")
+    parser.add_argument("--pipeline", default=None, metavar="N,P,T,REGIONS",
+                        help="also time the pipeline's fit job, e.g. 640,8192,300,3 (--sizes '' for only this)")
+    parser.add_argument("--wide", nargs="*", default=None, metavar="METHOD,N,P",
+                        help="wide-layer reductions, e.g. sparse_random,5000,802816 gram,5000,50176")
+    parser.add_argument("--wide-one", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else (QUICK if args.quick else FULL)
+    if args.wide_one:
+        method, n, p = args.wide_one
+        wide_one(method, int(n), int(p), k=1024 if method == "sparse_random" else 500, n_fit=1000)
+        return 0
+    if args.wide is not None:
+        args.wide = [(m, int(n), int(p)) for m, n, p in (w.split(",") for w in args.wide)]
+    sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes if s] if args.sizes is not None else (
+        QUICK if args.quick else FULL)
     limits = contextlib.nullcontext()
     if args.threads:
         import torch
@@ -241,11 +376,15 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         limits = threadpool_limits(args.threads)
     with limits:
-        rate = gemm_rate(args.device, args.dtype)
+        rate = gemm_rate(args.device, gemm_dtype(args.dtype))
         print(f"measured GEMM rate ({args.device}, {args.dtype}, 2048^3, threads {args.threads or 'default'}): "
               f"{rate / 1e9:.1f} GFLOP/s")
         for n, p, t in sizes:
             run_size(n, p, t, args, rate)
+        if args.pipeline:
+            pipeline(args)
+    if args.wide:
+        wide(args)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neurofit.paths import Layout, code_hash, short_hash
+from neurofit.paths import Layout, short_hash
 
 
 def test_simulated_key_changes_with_settings_not_with_key_order():
@@ -19,7 +19,5 @@ def test_layout_puts_results_and_resources_where_configured():
     assert layout.features("d", "m", "fc") == "results/paper/features/d/m/fc.nc"
 
 
-def test_code_hash_tracks_source_files():
-    assert code_hash("encoding") == code_hash("encoding")
-    assert code_hash("encoding") != code_hash("models")
+def test_short_hash_depends_on_list_order():
     assert short_hash([1, 2]) != short_hash([2, 1])

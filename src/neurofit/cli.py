@@ -192,7 +192,7 @@ def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, la
                    model: str = "model", record: str | None = None) -> None:
     import xarray as xr
 
-    from neurofit.features import extract_layer, preprocess_for, save_features
+    from neurofit.features import extract_layer, preprocess_for, read_image_set, save_features
     from neurofit.models.catalog import is_named_network
     from neurofit.models.train import ModelSpec
     from neurofit.models.weights import load_weights
@@ -206,42 +206,55 @@ def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, la
     options = spec.features
     model = load_weights(spec.build(), weights)
     stimuli = xr.load_dataarray(stimuli_path, engine="h5netcdf")
+    pca_images = options.get("pca_images")
     features = extract_layer(model, layer, stimuli, preprocess_for(spec.architecture, spec.image_size, options),
                              batch_size=int(options.get("batch_size", 128)), reduce=options.get("reduce"),
-                             max_dims=options.get("max_dims"), seed=spec.seed)
+                             max_dims=options.get("max_dims"), seed=spec.seed,
+                             fit_images=read_image_set(pca_images) if pca_images else None,
+                             fit_images_name=pca_images or "", spill_dir=options.get("spill_dir"))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_features(features, out, architecture=spec.architecture, objective=spec.objective,
                   learning_rule=spec.learning_rule)
 
 
-def stage_fit(features_path: str, responses_path: str, region: str, metric: str, settings: dict[str, Any],
-              out: str) -> None:
+def stage_fit(features_path: str, responses_path: str, regions: list[str], metric: str, settings: dict[str, Any],
+              out: list[str]) -> None:
+    """One layer against every region of a dataset: the features are read once and what does not depend
+    on the responses (Gram matrix, eigendecompositions, the model's RDMs) is shared; ``out[i]`` gets
+    ``regions[i]``'s fit, exactly as a fit of that region alone."""
     import xarray as xr
 
-    from neurofit.encoding.fit import fit_metric, stimulus_labels
+    from neurofit.encoding.fit import fit_groups, stimulus_labels
+    from neurofit.encoding.layer import LayerFeatures
     from neurofit.neural.responses import average_repeats
 
-    features = xr.load_dataarray(features_path, engine="h5netcdf")
+    if len(out) != len(regions):
+        raise ValueError(f"stage_fit: {len(regions)} regions but {len(out)} output files")
+    features = LayerFeatures.from_xarray(xr.load_dataset(features_path, engine="h5netcdf"), source=features_path)
     responses = xr.load_dataarray(responses_path, engine="h5netcdf")
-    responses = responses.isel(neuroid=responses["region"].values == region)
-    if responses.sizes["neuroid"] == 0:
-        raise ValueError(f"{responses_path}: no neuroids in region {region!r}")
+    region_of = responses["region"].values.astype(str)
+    missing = [r for r in regions if not np.any(region_of == r)]
+    if missing:
+        raise ValueError(f"{responses_path}: no neuroids in region(s) {missing}; regions there: "
+                         f"{sorted(set(region_of))}")
     splits = settings.get("splits", {})
     alphas = settings.get("alphas", {})
     stratify = stimulus_labels(responses, splits.get("stratify_coords", ["object_name", "category"]))
-    fit = fit_metric(metric, features, average_repeats(responses), preset=splits.get("preset", "brainscore"),
-                     n_splits=splits.get("n_splits", 10), train_size=splits.get("train_size", 0.9),
-                     seed=splits.get("seed", 1), stratify=stratify,
-                     alphas=np.logspace(alphas.get("min_exp", -2), alphas.get("max_exp", 6), alphas.get("n", 17)),
-                     inner_folds=settings.get("inner_folds", 5), backend=settings.get("backend", "auto"),
-                     dtype=settings.get("dtype", "float64"), pls_components=settings.get("pls_components", 25),
-                     n_boot=settings.get("bootstrap", {}).get("n", 1000),
-                     n_permutations=settings.get("permutations", {}).get("n", 1000),
-                     resample_seed=settings.get("bootstrap", {}).get("seed", 0))
-    log.info("%s %s: mean test score %.3f over %d splits", metric, region, float(fit["test_score"].mean()),
-             fit.sizes["split"])
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fit.to_netcdf(out, engine="h5netcdf")
+    fits = fit_groups(metric, features, average_repeats(responses), {r: region_of == r for r in regions},
+                      preset=splits.get("preset", "brainscore"), n_splits=splits.get("n_splits", 10),
+                      train_size=splits.get("train_size", 0.9), seed=splits.get("seed", 1), stratify=stratify,
+                      alphas=np.logspace(alphas.get("min_exp", -2), alphas.get("max_exp", 6), alphas.get("n", 17)),
+                      inner_folds=settings.get("inner_folds", 5), backend=settings.get("backend", "auto"),
+                      dtype=settings.get("dtype", "mixed"), pls_components=settings.get("pls_components", 25),
+                      n_boot=settings.get("bootstrap", {}).get("n", 1000),
+                      n_permutations=settings.get("permutations", {}).get("n", 1000),
+                      resample_seed=settings.get("bootstrap", {}).get("seed", 0))
+    for region, path in zip(regions, out, strict=True):
+        fit = fits[region]
+        log.info("%s %s: mean test score %.3f over %d splits", metric, region, float(fit["test_score"].mean()),
+                 fit.sizes["split"])
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fit.to_netcdf(path, engine="h5netcdf")
 
 
 def _ceilings_by_dataset(ceilings: dict[str, str]) -> dict[str, dict[str, dict[str, float]]]:

@@ -3,12 +3,16 @@
 One layer per call: the layer's activations for the stimulus set are the only large array held
 (preallocated once; the forward pass stops at the layer), so peak memory is one layer's, not
 the network's. Optional reduction to at most K dimensions (PCA or a Gaussian random projection,
-fitted on these stimuli) is recorded in the artefact's attributes.
+fitted on these stimuli, on the whole layer) or, for wide layers, while the batches arrive (a sparse
+random projection, PCA fitted on a separate image set, or the Gram matrix only:
+:mod:`neurofit.reduction`) is recorded in the artefact's attributes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +30,7 @@ NORMALISATIONS = {  # per-channel (mean, std) of the input the network was train
     "neurofit": ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),  # the grey images of neurofit's tasks
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision/timm weights
 }
-REDUCTIONS = ("pca", "random")
+REDUCTIONS = ("pca", "random", "sparse_random", "pca_images", "gram")
 INTERPOLATIONS = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}  # name -> F.interpolate mode
 
 
@@ -191,10 +195,11 @@ def output_tensor(output: Any, layer: str = "") -> torch.Tensor:
 
 
 @torch.no_grad()
-def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Preprocess,
-                      batch_size: int = 128, progress: bool = True, dev: torch.device | None = None) -> np.ndarray:
-    """``(stimulus, feature)`` float32 activations of module ``layer`` (its first call per forward),
-    computed on ``dev`` (default: CUDA when available)."""
+def iter_layer_batches(model: nn.Module, layer: str, images: np.ndarray, prep: Preprocess, batch_size: int = 128,
+                       progress: bool = True, dev: torch.device | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first stimulus index, (batch, feature) float32 activations)`` of module ``layer`` (its first
+    call per forward) for consecutive batches of ``images``, computed on ``dev`` (default: CUDA when
+    available); the forward pass stops at the layer."""
     modules = dict(model.named_modules())
     if layer not in modules:
         raise KeyError(f"layer {layer!r} not in model; close matches: {close_matches(layer, modules)} "
@@ -208,7 +213,6 @@ def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Pr
         raise _Captured
 
     handle = modules[layer].register_forward_hook(hook)
-    values: np.ndarray | None = None
     try:
         starts = range(0, len(images), batch_size)
         for start in tqdm(starts, desc=f"features {layer}", leave=False, disable=not progress):
@@ -217,12 +221,18 @@ def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Pr
                 model(prep(images[start:start + batch_size]).to(dev))
             if not batch:
                 raise RuntimeError(f"layer {layer!r} was not called in the forward pass")
-            out = batch[0].numpy()
-            if values is None:  # preallocated: no second copy of the layer from concatenating batches
-                values = np.empty((len(images), out.shape[1]), dtype=np.float32)
-            values[start:start + len(out)] = out
+            yield start, batch[0].numpy()
     finally:
         handle.remove()
+
+
+def collect(batches: Iterator[tuple[int, np.ndarray]], n: int) -> np.ndarray:
+    """The batches in one ``(n, feature)`` array, preallocated (no second copy from concatenating)."""
+    values: np.ndarray | None = None
+    for start, out in batches:
+        if values is None:
+            values = np.empty((n, out.shape[1]), dtype=np.float32)
+        values[start:start + len(out)] = out
     assert values is not None
     return values
 
@@ -257,10 +267,16 @@ def layer_shapes(model: nn.Module, prep: Preprocess) -> list[dict[str, Any]]:
     return rows
 
 
+def layer_activations(model: nn.Module, layer: str, images: np.ndarray, prep: Preprocess,
+                      batch_size: int = 128, progress: bool = True, dev: torch.device | None = None) -> np.ndarray:
+    """``(stimulus, feature)`` float32 activations of module ``layer`` (see :func:`iter_layer_batches`)."""
+    return collect(iter_layer_batches(model, layer, images, prep, batch_size, progress, dev), len(images))
+
+
 def reduce_features(values: np.ndarray, method: str, max_dims: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     """At most ``max_dims`` columns: PCA scores, or a Gaussian random projection (1/sqrt(k) scaled,
     so distances are preserved in expectation). A layer with few enough features is kept as is."""
-    if method not in REDUCTIONS:
+    if method not in ("pca", "random"):
         raise ValueError(f"features.reduce {method!r}; known: {list(REDUCTIONS)}")
     n, p = values.shape
     info: dict[str, Any] = {"reduce": method, "max_dims": max_dims, "original_features": p}
@@ -286,29 +302,119 @@ def reduce_features(values: np.ndarray, method: str, max_dims: int, seed: int) -
     return (reduced / np.sqrt(max_dims)).astype(np.float32), info
 
 
+def reduce_batches(batches: Iterator[tuple[int, np.ndarray]], n: int, method: str, max_dims: int | None, seed: int,
+                   fit_batches: Iterator[tuple[int, np.ndarray]] | None = None, n_fit: int = 0,
+                   spill_dir: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """A layer reduced while its batches arrive (:mod:`neurofit.reduction`): never the whole matrix.
+
+    Returns ``(values, info)``: ``(n, k)`` scores for ``sparse_random`` / ``pca_images`` (fitted on
+    ``fit_batches``, the separate image set's activations), or for ``gram`` the ``(n, n)`` Gram matrix
+    with ``info["row_mean"]``."""
+    from neurofit.reduction import ColumnSpill, SparseRandomProjection, kernel_pca_scores, spill_gram
+
+    first = next(batches)
+    p = first[1].shape[1]
+    info: dict[str, Any] = {"reduce": method, "original_features": p}
+    chained = itertools.chain([first], batches)
+    if method == "sparse_random":
+        if not max_dims:
+            raise ValueError("features.reduce 'sparse_random' needs features.max_dims")
+        if p <= max_dims:
+            info["reduce"] = "none (layer has no more than max_dims features)"
+            return collect(chained, n), info
+        projection = SparseRandomProjection(p, int(max_dims), seed)
+        info.update(max_dims=int(max_dims), random_seed=seed, density=projection.density)
+        return collect(((start, projection(batch)) for start, batch in chained), n), info
+    spill = ColumnSpill(n, p, spill_dir)
+    fit_spill = None
+    try:
+        for start, batch in chained:
+            spill.write(start, batch)
+        if method == "gram":
+            gram, _ = spill_gram(spill)
+            info.update(n_features=p, row_mean=spill.row_sum / p)
+            return gram, info
+        if method != "pca_images" or fit_batches is None:
+            raise ValueError(f"features.reduce {method!r}; known: {list(REDUCTIONS)} ('pca_images' needs "
+                             "features.pca_images)")
+        if not max_dims:
+            raise ValueError("features.reduce 'pca_images' needs features.max_dims")
+        fit_spill = ColumnSpill(n_fit, p, spill_dir, width=spill.width)
+        for start, batch in fit_batches:
+            fit_spill.write(start, batch)
+        fit_gram, cross = spill_gram(fit_spill, spill)
+        assert cross is not None
+        scores, pca_info = kernel_pca_scores(fit_gram, cross, int(max_dims))
+        info.update(max_dims=int(max_dims), **pca_info)
+        return scores, info
+    finally:
+        spill.close()
+        if fit_spill is not None:
+            fit_spill.close()
+
+
 def extract_layer(model: nn.Module, layer: str, stimuli: xr.DataArray, image_size: int | Preprocess,
                   batch_size: int = 128, reduce: str | None = None, max_dims: int | None = None,
-                  seed: int = 0) -> xr.DataArray:
-    """Activations of ``layer`` as ``(stimulus, feature)``, aligned to ``stimuli.stimulus_id``."""
+                  seed: int = 0, fit_images: np.ndarray | None = None, fit_images_name: str = "",
+                  spill_dir: str | None = None) -> xr.DataArray | xr.Dataset:
+    """Activations of ``layer`` as ``(stimulus, feature)``, aligned to ``stimuli.stimulus_id``; with
+    ``reduce: gram`` a Dataset of the Gram matrix ``gram`` (stimulus, stimulus_b) and per-stimulus
+    feature means ``row_mean`` instead (what ridge, RSA and CKA need)."""
     prep = image_size if isinstance(image_size, Preprocess) else Preprocess(image_size)
-    values = layer_activations(model, layer, stimuli.values, prep, batch_size)
     attrs: dict[str, Any] = {"layer": layer, **{f"preprocess_{k}": v for k, v in asdict(prep).items()},
                              **prep.describe()}
-    if reduce:
-        if not max_dims:
-            raise ValueError("features.reduce needs features.max_dims")
-        values, info = reduce_features(values, reduce, int(max_dims), seed)
+    coords = {"stimulus_id": ("stimulus", stimuli["stimulus_id"].values)}
+    if reduce in ("sparse_random", "pca_images", "gram"):
+        if reduce == "pca_images" and fit_images is None:
+            raise ValueError("features.reduce 'pca_images' needs features.pca_images (the image set PCA is fitted on)")
+        batches = iter_layer_batches(model, layer, stimuli.values, prep, batch_size)
+        fit_batches = (iter_layer_batches(model, layer, fit_images, prep, batch_size)
+                       if fit_images is not None and reduce == "pca_images" else None)
+        values, info = reduce_batches(batches, len(stimuli), reduce, max_dims, seed, fit_batches,
+                                      len(fit_images) if fit_images is not None else 0, spill_dir)
+        if reduce == "pca_images":
+            info["pca_images"] = fit_images_name
+        row_mean = info.pop("row_mean", None)
         attrs.update(info)
-    return xr.DataArray(
-        values,
-        dims=("stimulus", "feature"),
-        coords={"stimulus_id": ("stimulus", stimuli["stimulus_id"].values)},
-        name="features",
-        attrs=attrs,
-    )
+        if reduce == "gram":
+            return xr.Dataset({"gram": (("stimulus", "stimulus_b"), values), "row_mean": (("stimulus",), row_mean)},
+                              coords=coords, attrs=attrs)
+    else:
+        values = layer_activations(model, layer, stimuli.values, prep, batch_size)
+        if reduce:
+            if not max_dims:
+                raise ValueError("features.reduce needs features.max_dims")
+            values, info = reduce_features(values, reduce, int(max_dims), seed)
+            attrs.update(info)
+    return xr.DataArray(values, dims=("stimulus", "feature"), coords=coords, name="features", attrs=attrs)
 
 
-def save_features(features: xr.DataArray, path: str, **attrs: Any) -> None:
+def read_image_set(path: str) -> np.ndarray:
+    """The separate image set a ``pca_images`` reduction is fitted on: a stimuli file (``.nc``, as the
+    responses stage writes, e.g. another dataset's ``results/stimuli/<dataset>.nc``) or a folder of
+    image files of one size (PNG/JPEG/...), read in name order."""
+    from pathlib import Path
+
+    source = Path(path)
+    if source.is_file() and source.suffix == ".nc":
+        return xr.load_dataarray(source, engine="h5netcdf").values
+    if not source.is_dir():
+        raise FileNotFoundError(f"features.pca_images: {path} is neither a stimuli .nc file nor a folder of images")
+    from PIL import Image
+
+    suffixes = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+    files = sorted(f for f in source.iterdir() if f.suffix.lower() in suffixes)
+    if not files:
+        raise FileNotFoundError(f"features.pca_images: no image files in {path}")
+    images = [np.asarray(Image.open(f)) for f in files]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise ValueError(f"features.pca_images: the images in {path} differ in size {sorted(shapes)[:3]}; "
+                         "resize them to one size")
+    return np.stack(images)
+
+
+def save_features(features: xr.DataArray | xr.Dataset, path: str, **attrs: Any) -> None:
     # netCDF attributes must be strings or numbers (None is not storable).
     features.attrs.update(attrs)
     features.attrs = {k: v if isinstance(v, int | float) and not isinstance(v, bool) else str(v)

@@ -21,20 +21,6 @@ def short_hash(obj: Any, length: int = 10) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def code_hash(*modules: str) -> str:
-    """Hash of the source files of ``neurofit`` subpackages/modules, so a rule whose
-    library code changed reruns (used as a rule param)."""
-    root = Path(__file__).parent
-    digest = hashlib.sha256()
-    for name in modules:
-        target = root / name
-        files = sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
-        for file in files:
-            digest.update(file.relative_to(root).as_posix().encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def error_note(log: str) -> str:
     """``<log>.error``: the user-facing message of a failed job, written beside its log."""
     return f"{log}.error"

@@ -83,7 +83,7 @@ def test_changing_one_model_reruns_only_that_model(repo, tiny_run):
     counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert counts.get("train") == 1  # the untrained control only, not the reference
-    assert counts.get("features") == 5 and counts.get("fit") == 15
+    assert counts.get("features") == 5 and counts.get("fit_sim") == 5  # one fit job per layer for all 3 regions
     assert "simulate" not in counts and "responses" not in counts
 
 

@@ -87,3 +87,49 @@ def test_unknown_metric_is_named(labelled):
     features, responses, _ = labelled(*linear_data())
     with pytest.raises(ValueError, match="unknown metric 'svm'"):
         fit_metric("svm", features, responses)
+
+
+def three_regions(n=90, p=120, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, p)).astype(np.float32)
+    y = x.astype(float) @ rng.normal(size=(p, 20)) / np.sqrt(p) + rng.normal(size=(n, 20))
+    regions = np.array(["V1"] * 6 + ["V4"] * 9 + ["IT"] * 5)
+    return x, y, regions
+
+
+@pytest.mark.parametrize(("metric", "dtype", "tolerance"), [
+    ("ridge", "float64", 1e-10), ("pls", "float64", 1e-10), ("rsa", "float64", 1e-10), ("cka", "float64", 1e-10),
+    # mixed precision: the float32 alpha search rounds differently for other sets of columns
+    ("ridge", "mixed", 1e-6)])
+@pytest.mark.parametrize("p", [120, 30])  # dual and primal ridge
+def test_one_fit_for_all_regions_equals_a_fit_per_region(metric, dtype, tolerance, p, labelled):
+    from neurofit.encoding.fit import fit_groups
+
+    x, y, regions = three_regions(p=p)
+    features, responses, _ = labelled(x, y)
+    responses = responses.assign_coords(region=("neuroid", regions))
+    settings = {**FAST, "dtype": dtype}
+    together = fit_groups(metric, features, responses, {r: regions == r for r in ("V1", "V4", "IT")}, **settings)
+    for region, fit in together.items():
+        alone = fit_metric(metric, features, responses.isel(neuroid=regions == region), **settings)
+        assert set(fit.data_vars) == set(alone.data_vars) and fit.attrs["n_neuroids"] == (regions == region).sum()
+        assert list(fit["region"].values) == [region] * int((regions == region).sum())
+        for name in alone.data_vars:
+            np.testing.assert_allclose(fit[name], alone[name], rtol=0, atol=tolerance, err_msg=f"{region} {name}")
+
+
+def test_regression_resamples_equal_a_direct_computation_per_draw():
+    from neurofit.encoding.fit import _draws, _regression_resamples
+    from neurofit.encoding.ridge import pearson_columns
+
+    rng = np.random.default_rng(4)
+    pred, target = rng.normal(size=(15, 7)) + 3, rng.normal(size=(15, 7))
+    got = _regression_resamples(pred, target, 30, 20, [0, 2])
+    rows, cols, perm = _draws(15, 7, 30, 20, [0, 2])
+    for b in range(30):
+        r = pearson_columns(pred[rows[b]], target[rows[b]])
+        assert got["boot_stimuli"][b] == pytest.approx(np.median(r), abs=1e-12)
+        assert got["boot_both"][b] == pytest.approx(np.median(r[cols[b]]), abs=1e-12)
+        assert got["boot_neuroids"][b] == pytest.approx(np.median(pearson_columns(pred, target)[cols[b]]), abs=1e-12)
+    for b in range(20):
+        assert got["null"][b] == pytest.approx(np.median(pearson_columns(pred, target[perm[b]])), abs=1e-12)

@@ -166,14 +166,33 @@ def test_generic_cross_validation_scores_training_stimuli_only():
 
 def test_cka_resamples_equal_cka_of_the_resampled_data():
     from neurofit.encoding.fit import _cka_resampler
+    from neurofit.encoding.similarity import _centred_gram
 
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(12, 40)), rng.normal(size=(12, 6))
     rows = np.array([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [3, 3, 1, 0, 5, 7, 7, 8, 9, 2, 11, 4]])
     perm = np.array([rng.permutation(12), rng.permutation(12)])
     cols = np.array([[0, 1, 2, 3, 4, 5], [1, 1, 2, 5, 5, 0]])
-    got = _cka_resampler(x, y)(rows, perm, cols)
+    got = _cka_resampler(_centred_gram(x), y)(rows, perm, cols)
     for b in range(2):
         first = np.unique(rows[b], return_index=True)[1]
         want = linear_cka(x[rows[b][first]], y[perm[b][first]][:, cols[b]])
         assert got[b] == pytest.approx(want, abs=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(90, 300, 7), (60, 200, 1), (50, 20, 4)])
+def test_kernel_pls_predicts_as_sklearn_pls(shape):
+    from sklearn.cross_decomposition import PLSRegression
+
+    from neurofit.encoding.pls import kernel_pls_predict
+    from neurofit.encoding.ridge import Design
+
+    n, p, t = shape
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(n, p)) + 2.0
+    y = x @ rng.normal(size=(p, t)) / np.sqrt(p) + rng.normal(size=(n, t)) + 1.0
+    fit, test = np.arange(n - 10), np.arange(n - 10, n)
+    k_ff, k_ef = Design(x).centred_kernels(fit, test)
+    components = min(25, p, len(fit) - 1)
+    expected = PLSRegression(components, scale=False).fit(x[fit], y[fit]).predict(x[test]).reshape(10, t)
+    np.testing.assert_allclose(kernel_pls_predict(k_ff, k_ef, y[fit], components), expected, atol=1e-9)

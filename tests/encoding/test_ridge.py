@@ -116,3 +116,32 @@ def test_shuffled_target_scores_near_zero():
     result = ridge_cv(Design(x), y, fit, test)
     assert abs(np.median(pearson_columns(result.prediction, y[test]))) < 0.1
     assert abs(np.median(result.inner_r)) < 0.1
+
+
+def _bench_data(n: int, p: int, t: int):
+    """The benchmark's data (benchmarks/bench_encoding.py: decaying spectrum, varied signal-to-noise)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "benchmarks" / "bench_encoding.py"
+    spec = importlib.util.spec_from_file_location("bench_encoding", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_encoding"] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module.make_data(n, p, t)
+
+
+@pytest.mark.parametrize("size", [(500, 2048, 200), (900, 256, 300)])  # dual and primal
+def test_mixed_precision_held_out_r_is_within_1e_5_of_float64_on_the_benchmark_data(size):
+    x, y = _bench_data(*size)
+    x = x.astype(np.float32)  # as the features stage stores them
+    split = np.random.default_rng(1).permutation(len(x))
+    fit, test = np.sort(split[: int(0.9 * len(x))]), np.sort(split[int(0.9 * len(x)):])
+    r = {}
+    for dtype in ("float64", "mixed"):
+        model = RidgeCV(backend="numpy", dtype=dtype)
+        (split_fit,) = model.cross_validated(x, y, [(fit, test)], seed=0)
+        assert split_fit.prediction.dtype == np.float64
+        r[dtype] = pearson_columns(split_fit.prediction, y[test])
+    assert np.abs(r["mixed"] - r["float64"]).max() < 1e-5

@@ -10,7 +10,7 @@ from neurofit import config as nf_config
 from neurofit.cache import canonical, stage_code_hash
 from neurofit.data.dandi import DandiSpec
 from neurofit.neural.stimuli import stimulus_settings
-from neurofit.paths import Layout, code_hash
+from neurofit.paths import Layout
 from neurofit.report.provenance import software_versions
 from neurofit.simulate_defaults import simulation_settings
 

@@ -27,9 +27,12 @@ import numpy as np
 import xarray as xr
 from scipy.stats import rankdata
 
-from neurofit.encoding.regression import PLS, Regression, RidgeCV, cross_validated_predictions
+from neurofit.encoding.backend import get_ops
+from neurofit.encoding.layer import LayerFeatures
+from neurofit.encoding.pls import KernelPLS
+from neurofit.encoding.regression import PLS, Regression, RidgeCV, SplitPrediction, cross_validated_predictions
 from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
-from neurofit.encoding.similarity import _centred_gram, cka_from_grams, double_centre, linear_cka, rdm, rsa
+from neurofit.encoding.similarity import _centred_gram, cka_from_grams, double_centre, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
 
 METRICS = ("ridge", "pls", "rsa", "cka")
@@ -37,21 +40,6 @@ NORMALISATIONS = ("r/c", "(r/c)^2", "r^2/c", "none")
 RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
 # (rows of the model side, rows of the neural side, neuroid columns) -> one score per resample
 Resampler = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-
-
-def align(features: xr.DataArray, responses: xr.DataArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of both arrays for the stimuli they share, ordered by ``stimulus_id``."""
-    feat_ids = features["stimulus_id"].values.astype(str)
-    resp_ids = responses["stimulus_id"].values.astype(str)
-    shared = np.intersect1d(feat_ids, resp_ids)
-    if len(shared) < len(resp_ids):
-        missing = sorted(set(resp_ids) - set(feat_ids))[:5]
-        raise ValueError(f"features lack {len(resp_ids) - len(shared)} stimuli of the responses, e.g. {missing}")
-    f_pos = {s: i for i, s in enumerate(feat_ids)}
-    r_pos = {s: i for i, s in enumerate(resp_ids)}
-    x = features.values[[f_pos[s] for s in shared]]
-    y = responses.values[[r_pos[s] for s in shared]]
-    return x.astype(np.float64), y.astype(np.float64), shared
 
 
 def stimulus_labels(responses: xr.DataArray, coords: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
@@ -68,22 +56,48 @@ def stimulus_labels(responses: xr.DataArray, coords: list[str] | tuple[str, ...]
     return None
 
 
-def _regression_resampler(prediction: np.ndarray, target: np.ndarray) -> Resampler:
-    def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
-        out = np.empty(len(rows_model))
-        step = max(1, (1 << 22) // prediction.size)
-        for s in range(0, len(rows_model), step):
-            p = prediction[rows_model[s:s + step]]  # (b, m, t)
-            y = target[rows_neural[s:s + step]]
-            p = p - p.mean(1, keepdims=True)
-            y = y - y.mean(1, keepdims=True)
-            denom = np.sqrt((p * p).sum(1) * (y * y).sum(1))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = np.where(denom > 0, (p * y).sum(1) / denom, 0.0)  # (b, t)
-            out[s:s + step] = np.median(np.take_along_axis(r, neuroids[s:s + step], 1), 1)
-        return out
+def _draws(n_test: int, n_neuroids: int, n_boot: int, n_perm: int, seed: list[int]
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bootstrap rows, bootstrap neuroid columns and permutations of one split (seeded by split,
+    so every layer and metric of a region draws the same ones)."""
+    rng = np.random.default_rng(seed)
+    boot_rows = rng.integers(0, n_test, (n_boot, n_test))
+    boot_cols = rng.integers(0, n_neuroids, (n_boot, n_neuroids))
+    perm = rng.permuted(np.tile(np.arange(n_test), (n_perm, 1)), axis=1)
+    return boot_rows, boot_cols, perm
 
-    return resample
+
+def _regression_resamples(prediction: np.ndarray, target: np.ndarray, n_boot: int, n_perm: int,
+                          seed: list[int]) -> dict[str, np.ndarray]:
+    """Resampled median-over-neuroids Pearson r from the split's predictions (no refit), vectorised
+    over draws: a bootstrap draw is a weighting of the test stimuli by their multiplicities, so its
+    sums are one GEMM ``(draws, stimuli) @ (stimuli, neuroids)``; a permutation leaves the means
+    and norms unchanged, so only the cross products are recomputed."""
+    m, t = target.shape
+    boot_rows, boot_cols, perm = _draws(m, t, n_boot, n_perm, seed)
+    p = prediction - prediction.mean(0)  # r is shift invariant; centring keeps the moments exact
+    y = target - target.mean(0)
+    counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
+                         minlength=n_boot * m).reshape(n_boot, m).astype(np.float64)
+    sp, sy = counts @ p, counts @ y
+    cov = counts @ (p * y) - sp * sy / m
+    var = np.maximum(counts @ (p * p) - sp * sp / m, 0.0) * np.maximum(counts @ (y * y) - sy * sy / m, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_boot = np.where(var > 0, cov / np.sqrt(var), 0.0)  # (draws, neuroids)
+    r_all = pearson_columns(p, y)
+    denom = np.sqrt((p * p).sum(0) * (y * y).sum(0))
+    null = np.empty(n_perm)
+    step = max(1, (1 << 19) // max(1, m * t))  # (draws, stimuli, neuroids) chunks of 4 MB
+    for s in range(0, n_perm, step):
+        cross = np.einsum("bmt,mt->bt", y[perm[s:s + step]], p)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            null[s:s + step] = np.median(np.where(denom > 0, cross / denom, 0.0), 1)
+    return {
+        "boot_stimuli": np.median(r_boot, 1),
+        "boot_neuroids": np.median(r_all[boot_cols], 1),
+        "boot_both": np.median(np.take_along_axis(r_boot, boot_cols, 1), 1),
+        "null": null,
+    }
 
 
 def _batched_rdms(y: np.ndarray) -> np.ndarray:
@@ -95,9 +109,10 @@ def _batched_rdms(y: np.ndarray) -> np.ndarray:
     return 1.0 - unit @ unit.transpose(0, 2, 1)
 
 
-def _rsa_resampler(x: np.ndarray, y: np.ndarray) -> Resampler:
-    model_rdm, neural_rdm = rdm(x), rdm(y)
-    m = len(x)
+def _rsa_resampler(model_rdm: np.ndarray, y: np.ndarray) -> Resampler:
+    """Resampled RSA of the test stimuli, from the model's RDM of them (shared by all regions)."""
+    neural_rdm = rdm(y)
+    m = len(y)
     i, j = np.triu_indices(m, k=1)
 
     def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
@@ -126,11 +141,12 @@ def _rsa_resampler(x: np.ndarray, y: np.ndarray) -> Resampler:
     return resample
 
 
-def _cka_resampler(x: np.ndarray, y: np.ndarray) -> Resampler:
-    # Gram matrices of the test stimuli once; a draw takes their sub-matrices (m^2, not m x features).
-    # The unbiased HSIC assumes distinct stimuli: a bootstrap draw keeps each drawn stimulus once
-    # (as the RSA resampler drops the pairs of a stimulus with itself).
-    gram_x, gram_y = _centred_gram(x), _centred_gram(y)
+def _cka_resampler(gram_x: np.ndarray, y: np.ndarray) -> Resampler:
+    """Resampled CKA of the test stimuli from the model's centred Gram matrix of them (shared by all
+    regions): a draw takes sub-matrices (m^2, not m x features). The unbiased HSIC assumes distinct
+    stimuli: a bootstrap draw keeps each drawn stimulus once (as the RSA resampler drops the pairs
+    of a stimulus with itself)."""
+    gram_y = _centred_gram(y)
     identity = np.arange(y.shape[1])
 
     def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
@@ -150,12 +166,9 @@ def _cka_resampler(x: np.ndarray, y: np.ndarray) -> Resampler:
 
 def _resamples(resampler: Resampler, n_test: int, n_neuroids: int, n_boot: int, n_perm: int,
                seed: list[int]) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
+    boot_rows, boot_cols, perm = _draws(n_test, n_neuroids, n_boot, n_perm, seed)
     rows = np.tile(np.arange(n_test), (n_boot, 1))
     cols = np.tile(np.arange(n_neuroids), (n_boot, 1))
-    boot_rows = rng.integers(0, n_test, (n_boot, n_test))
-    boot_cols = rng.integers(0, n_neuroids, (n_boot, n_neuroids))
-    perm = rng.permuted(np.tile(np.arange(n_test), (n_perm, 1)), axis=1)
     return {
         "boot_stimuli": resampler(boot_rows, boot_rows, cols),
         "boot_neuroids": resampler(rows, rows, boot_cols),
@@ -165,7 +178,7 @@ def _resamples(resampler: Resampler, n_test: int, n_neuroids: int, n_boot: int, 
 
 
 def make_regression(metric: str, alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, backend: str = "auto",
-                    dtype: str = "float64", pls_components: int = 25) -> Regression:
+                    dtype: str = "mixed", pls_components: int = 25) -> Regression:
     if metric == "ridge":
         return RidgeCV(alphas, inner_folds, backend=backend, dtype=dtype)
     if metric == "pls":
@@ -173,65 +186,146 @@ def make_regression(metric: str, alphas: np.ndarray = DEFAULT_ALPHAS, inner_fold
     raise ValueError(f"{metric!r} is not a regression metric; regressions: ['ridge', 'pls']")
 
 
-def fit_metric(metric: str, features: xr.DataArray, responses: xr.DataArray, *, preset: str = "brainscore",
-               n_splits: int = 10, train_size: float = 0.9, seed: int = 1, stratify: tuple[str, dict] | None = None,
-               alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, backend: str = "auto",
-               dtype: str = "float64", pls_components: int = 25, n_boot: int = 1000, n_permutations: int = 1000,
-               resample_seed: int = 0) -> xr.Dataset:
+def fit_metric(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures, responses: xr.DataArray,
+               **settings: Any) -> xr.Dataset:
     """Scores of ``features`` (stimulus, feature) against repeat-averaged ``responses``
-    (stimulus, neuroid) on each outer split; see the module docstring for the variables."""
+    (stimulus, neuroid) on each outer split, all neuroids as one population; see the module
+    docstring for the variables and :func:`fit_groups` for the settings."""
+    return fit_groups(metric, features, responses, None, **settings)[""]
+
+
+def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures, responses: xr.DataArray,
+               groups: dict[str, np.ndarray] | None = None, *, preset: str = "brainscore", n_splits: int = 10,
+               train_size: float = 0.9, seed: int = 1, stratify: tuple[str, dict] | None = None,
+               alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, backend: str = "auto",
+               dtype: str = "mixed", pls_components: int = 25, n_boot: int = 1000, n_permutations: int = 1000,
+               resample_seed: int = 0) -> dict[str, xr.Dataset]:
+    """One result per group of neuroids (``{name: boolean mask over neuroids}``, e.g. one per region;
+    default: all neuroids as group ``""``), each as :func:`fit_metric` would give it for that group
+    alone. What does not depend on the responses is computed once for all groups: the centred
+    features, their Gram matrix and every eigendecomposition (ridge fits every group's neuroids at
+    once: the alphas are per neuroid, so nothing couples them), the model's RDMs and Gram matrices
+    of each split (rsa, cka)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {list(METRICS)}")
-    x, y, ids = align(features, responses)
+    layer = features if isinstance(features, LayerFeatures) else LayerFeatures.from_xarray(features)
+    y, ids = layer.align(responses)
+    if groups is None:
+        groups = {"": np.ones(y.shape[1], dtype=bool)}
+    empty = [name for name, mask in groups.items() if not np.any(mask)]
+    if empty:
+        raise ValueError(f"no neuroids in group(s) {empty}")
     labels = np.asarray([stratify[1][s] for s in ids]) if stratify else None
     splits = stimulus_splits(len(ids), preset, n_splits, train_size, seed, labels)
-    n_t = y.shape[1]
-    test_score, train_score = np.empty(len(splits)), np.empty(len(splits))
-    resamples: dict[str, list[np.ndarray]] = {name: [] for name in (*RESAMPLES, "null")}
-    data: dict[str, Any] = {}
-    extra_attrs: dict[str, Any] = {}
+    draws = {"n_boot": n_boot, "n_perm": n_permutations}
     if metric in ("ridge", "pls"):
-        regression = make_regression(metric, alphas, inner_folds, backend, dtype, pls_components)
-        fits = cross_validated_predictions(regression, x, y, splits, inner_folds, seed)
-        test_r = np.empty((len(splits), n_t))
-        for k, ((_, test), fitted) in enumerate(zip(splits, fits, strict=True)):
-            test_r[k] = pearson_columns(fitted.prediction, y[test])
-            test_score[k] = np.median(test_r[k])
-            train_score[k] = fitted.train_score
-            for name, values in _resamples(_regression_resampler(fitted.prediction, y[test]), len(test), n_t,
-                                           n_boot, n_permutations, [resample_seed, k]).items():
-                resamples[name].append(values)
-        data["test_r"] = (("split", "neuroid"), test_r)
-        if metric == "ridge":
-            data["alpha"] = (("split", "neuroid"), np.stack([f.extras["alpha"] for f in fits]))
-            extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name,  # type: ignore[attr-defined]
-                           "dtype": dtype}
-        else:
-            extra_attrs = {"pls_components": pls_components}
+        scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, seed, draws, resample_seed,
+                                                 alphas=alphas, inner_folds=inner_folds, backend=backend, dtype=dtype,
+                                                 pls_components=pls_components)
     else:
-        score: Callable[[np.ndarray, np.ndarray], float] = rsa if metric == "rsa" else linear_cka
-        make = _rsa_resampler if metric == "rsa" else _cka_resampler
-        for k, (train, test) in enumerate(splits):
-            test_score[k] = score(x[test], y[test])
-            train_score[k] = score(x[train], y[train])
-            for name, values in _resamples(make(x[test], y[test]), len(test), n_t, n_boot, n_permutations,
-                                           [resample_seed, k]).items():
-                resamples[name].append(values)
-    data["test_score"] = (("split",), test_score)
-    data["train_score"] = (("split",), train_score)
-    for name in RESAMPLES:
-        data[name] = (("boot", "split"), np.stack(resamples[name], axis=1))
-    data["null"] = (("permutation", "split"), np.stack(resamples["null"], axis=1))
-    return xr.Dataset(
-        data,
-        coords={name: ("neuroid", responses[name].values)
-                for name in ("region", "unit_id") if name in responses.coords},
-        attrs=_attrs(metric=metric, preset=preset, n_splits=len(splits), train_size=train_size, seed=seed,
-                     inner_folds=inner_folds, inner_seeds=[seed + k for k in range(len(splits))],
-                     n_stimuli=len(ids), n_features=x.shape[1], n_neuroids=n_t,
-                     stratify_coord=stratify[0] if stratify else "", n_boot=n_boot,
-                     n_permutations=n_permutations, resample_seed=resample_seed, **extra_attrs),
-    )
+        scores, extra_attrs = _similarity_scores(metric, layer, y, groups, splits, draws, resample_seed), {}
+    out = {}
+    for name, mask in groups.items():
+        group = scores[name]
+        data: dict[str, Any] = {k: v for k, v in group.items() if k not in (*RESAMPLES, "null")}
+        for resample in RESAMPLES:
+            data[resample] = (("boot", "split"), np.stack(group[resample], axis=1))
+        data["null"] = (("permutation", "split"), np.stack(group["null"], axis=1))
+        subset = responses.isel(neuroid=np.flatnonzero(mask))
+        out[name] = xr.Dataset(
+            data,
+            coords={c: ("neuroid", subset[c].values) for c in ("region", "unit_id") if c in subset.coords},
+            attrs=_attrs(metric=metric, preset=preset, n_splits=len(splits), train_size=train_size, seed=seed,
+                         inner_folds=inner_folds, inner_seeds=[seed + k for k in range(len(splits))],
+                         n_stimuli=len(ids), n_features=layer.n_features, n_neuroids=int(mask.sum()),
+                         stratify_coord=stratify[0] if stratify else "", n_boot=n_boot,
+                         n_permutations=n_permutations, resample_seed=resample_seed,
+                         features_form="gram" if layer.gram_only else "matrix", **extra_attrs),
+        )
+    return out
+
+
+def _new_scores(groups: dict[str, np.ndarray], n_splits: int) -> dict[str, dict[str, Any]]:
+    return {name: {"test_score": (("split",), np.empty(n_splits)), "train_score": (("split",), np.empty(n_splits)),
+                   **{r: [] for r in (*RESAMPLES, "null")}} for name in groups}
+
+
+def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups: dict[str, np.ndarray],
+                       splits: list, seed: int, draws: dict[str, int], resample_seed: int, *, alphas: np.ndarray,
+                       inner_folds: int, backend: str, dtype: str, pls_components: int
+                       ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    regression = make_regression(metric, alphas, inner_folds, backend, dtype, pls_components)
+    fits: dict[str, list[SplitPrediction] | None]
+    if isinstance(regression, RidgeCV):
+        # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
+        fits = {name: None for name in groups}
+        shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
+        extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name, "dtype": dtype}
+    elif layer.gram_only or len(y) < 2 * layer.n_features:
+        # PLS couples the targets (one fit per group), but NIPALS in kernel form shares the Gram matrix
+        # (float64: Brain-Score's numbers) and costs n^2 instead of 2 n p per iteration
+        kernel = KernelPLS(pls_components, layer.n_features)
+        design = layer.design(get_ops("numpy", "float64"))
+        fits = {name: [SplitPrediction(pred, float(np.median(inner_r))) for pred, inner_r in
+                       kernel.cross_validated(design, y[:, mask], splits, inner_folds, seed)]
+                for name, mask in groups.items()}
+        extra_attrs = {"pls_components": pls_components, "pls_solver": "nipals (kernel form)"}
+    else:  # fewer features than stimuli: scikit-learn's NIPALS on the matrix is cheaper
+        x = layer.matrix()
+        fits = {name: cross_validated_predictions(regression, x, y[:, mask], splits, inner_folds, seed)
+                for name, mask in groups.items()}
+        del x
+        extra_attrs = {"pls_components": pls_components, "pls_solver": "nipals (scikit-learn)"}
+    scores = _new_scores(groups, len(splits))
+    for name, mask in groups.items():
+        group, cols = scores[name], np.flatnonzero(mask)
+        test_r = np.empty((len(splits), len(cols)))
+        alpha = np.empty_like(test_r)
+        for k, (_, test) in enumerate(splits):
+            target = y[np.ix_(test, cols)]
+            fitted = fits[name]
+            if fitted is None:
+                split = shared[k]
+                prediction = split.prediction[:, cols]
+                alpha[k] = split.extras["alpha"][cols]
+                train = float(np.median(split.extras["inner_r"][cols]))
+            else:
+                prediction, train = fitted[k].prediction, fitted[k].train_score
+            test_r[k] = pearson_columns(prediction, target)
+            group["test_score"][1][k] = np.median(test_r[k])
+            group["train_score"][1][k] = train
+            for resample, values in _regression_resamples(prediction, target, draws["n_boot"], draws["n_perm"],
+                                                          [resample_seed, k]).items():
+                group[resample].append(values)
+        group["test_r"] = (("split", "neuroid"), test_r)
+        if isinstance(regression, RidgeCV):
+            group["alpha"] = (("split", "neuroid"), alpha)
+    return scores, extra_attrs
+
+
+def _similarity_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups: dict[str, np.ndarray], splits: list,
+                       draws: dict[str, int], resample_seed: int) -> dict[str, dict[str, Any]]:
+    """RSA / CKA: the model side of each split (RDM or centred Gram of its stimuli) made once for every group."""
+    scores = _new_scores(groups, len(splits))
+    for k, (train, test) in enumerate(splits):
+        if metric == "rsa":
+            model_test, model_train = layer.rdm(test), layer.rdm(train)
+        else:
+            model_test, model_train = layer.centred_gram(test), layer.centred_gram(train)
+        for name, mask in groups.items():
+            group, yk = scores[name], y[:, mask]
+            if metric == "rsa":
+                group["test_score"][1][k] = rdm_similarity(model_test, rdm(yk[test]))
+                group["train_score"][1][k] = rdm_similarity(model_train, rdm(yk[train]))
+                resampler = _rsa_resampler(model_test, yk[test])
+            else:
+                group["test_score"][1][k] = cka_from_grams(model_test, _centred_gram(yk[test]))
+                group["train_score"][1][k] = cka_from_grams(model_train, _centred_gram(yk[train]))
+                resampler = _cka_resampler(model_test, yk[test])
+            for resample, values in _resamples(resampler, len(test), int(mask.sum()), draws["n_boot"],
+                                               draws["n_perm"], [resample_seed, k]).items():
+                group[resample].append(values)
+    return scores
 
 
 def _attrs(**values: Any) -> dict[str, Any]:

@@ -44,33 +44,41 @@ class RidgeCV:
     name = "ridge"
 
     def __init__(self, alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, seed: int = 0,
-                 backend: str = "auto", dtype: str = "float64", device: str | None = None) -> None:
+                 backend: str = "auto", dtype: str = "mixed", device: str | None = None) -> None:
         self.alphas = np.asarray(alphas, dtype=np.float64)
         self.inner_folds = inner_folds
         self.seed = seed
-        self.ops = get_ops(backend, dtype, device)
+        # "mixed": the alpha search (5 eigendecompositions per split) in float32, the refit in float64
+        self.ops = get_ops(backend, "float32" if dtype == "mixed" else dtype, device)
+        self.refit_ops = get_ops(backend, "float64", device) if dtype == "mixed" else None
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeCV:
         design = Design(x, self.ops)
         search = ridge_cv(design, y - y.mean(0), np.arange(len(x)), None, self.alphas, self.inner_folds, self.seed)
         self.alpha_, self.inner_r_ = search.alpha, search.inner_r
-        self.coef_, self.intercept_ = ridge_coefficients(x, y, self.alpha_, self.ops)
+        self.coef_, self.intercept_ = ridge_coefficients(x, y, self.alpha_, self.refit_ops or self.ops)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return x @ self.coef_ + self.intercept_
 
-    def cross_validated(self, x: np.ndarray, y: np.ndarray, splits: Splits, seed: int) -> list[SplitPrediction]:
-        """All outer splits from one design: the Gram matrix of all stimuli is computed once.
-        Inner folds of split ``k`` use ``seed + k``."""
-        design = Design(x, self.ops)
-        y_centred = y - y.mean(0)  # a constant shift: removes cancellation in the running sums
+    def cross_validated(self, x: np.ndarray | Design, y: np.ndarray, splits: Splits, seed: int
+                        ) -> list[SplitPrediction]:
+        """All outer splits from one design (``x``, or a :class:`Design` shared with other
+        callers): the Gram matrix of all stimuli is computed once. Inner folds of split ``k`` use
+        ``seed + k``. Targets are independent (an alpha each), so any columns of ``y`` may be fit
+        together; ``extras`` holds each target's alpha and inner-CV r."""
+        design = x if isinstance(x, Design) else Design(x, self.ops)
         out = []
         for k, (train, test) in enumerate(splits):
+            # a constant shift by the training mean removes cancellation in the running sums (and, unlike
+            # the all-stimulus mean, leaves no trace of the test stimuli even in float32 rounding)
+            shift = y[train].mean(0)
             # inner folds over the training stimuli in the split's own order
-            search = ridge_cv(design, y_centred, train, test, self.alphas, self.inner_folds, seed + k)
-            out.append(SplitPrediction(search.prediction + y.mean(0), float(np.median(search.inner_r)),
-                                       {"alpha": search.alpha}))
+            search = ridge_cv(design, y - shift, train, test, self.alphas, self.inner_folds, seed + k,
+                              refit_ops=self.refit_ops)
+            out.append(SplitPrediction(search.prediction + shift, float(np.median(search.inner_r)),
+                                       {"alpha": search.alpha, "inner_r": search.inner_r}))
         return out
 
 

@@ -18,6 +18,7 @@ squared norm of the predictions needs one GEMM per chunk of alphas, of size (min
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from sklearn.model_selection import KFold
 from neurofit.encoding.backend import Ops, get_ops
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
-CHUNK_ELEMENTS = 1 << 24  # working arrays per alpha chunk stay below ~128 MB in float64
+CHUNK_ELEMENTS = 1 << 19  # working arrays per alpha chunk stay below ~4 MB in float64
 
 
 @dataclass
@@ -42,51 +43,105 @@ class _Spectral:
 
 
 class Design:
-    """The features of every stimulus on one backend, centred once over all stimuli (the
-    double-centred fold Grams do not depend on that shift; it only removes cancellation), with
-    their Gram matrix computed on first use and shared by all outer splits and inner folds."""
+    """The features of every stimulus, held once: the caller's array is not copied (float32 stays
+    float32); products are formed in blocks on the backend, centred on the all-stimulus mean (the
+    double-centred fold Grams do not depend on that shift; it only removes cancellation). The Gram
+    matrix is computed on first use and shared by all outer splits, inner folds and target groups.
 
-    def __init__(self, x: np.ndarray | Any, ops: Ops | None = None) -> None:
+    ``rows`` (optional) picks and orders the stimuli of ``x`` (so aligning never copies ``x``).
+    :meth:`from_gram` builds a design from a Gram matrix alone (kernel ridge, always dual)."""
+
+    def __init__(self, x: np.ndarray | Any | None, ops: Ops | None = None, rows: np.ndarray | None = None,
+                 block_bytes: int | None = None) -> None:
         self.ops = ops or get_ops("numpy")
-        x = self.ops.asarray(x)
-        self.x = x - x.mean(0)
-        self.n, self.p = x.shape
         self._gram: Any = None
+        self.x = x
+        if x is None:
+            return
+        self.rows = np.arange(len(x)) if rows is None else np.asarray(rows)
+        self.n, self.p = len(self.rows), x.shape[1]
+        itemsize = np.dtype(self.ops.dtype_name).itemsize
+        # work arrays of at most an eighth of the features' size (and 64 MB): peak stays near one copy
+        budget = block_bytes or min(64 << 20, max(1 << 20, x.nbytes // 8))
+        self._block_cols = max(1, budget // (itemsize * max(self.n, 1)))
+        self._block_rows = max(1, budget // (itemsize * max(self.p, 1)))
+        mean = np.zeros(self.p)
+        for start in range(0, self.n, self._block_rows):
+            mean += x[self.rows[start:start + self._block_rows]].sum(0, dtype=np.float64)
+        self.mean = mean / max(self.n, 1)
+
+    @classmethod
+    def from_gram(cls, gram: np.ndarray, ops: Ops | None = None) -> Design:
+        """Kernel ridge from the (uncentred) Gram matrix ``x @ x.T`` of the stimuli, in order."""
+        design = cls(None, ops)
+        g = np.array(gram, dtype=np.float64)  # one copy, centred in place (n^2 memory, not 3 n^2)
+        g -= g.mean(0)[None, :]
+        g -= g.mean(1)[:, None]  # = g - row means - column means + grand mean
+        design._gram = design.ops.asarray(g)
+        design.n, design.p = len(g), None
+        return design
+
+    def with_ops(self, ops: Ops) -> Design:
+        """The same stimuli on other ops (e.g. float64 for the refit after a float32 alpha search),
+        starting from this design's Gram matrix if it has one."""
+        twin = copy.copy(self)
+        twin.ops = ops
+        twin._gram = None if self._gram is None else ops.asarray(self._gram)
+        return twin
+
+    def centred(self, idx: np.ndarray, cols: slice = slice(None)) -> Any:
+        """Rows ``idx`` (of this design's stimuli), columns ``cols``, centred, on the backend."""
+        block = self.ops.asarray(self.x[self.rows[idx], cols])  # float32 features stay one block-sized copy
+        block -= self.ops.asarray(self.mean[cols])
+        return block
 
     def gram(self) -> Any:
         if self._gram is None:
-            self._gram = self.x @ self.x.T
+            every = np.arange(self.n)
+            gram = self.ops.zeros((self.n, self.n))
+            for start in range(0, self.p, self._block_cols):
+                block = self.centred(every, slice(start, start + self._block_cols))
+                gram += block @ block.T
+            self._gram = gram
         return self._gram
 
     def is_dual(self, n_fit: int) -> bool:
-        return n_fit <= self.p
+        return self.x is None or n_fit <= self.p
+
+    def moments(self, y: Any, idx: np.ndarray) -> _Moments:
+        """Second moments of the rows ``idx`` (and their targets ``y``, one row per index), in row blocks."""
+        ops = self.ops
+        xx, xy = ops.zeros((self.p, self.p)), ops.zeros((self.p, y.shape[1]))
+        x_sum = ops.zeros((self.p,))
+        for start in range(0, len(idx), self._block_rows):
+            block = self.centred(idx[start:start + self._block_rows])
+            xx += block.T @ block
+            xy += block.T @ y[start:start + self._block_rows]
+            x_sum += block.sum(0)
+        return _Moments(xx, xy, x_sum, y.sum(0), len(idx))
 
     def spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
         ops = self.ops
-        fit_i, eval_i = ops.index(fit), ops.index(evaluate)
+        if not self.is_dual(len(fit)):
+            return _spectral_held_out(self, self.moments(y_fit, fit), None, np.zeros(0, dtype=int), evaluate)
         y_mean = y_fit.mean(0)
         yc = y_fit - y_mean
-        if self.is_dual(len(fit)):
-            g = self.gram()
-            g_ff = g[fit_i[:, None], fit_i[None, :]]
-            g_ef = g[eval_i[:, None], fit_i[None, :]]
-            # x_i^T x_j with both rows centred on the fit mean: subtract row means over the fit
-            # columns, then the column means over the fit rows
-            a_ff = g_ff - g_ff.mean(1)[:, None]
-            col = a_ff.mean(0)[None, :]
-            k_ff = a_ff - col
-            k_ef = g_ef - g_ef.mean(1)[:, None] - col
-            spectrum, vectors = ops.eigh((k_ff + k_ff.T) * 0.5)
-            basis = k_ef @ vectors
-            projected = vectors.T @ yc
-        else:
-            x_fit = self.x[fit_i]
-            x_mean = x_fit.mean(0)
-            xc = x_fit - x_mean
-            spectrum, vectors = ops.eigh(xc.T @ xc)
-            basis = (self.x[eval_i] - x_mean) @ vectors
-            projected = vectors.T @ (xc.T @ yc)
-        return _Spectral(basis, ops.clamp_min(spectrum, 0.0), projected, y_mean)
+        k_ff, k_ef = self.centred_kernels(fit, evaluate)
+        spectrum, vectors = ops.eigh((k_ff + k_ff.T) * 0.5)
+        return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
+
+    def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
+        """``(fit x fit, evaluate x fit)`` products of the features centred on the fit rows' mean,
+        taken from the shared Gram matrix."""
+        fit_i, eval_i = self.ops.index(fit), self.ops.index(evaluate)
+        g = self.gram()
+        g_ff = g[fit_i[:, None], fit_i[None, :]]
+        g_ef = g[eval_i[:, None], fit_i[None, :]]
+        # x_i^T x_j with both rows centred on the fit mean: subtract row means over the fit
+        # columns, then the column means over the fit rows
+        a_ff = g_ff - g_ff.mean(1)[:, None]
+        col = a_ff.mean(0)[None, :]
+        return a_ff - col, g_ef - g_ef.mean(1)[:, None] - col
 
 
 @dataclass
@@ -100,23 +155,23 @@ class _Moments:
     n: int
 
 
-def _moments(design: Design, y_fit: Any, fit: np.ndarray) -> _Moments:
-    x_fit = design.x[design.ops.index(fit)]
-    return _Moments(x_fit.T @ x_fit, x_fit.T @ y_fit, x_fit.sum(0), y_fit.sum(0), len(fit))
-
-
-def _spectral_held_out(design: Design, moments: _Moments, y_held: Any, held: np.ndarray) -> _Spectral:
-    """Primal fit on the moments' rows minus ``held``, evaluated on ``held``: the fold's
-    covariance is a downdate of the outer one (n_held p^2 instead of n_fit p^2)."""
+def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, held: np.ndarray,
+                       evaluate: np.ndarray | None = None) -> _Spectral:
+    """Primal fit on the moments' rows minus ``held``, evaluated on ``evaluate`` (default ``held``):
+    a fold's covariance is a downdate of the outer one (n_held p^2 instead of n_fit p^2)."""
     ops = design.ops
-    x_held = design.x[ops.index(held)]
     n_fit = moments.n - len(held)
-    x_mean = (moments.x_sum - x_held.sum(0)) / n_fit
-    y_mean = (moments.y_sum - y_held.sum(0)) / n_fit
-    cov = moments.xx - x_held.T @ x_held - n_fit * (x_mean[:, None] * x_mean[None, :])
-    cxy = moments.xy - x_held.T @ y_held - n_fit * (x_mean[:, None] * y_mean[None, :])
+    x_sum, y_sum, xx, xy = moments.x_sum, moments.y_sum, moments.xx, moments.xy
+    x_held = design.centred(held)
+    if len(held):
+        x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
+        xx, xy = xx - x_held.T @ x_held, xy - x_held.T @ y_held
+    x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
+    cov = xx - n_fit * (x_mean[:, None] * x_mean[None, :])
+    cxy = xy - n_fit * (x_mean[:, None] * y_mean[None, :])
     spectrum, vectors = ops.eigh((cov + cov.T) * 0.5)
-    return _Spectral((x_held - x_mean) @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+    x_eval = x_held if evaluate is None else design.centred(evaluate)
+    return _Spectral((x_eval - x_mean) @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
 
 
 @dataclass
@@ -152,19 +207,21 @@ def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: in
 
 def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | None = None,
              alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, seed: int = 0,
-             chunk_elements: int = CHUNK_ELEMENTS) -> RidgeCVResult:
+             chunk_elements: int = CHUNK_ELEMENTS, refit_ops: Ops | None = None) -> RidgeCVResult:
     """Choose an alpha per target by ``inner_folds``-fold CV (shuffled KFold, ``seed``) on the
     ``fit`` rows, minimising the out-of-fold squared error; then refit on all ``fit`` rows and
     predict the ``evaluate`` rows. ``y`` holds every row of the design (targets of rows not in
-    ``fit`` are never read)."""
+    ``fit`` are never read). ``refit_ops`` (e.g. float64 after a float32 search): the precision of
+    the refit and its predictions; default the design's."""
     ops = design.ops
+    y_given = y
     y = ops.asarray(y)
     alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
     n_alpha, t = len(alphas), y.shape[1]
     err, s1, s2, sxy = (ops.zeros((n_alpha, t)) for _ in range(4))
     folds = list(KFold(inner_folds, shuffle=True, random_state=seed).split(fit))
     primal = not design.is_dual(min(len(train) for train, _ in folds))
-    moments = _moments(design, y[ops.index(fit)], fit) if primal else None
+    moments = design.moments(y[ops.index(fit)], fit) if primal else None
     for train, valid in folds:
         if moments is not None:
             sp = _spectral_held_out(design, moments, y[ops.index(fit[valid])], fit[valid])
@@ -193,6 +250,9 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
     chosen = alpha_t[best]
     prediction = None
     if evaluate is not None and len(evaluate):
+        if refit_ops is not None and refit_ops.dtype_name != ops.dtype_name:
+            design, ops = design.with_ops(refit_ops), refit_ops
+            y_fit, chosen = ops.asarray(np.asarray(y_given)[fit]), ops.asarray(ops.to_numpy(chosen))
         sp = design.spectral(y_fit, fit, evaluate)
         prediction = ops.to_numpy(sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean)
     return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
