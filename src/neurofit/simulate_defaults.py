@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "baseline_hz": 4.0,
     "peak_hz": 60.0,
     "gain_noise": 0.25,
+    "rf_sigma": {"V1": 0.08, "V4": 0.15},
+    "channels_per_unit": 3,
+    "nonlinearity": 1.5,
+    "threshold": -1.0,
 }
 
 

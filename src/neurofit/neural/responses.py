@@ -44,6 +44,13 @@ ADAPTERS = ("templates", "table_folder", "ophys")
 EDGE_TOLERANCE_S = 1e-9
 
 
+# Unit filters on by default (``responses.units`` overrides each; null turns one off): a unit must fire
+# at least this often in the response window (spiking data only) and have a positive split-half
+# reliability, so silent units and units without measurable stimulus-driven variance (reliability
+# undefined or <= 0, hence no noise ceiling) are dropped, counted per region, not scored.
+DEFAULT_UNIT_FILTERS: dict[str, float] = {"min_rate_hz": 0.1, "min_reliability": 0.0}
+
+
 class ResponseConfigError(ValueError):
     """The ``responses:`` block of a dataset is inconsistent."""
 
@@ -76,6 +83,10 @@ class ResponseSpec:
         entry = dict(entry)
         if "window_ms" in entry:
             entry["window_ms"] = tuple(entry["window_ms"])
+        defaults = dict(DEFAULT_UNIT_FILTERS)
+        if entry.get("adapter") == "ophys":  # a firing rate does not apply to ΔF/F
+            defaults.pop("min_rate_hz")
+        entry["units"] = {**defaults, **(entry.get("units") or {})}
         spec = cls(**entry)
         spec.check()
         return spec
