@@ -66,20 +66,22 @@ def gaussian_mask(height: int, width: int, centre: tuple[float, float], sigma: f
 
 
 def readout_weights(shape: tuple[int, ...], n_units: int, rf_sigma: float, channels_per_unit: int,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator, live: np.ndarray | None = None) -> np.ndarray:
     """Each unit's linear readout of one layer, ``(unit, *shape)``.
 
     A conv layer ``(channel, y, x)``: a Gaussian spatial receptive field (sigma ``rf_sigma`` of
     the map's side, centred in the middle half of the map) times feature weights on
-    ``channels_per_unit`` channels, the factorised readout of system identification (Klindt et
-    al. 2017). A vector layer: a dense random mixture."""
+    ``channels_per_unit`` channels (among the ``live`` ones, those that vary across stimuli), the
+    factorised readout of system identification (Klindt et al. 2017). A vector layer: a dense
+    random mixture."""
     if len(shape) == 3:
         channels, height, width = shape
         weights = np.zeros((n_units, channels, height, width))
+        pool = np.flatnonzero(live) if live is not None and live.any() else np.arange(channels)
         for unit in range(n_units):
             centre = (rng.uniform(height / 4, 3 * height / 4 - 1), rng.uniform(width / 4, 3 * width / 4 - 1))
             mask = gaussian_mask(height, width, centre, max(rf_sigma * height, 0.5))
-            chosen = rng.choice(channels, size=min(channels_per_unit, channels), replace=False)
+            chosen = rng.choice(pool, size=min(channels_per_unit, len(pool)), replace=False)
             weights[unit, chosen] = rng.standard_normal(len(chosen))[:, None, None] * mask
         return weights
     return rng.standard_normal((n_units, *shape)) / np.sqrt(np.prod(shape))
@@ -119,9 +121,11 @@ def region_rates(activations: dict[str, np.ndarray], spec: SimulationSpec,
     of its region's layer, scaled to a peak rate with a per-unit gain."""
     rates = {}
     for region, layer in spec.regions.items():
-        weights = readout_weights(activations[layer].shape[1:], spec.units_per_region,
-                                  spec.rf_sigma.get(region, 0.1), spec.channels_per_unit, rng)
-        drive = readout_drive(activations[layer], weights)
+        features = activations[layer]
+        live = features.std(axis=(0, 2, 3)) > 0 if features.ndim == 4 else None  # ReLU channels can be dead
+        weights = readout_weights(features.shape[1:], spec.units_per_region, spec.rf_sigma.get(region, 0.1),
+                                  spec.channels_per_unit, rng, live)
+        drive = readout_drive(features, weights)
         gain = rng.uniform(0.5, 1.0, spec.units_per_region)
         rates[region] = spec.peak_hz * gain * np.log1p(np.exp(spec.nonlinearity * drive + spec.threshold)) / 3.0
     return rates

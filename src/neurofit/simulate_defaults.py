@@ -19,12 +19,12 @@ DEFAULTS: dict[str, Any] = {
     "latency_ms": {"V1": 40.0, "V4": 60.0, "IT": 80.0},
     "response_ms": 200.0,
     "baseline_hz": 4.0,
-    "peak_hz": 60.0,
+    "peak_hz": 100.0,
     "gain_noise": 0.25,
     "rf_sigma": {"V1": 0.08, "V4": 0.15},
     "channels_per_unit": 3,
-    "nonlinearity": 1.5,
-    "threshold": -1.0,
+    "nonlinearity": 0.7,
+    "threshold": 0.5,
 }
 
 
