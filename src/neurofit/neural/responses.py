@@ -446,6 +446,23 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
     return ResponseSet(responses=responses, binned=binned_da, stimuli=stimuli, summary=summary)
 
 
+def manifest_filter_entries(summary: dict[str, Any]) -> dict[str, Any]:
+    """What each unit filter of a responses summary dropped, in the data manifest's terms:
+    ``units: {region: {kept, dropped, <filter>: dropped}}`` and ``unit_filters: [{name, setting,
+    kept, dropped, by_region}]``."""
+    units: dict[str, dict[str, int]] = {}
+    for record in summary.get("filters", []):
+        for region, counts in record["by_region"].items():
+            entry = units.setdefault(region, {"kept": 0, "dropped": 0})
+            entry["kept"] = counts["kept"]  # the last filter's kept count is the final one
+            entry["dropped"] += counts["dropped"]
+            if counts["dropped"]:
+                entry[f"dropped by {record['filter']}"] = counts["dropped"]
+    filters = [{"name": r["filter"], "setting": r["setting"], "kept": r["kept"], "dropped": r["dropped"],
+                "by_region": r["by_region"]} for r in summary.get("filters", [])]
+    return {"units": units, "unit_filters": filters}
+
+
 def responses_from_nwb(path: str | Path, spec: ResponseSpec, ceiling: bool = True) -> tuple[xr.DataArray,
                                                                                            xr.DataArray]:
     """One file: (responses ``(presentation, neuroid)``, stimuli ``(stimulus, y, x[, channel])``)."""
