@@ -77,6 +77,7 @@ class ResponseSpec:
     unsorted_spike_times: str = "error"
     ophys_series: str | None = None
     reliability: dict[str, int] = field(default_factory=dict)
+    defaulted_filters: tuple[str, ...] = ()  # unit filters set by DEFAULT_UNIT_FILTERS, not by config
 
     @classmethod
     def from_config(cls, entry: dict[str, Any]) -> ResponseSpec:
@@ -86,7 +87,9 @@ class ResponseSpec:
         defaults = dict(DEFAULT_UNIT_FILTERS)
         if entry.get("adapter") == "ophys":  # a firing rate does not apply to ΔF/F
             defaults.pop("min_rate_hz")
-        entry["units"] = {**defaults, **(entry.get("units") or {})}
+        configured = entry.get("units") or {}
+        entry["units"] = {**defaults, **configured}
+        entry["defaulted_filters"] = tuple(name for name in defaults if name not in configured)
         spec = cls(**entry)
         spec.check()
         return spec
@@ -391,9 +394,12 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
         try:
             reliability = split_half_reliability(values, ids, settings["n_splits"], settings["seed"])
         except RepeatsError as error:
-            source = spec.index_series or f"{spec.table}/{spec.stimulus_column}"
-            raise NWBContentError(f"{paths}: a noise ceiling needs stimuli shown at least twice ({source}): "
-                                  f"{error}") from error
+            # Without a ceiling, the default reliability filter gives way to data without repeats;
+            # a configured one does not.
+            if ceiling or "min_reliability" not in spec.defaulted_filters:
+                source = spec.index_series or f"{spec.table}/{spec.stimulus_column}"
+                raise NWBContentError(f"{paths}: a noise ceiling needs stimuli shown at least twice ({source}): "
+                                      f"{error}") from error
     log = _FilterLog()
     keep = _filter_units(neuroids, values, reliability, spec, paths, log)
     neuroids = neuroids[keep].reset_index(drop=True)
