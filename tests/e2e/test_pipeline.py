@@ -62,9 +62,13 @@ MISSES = {
 REGIONS = ["V1", "V4", "IT"]
 
 
+# A 5-5 tie can tip either way with another BLAS or thread count: not strict.
+NOT_STRICT = {("layer", "V1")}
+
+
 def regions(check: str) -> list:
-    return [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=MISSES[check][r])) if r in MISSES[check]
-            else r for r in REGIONS]
+    return [pytest.param(r, marks=pytest.mark.xfail(strict=(check, r) not in NOT_STRICT, reason=MISSES[check][r]))
+            if r in MISSES[check] else r for r in REGIONS]
 
 
 @pytest.mark.parametrize("region", regions("ceiling"))
