@@ -46,3 +46,43 @@ def test_units_respond_after_their_latency(simulated_nwb):
     before = np.sum((relative >= -0.03) & (relative < 0.0))  # 30 ms before onset: baseline only
     evoked = np.sum((relative >= 0.1) & (relative < 0.13))  # 30 ms inside every region's response
     assert evoked > 2 * before
+
+
+def test_two_runs_write_identical_bytes(tmp_path):
+    """Same settings, same files: fixed identifier, session start, file creation date and object ids."""
+    from neurofit.simulate import SimulationSpec, simulate
+
+    settings = {"n_stimuli": 16, "n_repeats": 2, "units_per_region": 3, "reference_epochs": 0}
+    for run in ("a", "b"):
+        simulate(SimulationSpec.from_config(settings), tmp_path / run)
+    for name in ("dandiset/sub-sim/sub-sim_ses-1_ecephys.nwb", "dandiset/dandiset.yaml", "ground_truth.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    other = {**settings, "seed": 1}
+    simulate(SimulationSpec.from_config(other), tmp_path / "c")
+    nwb = "dandiset/sub-sim/sub-sim_ses-1_ecephys.nwb"
+    assert (tmp_path / "a" / nwb).read_bytes() != (tmp_path / "c" / nwb).read_bytes()
+
+
+def test_conv_readout_is_a_gaussian_receptive_field_times_feature_weights():
+    from neurofit.simulate import readout_weights
+
+    live = np.ones(8, dtype=bool)
+    live[:5] = False  # dead channels are never read
+    weights = readout_weights((8, 16, 16), 20, rf_sigma=0.1, channels_per_unit=2,
+                              rng=np.random.default_rng(0), live=live)
+    assert weights.shape == (20, 8, 16, 16)
+    for unit in weights:
+        channels = np.flatnonzero(np.abs(unit).sum(axis=(1, 2)) > 0)
+        assert len(channels) == 2 and set(channels) <= {5, 6, 7}
+        masks = unit[channels] / unit[channels].sum(axis=(1, 2), keepdims=True)
+        np.testing.assert_allclose(masks[0], masks[1])  # one spatial mask, scaled per channel
+        peak = np.unravel_index(masks[0].argmax(), masks[0].shape)
+        assert all(3 <= p <= 12 for p in peak)  # centred in the middle half of the map
+        assert masks[0][peak] < 0.5  # pooled over several positions, not one
+
+
+def test_vector_readout_is_dense():
+    from neurofit.simulate import readout_weights
+
+    weights = readout_weights((32,), 5, rf_sigma=0.1, channels_per_unit=2, rng=np.random.default_rng(0))
+    assert weights.shape == (5, 32) and (weights != 0).all()

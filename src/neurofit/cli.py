@@ -370,10 +370,24 @@ def stage_provenance(config: dict[str, Any], software: dict[str, Any], config_ou
     write_software(software, software_json, software_html)
 
 
-def stage_data_manifest(manifests: dict[str, str], responses: dict[str, str], html_out: str, json_out: str) -> None:
+def stage_data_manifest(manifests: dict[str, str], responses: dict[str, str], html_out: str, json_out: str,
+                        summaries: dict[str, str] | None = None) -> None:
+    import tempfile
+
+    from neurofit.neural.responses import manifest_filter_entries
     from neurofit.report.provenance import write_data_manifest
 
-    write_data_manifest(manifests, responses, html_out, json_out)
+    # The data page lists what each unit filter dropped (recorded in the responses summary) beside
+    # the manifest's own entries.
+    with tempfile.TemporaryDirectory() as scratch:
+        merged = {}
+        for name, path in manifests.items():
+            manifest = json.loads(Path(path).read_text())
+            if summaries and name in summaries:
+                manifest.update(manifest_filter_entries(json.loads(Path(summaries[name]).read_text())))
+            merged[name] = str(Path(scratch) / f"{name}.json")
+            Path(merged[name]).write_text(json.dumps(manifest))
+        write_data_manifest(merged, responses, html_out, json_out)
 
 
 def stage_models_manifest(performance: dict[str, str], html_out: str, json_out: str) -> None:

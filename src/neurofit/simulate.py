@@ -9,6 +9,8 @@ shown several times each in shuffled order; spikes are Poisson with a response l
 from __future__ import annotations
 
 import json
+import random
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,8 @@ from neurofit.images import CATEGORIES, render_objects
 from neurofit.models.train import ModelSpec, train
 from neurofit.models.weights import save_weights
 from neurofit.simulate_defaults import simulation_settings
+
+SESSION_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -44,36 +48,93 @@ class SimulationSpec:
     baseline_hz: float
     peak_hz: float
     gain_noise: float  # trial-to-trial multiplicative (log-normal sd) variability
+    rf_sigma: dict[str, float]  # per region: receptive field sigma as a fraction of the layer map's side
+    channels_per_unit: int  # feature channels a conv-layer unit reads
+    nonlinearity: float  # slope of the softplus on the z-scored drive (0: linear)
+    threshold: float  # offset of the softplus (negative: more rectified)
 
     @classmethod
     def from_config(cls, entry: dict[str, Any] | None = None) -> SimulationSpec:
         return cls(**simulation_settings(entry or {}))
 
 
-def _readout_drive(features: np.ndarray, n_units: int, rng: np.random.Generator) -> np.ndarray:
-    """Each unit reads a random channel mixture at one spatial position (a receptive field) of a
-    conv layer, or a random dense mixture of a vector layer; returns z-scored drives (stim, unit)."""
-    if features.ndim == 4:  # (stimulus, channel, y, x)
-        _, channels, height, width = features.shape
-        ys = rng.integers(height // 4, height - height // 4, n_units)
-        xs = rng.integers(width // 4, width - width // 4, n_units)
-        weights = rng.standard_normal((n_units, channels))
-        local = features[:, :, ys, xs]  # (stimulus, channel, unit)
-        drive = np.einsum("scu,uc->su", local, weights)
-    else:
-        weights = rng.standard_normal((features.shape[1], n_units)) / np.sqrt(features.shape[1])
-        drive = features @ weights
+def gaussian_mask(height: int, width: int, centre: tuple[float, float], sigma: float) -> np.ndarray:
+    """A 2-D Gaussian over a ``height x width`` map (centre and sigma in map pixels), summing to 1."""
+    ys, xs = np.arange(height)[:, None], np.arange(width)[None, :]
+    mask = np.exp(-((ys - centre[0]) ** 2 + (xs - centre[1]) ** 2) / (2 * sigma**2))
+    return mask / mask.sum()
+
+
+def readout_weights(shape: tuple[int, ...], n_units: int, rf_sigma: float, channels_per_unit: int,
+                    rng: np.random.Generator, live: np.ndarray | None = None) -> np.ndarray:
+    """Each unit's linear readout of one layer, ``(unit, *shape)``.
+
+    A conv layer ``(channel, y, x)``: a Gaussian spatial receptive field (sigma ``rf_sigma`` of
+    the map's side, centred in the middle half of the map) times feature weights on
+    ``channels_per_unit`` channels (among the ``live`` ones, those that vary across stimuli), the
+    factorised readout of system identification (Klindt et al. 2017). A vector layer: a dense
+    random mixture."""
+    if len(shape) == 3:
+        channels, height, width = shape
+        weights = np.zeros((n_units, channels, height, width))
+        pool = np.flatnonzero(live) if live is not None and live.any() else np.arange(channels)
+        for unit in range(n_units):
+            centre = (rng.uniform(height / 4, 3 * height / 4 - 1), rng.uniform(width / 4, 3 * width / 4 - 1))
+            mask = gaussian_mask(height, width, centre, max(rf_sigma * height, 0.5))
+            chosen = rng.choice(pool, size=min(channels_per_unit, len(pool)), replace=False)
+            weights[unit, chosen] = rng.standard_normal(len(chosen))[:, None, None] * mask
+        return weights
+    return rng.standard_normal((n_units, *shape)) / np.sqrt(np.prod(shape))
+
+
+def readout_drive(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Z-scored drives ``(stimulus, unit)`` of ``features`` ``(stimulus, ...)`` through ``weights``."""
+    drive = features.reshape(len(features), -1) @ weights.reshape(len(weights), -1).T
     drive = drive - drive.mean(0)
     return drive / (drive.std(0) + 1e-9)
+
+
+def reference_activations(model: Any, images: np.ndarray, layers: list[str], image_size: int) -> dict[str, np.ndarray]:
+    """Outputs of ``layers`` of ``model`` for the stimuli, unflattened (a conv layer keeps its
+    ``(channel, y, x)`` map), preprocessed as the features stage does."""
+    import torch
+
+    from neurofit.features import preprocess
+
+    model.eval()
+    activations: dict[str, np.ndarray] = {}
+    hooks = [getattr(model, layer).register_forward_hook(
+        lambda _m, _i, o, layer=layer: activations.__setitem__(layer, o.detach().cpu().numpy().astype(np.float64)))
+        for layer in dict.fromkeys(layers)]
+    try:
+        with torch.no_grad():
+            model(preprocess(images, image_size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return activations
+
+
+def region_rates(activations: dict[str, np.ndarray], spec: SimulationSpec,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Evoked rates (Hz) per region ``(stimulus, unit)``: a softplus of each unit's readout drive
+    of its region's layer, scaled to a peak rate with a per-unit gain."""
+    rates = {}
+    for region, layer in spec.regions.items():
+        features = activations[layer]
+        live = features.std(axis=(0, 2, 3)) > 0 if features.ndim == 4 else None  # ReLU channels can be dead
+        weights = readout_weights(features.shape[1:], spec.units_per_region, spec.rf_sigma.get(region, 0.1),
+                                  spec.channels_per_unit, rng, live)
+        drive = readout_drive(features, weights)
+        gain = rng.uniform(0.5, 1.0, spec.units_per_region)
+        rates[region] = spec.peak_hz * gain * np.log1p(np.exp(spec.nonlinearity * drive + spec.threshold)) / 3.0
+    return rates
 
 
 def simulate(spec: SimulationSpec, out_dir: str | Path) -> dict[str, Any]:
     """Write ``dandiset/`` (dandiset.yaml + one NWB session), ``ground_truth.json`` and
     ``reference_model.pt`` under ``out_dir``; returns the ground truth."""
-    import torch
     from pynwb import NWBHDF5IO
-
-    from neurofit.features import preprocess
 
     out = Path(out_dir)
     rng = np.random.default_rng(spec.seed)
@@ -83,22 +144,9 @@ def simulate(spec: SimulationSpec, out_dir: str | Path) -> dict[str, Any]:
     model, _ = train(ModelSpec(architecture=spec.architecture, objective="supervised" if spec.reference_epochs
                                else "untrained", epochs=spec.reference_epochs, seed=spec.seed,
                                image_size=spec.image_size, width=spec.width))
-    model.eval()
-    activations: dict[str, np.ndarray] = {}
-    hooks = [getattr(model, layer).register_forward_hook(
-        lambda _m, _i, o, layer=layer: activations.__setitem__(layer, o.detach().numpy()))
-        for layer in set(spec.regions.values())]
-    with torch.no_grad():
-        model(preprocess(stimuli.images, spec.image_size))
-    for hook in hooks:
-        hook.remove()
-
-    # Rates per region (stimulus, unit): a softplus of the drive, scaled to a peak rate.
-    rates: dict[str, np.ndarray] = {}
-    for region, layer in spec.regions.items():
-        drive = _readout_drive(activations[layer], spec.units_per_region, rng)
-        gain = rng.uniform(0.5, 1.0, spec.units_per_region)
-        rates[region] = spec.peak_hz * gain * np.log1p(np.exp(1.5 * drive - 1.0)) / 3.0
+    images = np.round(stimuli.images * 255).astype(np.uint8)  # the bytes the NWB file stores
+    activations = reference_activations(model, images, list(spec.regions.values()), spec.image_size)
+    rates = region_rates(activations, spec, rng)
 
     order = np.concatenate([rng.permutation(spec.n_stimuli) for _ in range(spec.n_repeats)])
     period = (spec.stimulus_ms + spec.gap_ms) / 1000.0
@@ -107,12 +155,12 @@ def simulate(spec: SimulationSpec, out_dir: str | Path) -> dict[str, Any]:
 
     spike_trains: list[np.ndarray] = []
     unit_regions: list[str] = []
-    for region, region_rates in rates.items():
+    for region, unit_rates in rates.items():
         latency = spec.latency_ms.get(region, 50.0) / 1000.0
         window = spec.response_ms / 1000.0
-        for unit in range(region_rates.shape[1]):
+        for unit in range(unit_rates.shape[1]):
             trial_gain = rng.lognormal(0.0, spec.gain_noise, len(order))
-            evoked = rng.poisson(region_rates[order, unit] * trial_gain * window)
+            evoked = rng.poisson(unit_rates[order, unit] * trial_gain * window)
             starts = np.repeat(onsets + latency, evoked)
             evoked_times = starts + rng.uniform(0, window, evoked.sum())
             background = rng.uniform(0, duration, rng.poisson(spec.baseline_hz * duration))
@@ -122,7 +170,7 @@ def simulate(spec: SimulationSpec, out_dir: str | Path) -> dict[str, Any]:
     dandiset = out / "dandiset"
     session = dandiset / "sub-sim" / "sub-sim_ses-1_ecephys.nwb"
     session.parent.mkdir(parents=True, exist_ok=True)
-    nwbfile = _nwbfile(spec, stimuli.images, stimuli.labels, order, onsets, spike_trains, unit_regions)
+    nwbfile = _nwbfile(spec, images, stimuli.labels, order, onsets, spike_trains, unit_regions)
     with NWBHDF5IO(str(session), "w") as io:
         io.write(nwbfile)
     (dandiset / "dandiset.yaml").write_text(yaml.safe_dump({
@@ -157,7 +205,8 @@ def _nwbfile(spec: SimulationSpec, images: np.ndarray, labels: np.ndarray, order
     nwbfile = NWBFile(
         session_description="Simulated passive viewing of procedurally generated objects",
         identifier=f"neurofit-sim-{spec.seed}",
-        session_start_time=datetime(2026, 1, 1, tzinfo=UTC),
+        session_start_time=SESSION_START,
+        file_create_date=[SESSION_START],  # not the wall clock: the same settings write the same bytes
         experiment_description="neurofit simulated ventral stream (ground truth known)",
         institution="neurofit",
     )
@@ -175,7 +224,7 @@ def _nwbfile(spec: SimulationSpec, images: np.ndarray, labels: np.ndarray, order
     names = [f"image_{i:04d}" for i in range(len(images))]
     template = Images(
         name="natural_scenes",
-        images=[GrayscaleImage(name=name, data=(img * 255).astype(np.uint8), description=CATEGORIES[label])
+        images=[GrayscaleImage(name=name, data=img, description=CATEGORIES[label])
                 for name, img, label in zip(names, images, labels, strict=True)],
         description="procedurally generated object images; image_index indexes them in order",
     )
@@ -187,4 +236,15 @@ def _nwbfile(spec: SimulationSpec, images: np.ndarray, labels: np.ndarray, order
         table.add_row(start_time=float(onset), stop_time=float(onset + spec.stimulus_ms / 1000.0),
                       image_index=int(image), category=CATEGORIES[labels[image]])
     nwbfile.add_time_intervals(table)
+    _fix_object_ids(nwbfile, spec.seed)
     return nwbfile
+
+
+def _fix_object_ids(nwbfile: Any, seed: int) -> None:
+    """Replace the random UUID4 that hdmf gives every container with one drawn from ``seed`` (in
+    the file's own traversal order), so two runs with the same settings write identical bytes."""
+    rng = random.Random(seed)
+    for container in nwbfile.all_children():
+        # hdmf keeps the id in a name-mangled attribute and offers only a random regeneration.
+        container._AbstractContainer__object_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    nwbfile.all_children()  # rebuilds the file's index of objects by id

@@ -45,23 +45,61 @@ def test_table_has_the_documented_schema(tiny_run):
         assert (workdir / "results/figures" / figure).stat().st_size > 1000
 
 
-def test_reference_model_recovers_the_true_hierarchy(tiny_run):
+def ground_truth(workdir: Path) -> dict:
+    return json.loads(next((workdir / "resources/simulated").glob("sim-*/ground_truth.json")).read_text())
+
+
+# Known misses of the default simulation (measured on config/config.yaml, README "What the default run
+# recovers"); strict, so a fix that makes one pass turns its mark into a failure to remove.
+V1_SPANNED = ("an untrained conv1 spans the hidden network's conv1 readout: noise-free ridge r^2 0.96 against "
+              "0.98 for the truth, so V1 cannot separate the reference from the untrained control")
+MISSES = {
+    "ceiling": {"V1": "reference at conv1 0.874 [0.817, 0.941]: ridge on 216 noisy training stimuli",
+                "V4": "reference at conv3 0.910 [0.837, 0.962]: ridge on 216 noisy training stimuli"},
+    "layer": {"V1": "conv1 in 5 of 10 splits, conv2 in the other 5"},
+    "control": {"V1": V1_SPANNED},
+}
+REGIONS = ["V1", "V4", "IT"]
+
+
+# A 5-5 tie can tip either way with another BLAS or thread count: not strict.
+NOT_STRICT = {("layer", "V1")}
+
+
+def regions(check: str) -> list:
+    return [pytest.param(r, marks=pytest.mark.xfail(strict=(check, r) not in NOT_STRICT, reason=MISSES[check][r]))
+            if r in MISSES[check] else r for r in REGIONS]
+
+
+@pytest.mark.parametrize("region", regions("ceiling"))
+def test_reference_scores_at_ceiling_at_its_true_layer(tiny_run, region):
+    """The simulator's truth is recovered: the hidden network's true layer explains the region's
+    explainable variance (ceiling-normalised score with a CI that contains 1)."""
     workdir, _ = tiny_run
-    truth = json.loads(next((workdir / "resources/simulated").glob("sim-*/ground_truth.json")).read_text())
-    order = truth["layer_order"]
+    true_layer = ground_truth(workdir)["region_layer"][region]
     table = pd.read_csv(workdir / "results/tables/predictivity.csv")
-    reference = table[table["model"] == "reference"]
-    best = {region: reference.loc[rows["score"].idxmax(), "layer"] for region, rows in reference.groupby("region")}
-    for region, true_layer in truth["region_layer"].items():
-        assert abs(order.index(best[region]) - order.index(true_layer)) <= 1, (region, best[region], true_layer)
-    assert order.index(best["V1"]) < order.index(best["IT"])
+    row = table[(table["model"] == "reference") & (table["layer"] == true_layer) & (table["region"] == region)]
+    assert len(row) == 1
+    assert row["ci_low"].iloc[0] <= 1.0 <= row["ci_high"].iloc[0], row.to_dict("records")
 
 
-def test_reference_beats_untrained_control_in_every_region(tiny_run):
+@pytest.mark.parametrize("region", regions("layer"))
+def test_layer_chosen_on_training_stimuli_is_the_true_one(tiny_run, region):
+    """In more than half of the outer splits (not just the most frequent choice)."""
     workdir, _ = tiny_run
-    best = pd.read_csv(workdir / "results/tables/best_layer.csv").pivot(index="region", columns="model",
-                                                                         values="score")
-    assert (best["reference"] > best["untrained"]).all(), best
+    true_layer = ground_truth(workdir)["region_layer"][region]
+    best = pd.read_csv(workdir / "results/tables/best_layer.csv")
+    row = best[(best["model"] == "reference") & (best["region"] == region)].iloc[0]
+    choices = row["layer_choices"].split(",")
+    assert choices.count(true_layer) > len(choices) / 2, row.to_dict()
+
+
+@pytest.mark.parametrize("region", regions("control"))
+def test_reference_beats_untrained_control_with_separate_cis(tiny_run, region):
+    workdir, _ = tiny_run
+    best = pd.read_csv(workdir / "results/tables/best_layer.csv").set_index(["region", "model"])
+    reference, untrained = best.loc[(region, "reference")], best.loc[(region, "untrained")]
+    assert reference["ci_low"] > untrained["ci_high"], (reference.to_dict(), untrained.to_dict())
 
 
 def test_second_run_does_nothing(repo, tiny_run):

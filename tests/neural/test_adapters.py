@@ -100,7 +100,7 @@ def test_adapter_ophys_means_dff_in_the_window_per_plane(tmp_path, nwb_writer, i
                       tables={"natural_scenes_presentations": {"start_time": ONSETS, "image_index": INDEX}},
                       templates={"scenes": images(4)})
     spec = ResponseSpec.from_config({"adapter": "ophys", "window_ms": [100, 400], "bin_ms": 150,
-                                     "region_map": {"VIS(.*)": r"visual_\1"}})
+                                     "region_map": {"VIS(.*)": r"visual_\1"}, "units": {"min_reliability": None}})
     result = build_responses([path], spec)
     r = result.responses
     assert r.name == "dff"

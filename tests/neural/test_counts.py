@@ -57,7 +57,8 @@ def test_generated_file_counts_equal_truth_through_the_adapter(tmp_path, nwb_wri
                       units=[{"spike_times": unit_a, "location": "V1"}, {"spike_times": unit_b, "location": "IT"}],
                       tables={"presentations": {"start_time": onsets, "image_index": index}},
                       templates={"scenes": images(3)})
-    spec = ResponseSpec.from_config({"table": "presentations", "bin_ms": 50})
+    spec = ResponseSpec.from_config({"table": "presentations", "bin_ms": 50,
+                                     "units": {"min_rate_hz": None, "min_reliability": None}})
     result = build_responses([path], spec, ceiling=False)
     r = result.responses
     assert r.dims == ("presentation", "neuroid")

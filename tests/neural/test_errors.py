@@ -82,9 +82,10 @@ def test_no_units(tmp_path, nwb_writer, images):
 def test_a_region_with_zero_units_after_filters(good_file):
     with pytest.raises(NWBContentError, match=r"sub-x_ses-1.nwb.*region 'IT' \(datasets.\*.regions\) has no units "
                                               r"after filters \[\('region', 1\), \('quality', 0\)\]"):
-        build(good_file, regions=["V1", "IT"], units={"quality": {"column": "quality", "keep": ["good"]}})
+        build(good_file, regions=["V1", "IT"], units={"quality": {"column": "quality", "keep": ["good"]},
+                                                      "min_rate_hz": None, "min_reliability": None})
     with pytest.raises(NWBContentError, match=r"region 'V2' .* regions in the file\(s\): \['IT', 'V1'\]"):
-        build(good_file, regions=["V1", "V2"])
+        build(good_file, regions=["V1", "V2"], units={"min_rate_hz": None, "min_reliability": None})
     with pytest.raises(NWBContentError, match=r"units have no column 'grade' \(responses.units.quality.column\); "
                                               r"unit columns: \['quality'\]"):
         build(good_file, units={"quality": {"column": "grade", "keep": ["good"]}})

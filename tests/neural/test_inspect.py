@@ -51,7 +51,9 @@ def test_inspect_000207(file_000207, repo, tmp_path):
     with_folder = {**block, "stimuli": {**block["stimuli"], "path": str(tmp_path)}}
     for name in _frame_names(file_000207):
         Image.fromarray(np.zeros((3, 3), dtype=np.uint8)).save(tmp_path / name, format="PNG")
-    result = build_responses([file_000207], ResponseSpec.from_config({**with_folder, "regions": dataset["regions"]}))
+    no_filters = {"min_rate_hz": None, "min_reliability": None}  # every unit, to compare with the file
+    spec = ResponseSpec.from_config({**with_folder, "regions": dataset["regions"], "units": no_filters})
+    result = build_responses([file_000207], spec)
     assert result.responses.sizes == {"presentation": 180, "neuroid": 35}
 
 

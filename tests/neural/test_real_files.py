@@ -51,6 +51,7 @@ def test_000207_counts_per_trial_equal_direct_computation(file_000207, tmp_path)
     folder = image_folder(tmp_path / "frames", sorted(set(table["frameName"])))
     settings = {"adapter": "table_folder", "table": "recognition_table", "stimulus_column": "frameName",
                 "stimuli": {"path": str(folder)}, "regions": ["hippocampus_right", "amygdala_right"], "bin_ms": 50,
+                "units": {"min_rate_hz": None, "min_reliability": None},
                 "window_ms": [0, 1000]}
     result = build_responses([file_000207], ResponseSpec.from_config(settings))
     r = result.responses
@@ -106,7 +107,8 @@ def test_000006_counts_per_trial_equal_direct_computation(file_000006, tmp_path)
     spec = ResponseSpec.from_config({"adapter": "table_folder", "table": "trials", "stimulus_column": "type",
                                      "query": "is_good == 1", "stimuli": {"path": str(folder), "pattern": "{id}.png"},
                                      "unsorted_spike_times": "sort", "window_ms": [0, 3000], "regions": ["ALM"],
-                                     "units": {"quality": {"column": "quality", "keep": ["Excellent"]}}})
+                                     "units": {"quality": {"column": "quality", "keep": ["Excellent"]},
+                                               "min_rate_hz": None, "min_reliability": None}})
     result = build_responses([file_000006], spec, ceiling=False)  # two trial types: too few for a ceiling
     with open_nwb(file_000006) as nwbfile:
         trials = read_intervals(nwbfile, file_000006, "trials").query("is_good == 1")

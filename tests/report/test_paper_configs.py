@@ -57,17 +57,23 @@ def test_paper_config_dry_runs_without_network(path, tmp_path):
 
 
 def shrink(config: dict) -> dict:
-    """The paper config at test size: fewer stimuli, units, training images, layers and splits; the
-    models, learning rules, epochs and regions stay as the paper config has them."""
+    """The paper config at test size: fewer stimuli, units, layers and splits; the models, learning
+    rules, epochs, training sets and regions stay as the paper config has them (the papers' claims
+    are about task performance, which a smaller training set does not reach: at 128 training images
+    even backprop stays at chance after 4 epochs)."""
     for dataset in config["datasets"].values():
         if dataset["source"] == "simulated":
             dataset["simulate"] = {**dataset.get("simulate", {}), "n_stimuli": 48, "n_repeats": 4,
                                    "units_per_region": 8}
     for model in config["models"].values():
-        model.update(n_train=128, n_test=64, batch_size=64, layers=["fc"])
+        model.update(layers=["fc"])
     config["encoding"].update(splits={"preset": "brainscore", "n_splits": 3, "train_size": 0.8, "seed": 1},
                               inner_folds=2, alphas={"min_exp": -2, "max_exp": 6, "n": 5})
     return config
+
+
+def performance(paper_runs: Path, name: str, model: str) -> dict:
+    return json.loads((paper_runs / "results" / name / "models" / model / "performance.json").read_text())
 
 
 def data_uris(report: Path) -> dict[str, bytes]:
@@ -107,16 +113,37 @@ def test_every_figure_is_produced(paper_runs, name):
 
 @pytest.mark.e2e
 def test_yamins_correlates_performance_with_predictivity(paper_runs):
+    """Yamins et al. 2014: held-out accuracy rises with training, and so does IT predictivity (the
+    correlation over the five models is positive). Five models give a wide CI, so only the sign of r is
+    asserted; the hidden network (resnet_small) differs from every candidate (alexnet_small)."""
     name = "yamins2014_performance_vs_predictivity"
+    config = yaml.safe_load((paper_runs / f"{name}.yaml").read_text())
+    hidden = config["datasets"]["sim"]["simulate"]["architecture"]
+    assert all(model["architecture"] != hidden for model in config["models"].values())
     correlations = pd.read_csv(paper_runs / "results" / name / "tables" / "performance_vs_predictivity.csv")
-    assert list(correlations["region"]) == ["V4", "IT"]
-    assert (correlations["n_models"] == 5).all()
-    finite = correlations.dropna(subset=["r"])
-    assert len(finite) >= 1
-    assert ((finite["ci_low"] <= finite["r"]) & (finite["r"] <= finite["ci_high"])).all()
-    accuracy = {json.loads((paper_runs / "results" / name / "models" / m / "performance.json").read_text())
-                ["heldout_accuracy"] for m in ("epochs_0", "epochs_1", "epochs_2", "epochs_4", "epochs_8")}
-    assert len(accuracy) > 1  # the epochs give a range of task performance (at full size, rising with epochs)
+    assert set(correlations["region"]) == {"V4", "IT"}
+    it = correlations[correlations["region"] == "IT"].iloc[0]
+    assert it["n_models"] == 5
+    assert it["r"] > 0, correlations
+    assert it["ci_low"] <= it["r"] <= it["ci_high"]
+    accuracy = {epochs: performance(paper_runs, name, f"epochs_{epochs}")["heldout_accuracy"]
+                for epochs in (0, 1, 2, 4, 8)}
+    chance = performance(paper_runs, name, "epochs_0")["chance"]
+    assert accuracy[8] >= 2 * chance and accuracy[8] > accuracy[0], accuracy
+
+
+@pytest.mark.e2e
+def test_richards_learning_rules_learn(paper_runs):
+    """Richards et al. 2019 (and Lillicrap et al. 2016, Liao et al. 2016): every learning rule trains
+    the network well above chance, at least twice chance on held-out images, with backprop at least
+    as good as the approximations to it."""
+    name = "richards2019_learning_rules"
+    rules = ("backprop", "feedback_alignment", "sign_symmetry")
+    accuracy = {rule: performance(paper_runs, name, rule)["heldout_accuracy"] for rule in rules}
+    chance = performance(paper_runs, name, "backprop")["chance"]
+    for rule in rules:
+        assert accuracy[rule] >= 2 * chance, (rule, accuracy, chance)
+    assert accuracy["backprop"] >= max(accuracy["feedback_alignment"], accuracy["sign_symmetry"]) - 0.05, accuracy
 
 
 @pytest.mark.e2e
@@ -124,7 +151,6 @@ def test_richards_compares_the_three_learning_rules(paper_runs):
     svg = (paper_runs / "results" / "richards2019_learning_rules" / "figures" / "learning_rules.svg").read_text()
     for rule in ("backprop", "feedback_alignment", "sign_symmetry"):
         assert f">{rule}<" in svg or f"{rule}</" in svg
-    assert "untrained" not in svg  # the control has no learning rule
     for region in ("V1", "V4", "IT"):
         assert region in svg
 

@@ -236,6 +236,7 @@ rule data_manifest:
     input:
         manifest_files=[LAYOUT.manifest(d) for d in DATASETS],
         responses_files=[LAYOUT.responses(d) for d in DATASETS],
+        summary_files=[LAYOUT.responses_summary(d) for d in DATASETS],
     output:
         html_out=report(
             LAYOUT.provenance("data_manifest.html"), caption="../report/data_manifest.rst", category="Provenance"
@@ -244,6 +245,7 @@ rule data_manifest:
     params:
         manifests={d: LAYOUT.manifest(d) for d in DATASETS},
         responses={d: LAYOUT.responses(d) for d in DATASETS},
+        summaries={d: LAYOUT.responses_summary(d) for d in DATASETS},
         code=stage_code_hash("data_manifest"),
     log:
         LAYOUT.log("data_manifest"),

@@ -45,6 +45,13 @@ ADAPTERS = ("templates", "table_folder", "ophys")
 EDGE_TOLERANCE_S = 1e-9
 
 
+# Unit filters on by default (``responses.units`` overrides each; null turns one off): a unit must fire
+# at least this often in the response window (spiking data only) and have a positive split-half
+# reliability, so silent units and units without measurable stimulus-driven variance (reliability
+# undefined or <= 0, hence no noise ceiling) are dropped, counted per region, not scored.
+DEFAULT_UNIT_FILTERS: dict[str, float] = {"min_rate_hz": 0.1, "min_reliability": 0.0}
+
+
 class ResponseConfigError(ValueError):
     """The ``responses:`` block of a dataset is inconsistent."""
 
@@ -71,12 +78,19 @@ class ResponseSpec:
     unsorted_spike_times: str = "error"
     ophys_series: str | None = None
     reliability: dict[str, int] = field(default_factory=dict)
+    defaulted_filters: tuple[str, ...] = ()  # unit filters set by DEFAULT_UNIT_FILTERS, not by config
 
     @classmethod
     def from_config(cls, entry: dict[str, Any]) -> ResponseSpec:
         entry = dict(entry)
         if "window_ms" in entry:
             entry["window_ms"] = tuple(entry["window_ms"])
+        defaults = dict(DEFAULT_UNIT_FILTERS)
+        if entry.get("adapter") == "ophys":  # a firing rate does not apply to ΔF/F
+            defaults.pop("min_rate_hz")
+        configured = entry.get("units") or {}
+        entry["units"] = {**defaults, **configured}
+        entry["defaulted_filters"] = tuple(name for name in defaults if name not in configured)
         spec = cls(**entry)
         spec.check()
         return spec
@@ -385,9 +399,12 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
         try:
             reliability = split_half_reliability(values, ids, settings["n_splits"], settings["seed"])
         except RepeatsError as error:
-            source = spec.index_series or f"{spec.table}/{spec.stimulus_column}"
-            raise NWBContentError(f"{paths}: a noise ceiling needs stimuli shown at least twice ({source}): "
-                                  f"{error}") from error
+            # Without a ceiling, the default reliability filter gives way to data without repeats;
+            # a configured one does not.
+            if ceiling or "min_reliability" not in spec.defaulted_filters:
+                source = spec.index_series or f"{spec.table}/{spec.stimulus_column}"
+                raise NWBContentError(f"{paths}: a noise ceiling needs stimuli shown at least twice ({source}): "
+                                      f"{error}") from error
     log = _FilterLog()
     keep = _filter_units(neuroids, values, reliability, spec, paths, log)
     neuroids = neuroids[keep].reset_index(drop=True)
@@ -462,6 +479,23 @@ def build_stimuli(paths: list[str | Path], spec: ResponseSpec) -> xr.DataArray:
     if not common:
         raise NWBContentError(f"files {paths} share no stimuli, so their units cannot be merged along neuroid")
     return _stimulus_stack(sorted({sid for sid, _ in common}), images, spec, paths)
+
+
+def manifest_filter_entries(summary: dict[str, Any]) -> dict[str, Any]:
+    """What each unit filter of a responses summary dropped, in the data manifest's terms:
+    ``units: {region: {kept, dropped, <filter>: dropped}}`` and ``unit_filters: [{name, setting,
+    kept, dropped, by_region}]``."""
+    units: dict[str, dict[str, int]] = {}
+    for record in summary.get("filters", []):
+        for region, counts in record["by_region"].items():
+            entry = units.setdefault(region, {"kept": 0, "dropped": 0})
+            entry["kept"] = counts["kept"]  # the last filter's kept count is the final one
+            entry["dropped"] += counts["dropped"]
+            if counts["dropped"]:
+                entry[f"dropped by {record['filter']}"] = counts["dropped"]
+    filters = [{"name": r["filter"], "setting": r["setting"], "kept": r["kept"], "dropped": r["dropped"],
+                "by_region": r["by_region"]} for r in summary.get("filters", [])]
+    return {"units": units, "unit_filters": filters}
 
 
 def responses_from_nwb(path: str | Path, spec: ResponseSpec, ceiling: bool = True) -> tuple[xr.DataArray,
