@@ -114,15 +114,15 @@ def test_fit_stage_reads_files_stratifies_and_records_settings(tmp_path, metric)
         tmp_path / "features.nc", engine="h5netcdf")
     settings = {"splits": {"n_splits": 4, "seed": 3}, "bootstrap": {"n": 20, "seed": 5}, "permutations": {"n": 20},
                 "backend": "numpy"}
-    stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), "IT", metric, settings,
-              str(tmp_path / "fit.nc"))
+    stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), ["IT"], metric, settings,
+              [str(tmp_path / "fit.nc")])
     fit = xr.load_dataset(tmp_path / "fit.nc", engine="h5netcdf")
     assert fit.attrs["stratify_coord"] == "category" and fit.attrs["seed"] == 3 and fit.attrs["resample_seed"] == 5
     assert fit.sizes["split"] == 4 and np.isfinite(fit["test_score"]).all()
     assert fit["train_score"].mean() > 0.15  # 4 test stimuli are too few to assert on a single split's RSA
-    with pytest.raises(ValueError, match="no neuroids in region 'V4'"):
-        stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), "V4", metric, settings,
-                  str(tmp_path / "fit2.nc"))
+    with pytest.raises(ValueError, match=r"no neuroids in region\(s\) \['V4'\]"):
+        stage_fit(str(tmp_path / "features.nc"), str(tmp_path / "responses.nc"), ["V4"], metric, settings,
+                  [str(tmp_path / "fit2.nc")])
 
 
 # -- sign-safe normalisation (issue 12, item 1) ------------------------------------------------------------

@@ -67,4 +67,4 @@ def test_a_bad_trial_key_is_named(tmp_path):
 
 def test_image_config_plans_no_trial_job(tmp_path):
     jobs = dry_run(tmp_path, REPO / "tests" / "e2e" / "tiny.yaml")
-    assert "fit" in jobs and not any(job.startswith("trial_") for job in jobs)
+    assert "fit_sim" in jobs and not any(job.startswith("trial_") for job in jobs)

@@ -95,5 +95,5 @@ def propose(report: dict[str, Any], image_snippet: str, source: str, dandi: dict
     """The trial snippet for a trial-structured file, else the image one unchanged."""
     from neurofit.neural.inspect import _dataset_entry
 
-    name, entry = _dataset_entry(source, dandi, asset_path)
+    name, entry, _ = _dataset_entry(source, dandi, asset_path)
     return trial_config_snippet(report, name, entry) or image_snippet
