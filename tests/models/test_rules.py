@@ -127,7 +127,7 @@ def test_deep_normalised_net_learns_by_every_rule(rule: str) -> None:
 
 
 def test_layer_norm_and_sgd_train_too() -> None:
-    spec = ModelSpec(learning_rule="feedback_alignment", **{**DEEP, "norm": "layer", "optimizer": "sgd", "lr": 0.02})
+    spec = ModelSpec(learning_rule="feedback_alignment", **{**DEEP, "norm": "layer", "optimizer": "sgd", "lr": 0.01})
     _, performance = train(spec)
     assert performance["heldout_accuracy"] > 0.3, performance
     assert performance["train_loss"][-1] < performance["train_loss"][0]

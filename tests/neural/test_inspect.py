@@ -226,6 +226,6 @@ def test_a_url_that_is_not_a_dandi_url_gets_no_local_path(file_000006, monkeypat
     monkeypatch.setattr(nf_inspect, "inspect_nwb", lambda source: {**real(file_000006), "file": source})
     url = "https://dandiarchive.s3.amazonaws.com/blobs/abc/def/0123"
     _, snippet, _ = inspect_source(url)
-    entry = yaml.safe_load(snippet)["datasets"]["DATASET"]
+    entry = yaml.safe_load(snippet)["trials"]["datasets"]["DATASET"]  # 000006 is trial-structured
     assert entry["source"] == "dandi" and "path" not in entry and "http" not in json.dumps(entry)
     assert "is not a DANDI dandiset or asset URL this command understands" in snippet

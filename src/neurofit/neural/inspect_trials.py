@@ -74,7 +74,8 @@ def trial_structure(report: dict[str, Any]) -> dict[str, Any] | None:
     return {"responses": responses, "task": task, "notes": notes}
 
 
-def trial_config_snippet(report: dict[str, Any], name: str, entry: dict[str, Any]) -> str | None:
+def trial_config_snippet(report: dict[str, Any], name: str, entry: dict[str, Any],
+                         entry_notes: list[str] | None = None) -> str | None:
     """YAML for ``trials: datasets:`` (and a model to compare), or None when the file is not trial-structured."""
     structure = trial_structure(report)
     if structure is None:
@@ -86,7 +87,7 @@ def trial_config_snippet(report: dict[str, Any], name: str, entry: dict[str, Any
                                                  "task": "delayed_response"}}}}
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100)
     notes = ["a trial-structured file: a `trials:` entry (time-resolved, workflow/rules/trials.smk)",
-             *structure["notes"]]
+             *(entry_notes or []), *structure["notes"]]
     return "".join(f"# {note}\n" for note in notes) + text
 
 
@@ -95,5 +96,5 @@ def propose(report: dict[str, Any], image_snippet: str, source: str, dandi: dict
     """The trial snippet for a trial-structured file, else the image one unchanged."""
     from neurofit.neural.inspect import _dataset_entry
 
-    name, entry, _ = _dataset_entry(source, dandi, asset_path)
-    return trial_config_snippet(report, name, entry) or image_snippet
+    name, entry, notes = _dataset_entry(source, dandi, asset_path)
+    return trial_config_snippet(report, name, entry, notes) or image_snippet
