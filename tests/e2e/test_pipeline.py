@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from snakemake_testutil import planned_jobs
 
 from neurofit.report.tables import COLUMNS
 
@@ -113,13 +114,7 @@ def test_changing_one_model_reruns_only_that_model(repo, tiny_run):
     workdir, _ = tiny_run
     config = (workdir / "config.yaml").read_text().replace("seed: 7", "seed: 8")
     (workdir / "changed.yaml").write_text(config)
-    dry = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(workdir / "changed.yaml"), "-n", "--quiet", "rules"],
-        capture_output=True, text=True, timeout=300)
-    assert dry.returncode == 0, dry.stderr[-2000:]
-    counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
-              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    counts = planned_jobs(workdir, workdir / "changed.yaml")
     assert counts.get("train") == 1  # the untrained control only, not the reference
     assert counts.get("features") == 5 and counts.get("fit_sim") == 5  # one fit job per layer for all 3 regions
     assert "simulate" not in counts and "responses" not in counts

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+from snakemake_testutil import planned_jobs
 
 from neurofit import config as nf_config
 from neurofit.models.train import ModelSpec
@@ -69,13 +68,7 @@ def test_a_variant_name_taken_by_an_entry_is_refused() -> None:
 
 def test_dry_run_has_one_training_job_and_a_feature_set_per_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-    dry = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(tmp_path / "config.yaml"), "-n", "--quiet", "rules"],
-        capture_output=True, text=True, timeout=300)
-    assert dry.returncode == 0, dry.stderr[-3000:]
-    counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
-              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    counts = planned_jobs(tmp_path, tmp_path / "config.yaml")
     assert counts["train_checkpoints"] == 1  # one run for the four variants
     assert counts["train"] == 1  # the untrained control
     assert counts["checkpoint_variant"] == 4

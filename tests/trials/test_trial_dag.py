@@ -3,14 +3,12 @@ trials-only config no image job."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from snakemake.utils import validate
+from snakemake_testutil import planned_jobs
 
 from neurofit import config as nf_config
 
@@ -22,11 +20,7 @@ NO_NETWORK = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0
 
 
 def dry_run(workdir: Path, configfile: Path) -> set[str]:
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(configfile), "-n", "--quiet", "rules"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, **NO_NETWORK})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {line.split()[0] for line in done.stdout.splitlines() if len(line.split()) == 2}
+    return set(planned_jobs(workdir, configfile, NO_NETWORK))
 
 
 def test_there_is_an_offline_and_a_dandi_trial_config():
