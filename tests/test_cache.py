@@ -148,7 +148,7 @@ CONFIG = {
                  "alphas": {"n": 3}, "bootstrap": {"n": 10}, "permutations": {"n": 10}, "ceiling": {"n_splits": 2}},
 }
 # What any change of the table's inputs reruns downstream of the fits (and provenance records the config).
-REPORT = {"tables": 1, "figures": 1, "figure_performance": 1, "figure_neuroids": 1, "figure_learning_rules": 1,
+REPORT = {"tables": 1, "comparisons": 1, "figures": 1, "figure_performance": 1, "figure_neuroids": 1, "figure_learning_rules": 1,
           "table_pages": 1, "provenance": 1, "all": 1}
 
 
@@ -213,28 +213,28 @@ def test_key_order_reruns_nothing(repo, finished_run):
 def test_response_window_reruns_responses_ceiling_fits_and_report_not_stimuli_training_or_features(repo,
                                                                                                   finished_run):
     plan = planned(repo, finished_run, changed(**{"datasets.sim.responses.window_ms": [60, 160]}))
-    assert plan == {"responses": 1, "ceiling": 1, "fit": 2 * 2 * 3, "data_manifest": 1, **REPORT}
+    assert plan == {"responses": 1, "ceiling": 1, "fit_sim": 2 * 2, "data_manifest": 1, **REPORT}
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_a_new_layer_reruns_only_that_layers_features_and_fits(repo, finished_run):
     plan = planned(repo, finished_run, changed(**{"models.first.layers": ["conv1", "conv3", "fc"]}))
-    assert plan == {"features": 1, "fit": 3, **REPORT}
+    assert plan == {"features": 1, "fit_sim": 1, **REPORT}  # one fit job per layer serves all 3 regions
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_feature_reduction_reruns_that_models_features_and_fits_not_its_training(repo, finished_run):
     plan = planned(repo, finished_run, changed(**{"models.first.features": {"reduce": "random", "max_dims": 20}}))
-    assert plan == {"features": 2, "fit": 2 * 3, **REPORT}
+    assert plan == {"features": 2, "fit_sim": 2, **REPORT}
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_a_training_setting_retrains_that_model_only(repo, finished_run):
     plan = planned(repo, finished_run, changed(**{"models.first.seed": 3}))
-    assert plan == {"train": 1, "features": 2, "fit": 2 * 3, **REPORT}
+    assert plan == {"train": 1, "models_manifest": 1, "features": 2, "fit_sim": 2, **REPORT}
 
 
 @pytest.mark.e2e
