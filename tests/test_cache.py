@@ -148,8 +148,8 @@ CONFIG = {
                  "alphas": {"n": 3}, "bootstrap": {"n": 10}, "permutations": {"n": 10}, "ceiling": {"n_splits": 2}},
 }
 # What any change of the table's inputs reruns downstream of the fits (and provenance records the config).
-REPORT = {"tables": 1, "comparisons": 1, "figures": 1, "figure_performance": 1, "figure_neuroids": 1, "figure_learning_rules": 1,
-          "table_pages": 1, "provenance": 1, "all": 1}
+REPORT = {"tables": 1, "comparisons": 1, "figures": 1, "figure_performance": 1, "figure_neuroids": 1,
+          "figure_learning_rules": 1, "table_pages": 1, "provenance": 1, "all": 1}
 
 
 def _snakemake(repo: Path, workdir: Path, config: Path, *args: str,
