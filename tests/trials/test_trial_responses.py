@@ -9,9 +9,9 @@ from trials_testutil import ALM_RESPONSES
 
 from neurofit.neural.filters import RowFilterError
 from neurofit.neural.nwb import NWBContentError, open_nwb, read_intervals, read_units
+from neurofit.neural.responses import window_counts
 from neurofit.neural.trials import (
     TrialSpec,
-    bin_counts,
     build_trial_dataset,
     condition_psth,
     epoch_times,
@@ -57,7 +57,7 @@ def test_000006_absolute_times_give_the_same_counts(alm_nwb, tmp_path):
     align = (good["start_time"] + good["cue_start_time"]).to_numpy()
     with open_nwb(alm_nwb) as nwbfile:
         spikes = read_units(nwbfile, alm_nwb, "sort").spike_times[0]
-    counts = bin_counts(spikes, align, spikes_spec.bin_edges_s())
+    counts = window_counts([spikes], align, spikes_spec.bin_edges_s())[:, 0, :]
     assert np.allclose(counts / 0.05, relative.values[:, :, 0])
 
 

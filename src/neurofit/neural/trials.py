@@ -21,6 +21,7 @@ import xarray as xr
 from neurofit.neural.filters import parse_row_filter
 from neurofit.neural.nwb import NWBContentError, open_nwb, read_intervals, read_units
 from neurofit.neural.regions import parse_location, rename_region
+from neurofit.neural.responses import window_counts
 
 CONDITION_SEPARATOR = " | "
 
@@ -112,13 +113,6 @@ def _event_times_s(table: pd.DataFrame, column: str, spec: TrialSpec, path: str 
     return values
 
 
-def bin_counts(spike_times: np.ndarray, align_s: np.ndarray, edges_s: np.ndarray) -> np.ndarray:
-    """Spike counts ``(trial, bin)`` of one sorted spike train in ``edges_s`` around each trial's alignment."""
-    edges = align_s[:, None] + edges_s[None, :]
-    positions = np.searchsorted(spike_times, edges.ravel(), side="left").reshape(edges.shape)
-    return np.diff(positions, axis=1)
-
-
 def read_trial_responses(source: str | Path, spec: TrialSpec, session: str | None = None
                          ) -> tuple[xr.DataArray, dict[str, Any]]:
     """Firing rates (Hz) ``(trial, time, neuroid)`` of one NWB file, and what was kept and dropped."""
@@ -135,8 +129,9 @@ def read_trial_responses(source: str | Path, spec: TrialSpec, session: str | Non
     if not keep.any():
         raise NWBContentError(f"{source}: no units in regions {list(spec.regions)} (regions in the file: "
                               f"{sorted(set(regions))}; responses.region_map renames them)")
-    rates = np.stack([bin_counts(units.spike_times[i], align_s, edges) for i in np.flatnonzero(keep)], axis=-1)
-    rates = rates / (spec.bin_ms / 1000.0)
+    # counted as the image responses are (half-open bins, the same edge tolerance): (trial, time, neuroid)
+    spikes = window_counts([units.spike_times[i] for i in np.flatnonzero(keep)], align_s, edges)
+    rates = spikes.transpose(0, 2, 1) / (spec.bin_ms / 1000.0)
     trial_coords: dict[str, Any] = {
         "trial_id": ("trial", np.asarray(table.index)),
         "condition": ("trial", condition_labels(table, spec.conditions).astype(str)),
