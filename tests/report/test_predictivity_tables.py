@@ -17,7 +17,14 @@ from neurofit.report.comparisons import (
     sign_flip_p_value,
     significant_pairs,
 )
-from neurofit.report.tables import COLUMNS, EXTRA, best_layer_table, normalisation_method, summarise
+from neurofit.report.tables import (
+    COLUMNS,
+    EXTRA,
+    best_layer_table,
+    normalisation_method,
+    predictivity_table,
+    summarise,
+)
 
 
 def fake_fit(train, test, metric="ridge"):
@@ -93,6 +100,33 @@ def test_pipeline_stages_write_every_metric_into_one_table(tmp_path):
     assert (late > early).all()
     best = pd.read_csv(out["best_out"])
     assert list(best.columns)[: len(COLUMNS)] == COLUMNS and (best["layer"] == "late").all()
+
+
+def test_tables_name_the_features_form_and_reduction_each_fit_read(tmp_path):
+    """A Gram-only layer and a randomly projected one are told apart in the table (the fit copies
+    the features' ``reduce`` attribute; older fits without it read as an unreduced matrix)."""
+    rng = np.random.default_rng(1)
+    n, t = 40, 3
+    ids = np.array([f"im{i:03d}" for i in range(n)])
+    x = rng.normal(size=(n, 20))
+    responses = xr.DataArray(x[:, :t] + 0.1 * rng.normal(size=(n, t)), dims=("stimulus", "neuroid"),
+                             coords={"stimulus_id": ("stimulus", ids), "region": ("neuroid", ["IT"] * t)})
+    projected = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)},
+                             attrs={"reduce": "sparse_random", "original_features": 5000})
+    gram = xr.Dataset({"gram": (("stimulus", "stimulus_b"), x @ x.T), "row_mean": ("stimulus", x.mean(1))},
+                      coords={"stimulus_id": ("stimulus", ids)}, attrs={"n_features": 20, "reduce": "gram"})
+    fits = []
+    for layer, features in (("projected", projected), ("gram", gram), ("old", projected.copy(data=x))):
+        fit = fit_metric("ridge", features, responses, n_splits=3, n_boot=10, n_permutations=10)
+        if layer == "old":
+            fit.attrs = {k: v for k, v in fit.attrs.items() if k not in ("reduce", "features_form")}
+        fit.to_netcdf(tmp_path / f"{layer}.nc", engine="h5netcdf")
+        fits.append(({"dataset": "d", "model": "m", "layer": layer, "region": "IT"}, tmp_path / f"{layer}.nc"))
+    table = predictivity_table(fits, {"d": {"ridge": {"IT": 1.0}}}, "none").set_index("layer")
+    assert table.loc["projected", ["features_form", "reduce"]].tolist() == ["matrix", "sparse_random"]
+    assert table.loc["gram", ["features_form", "reduce"]].tolist() == ["gram", "gram"]
+    assert table.loc["old", ["features_form", "reduce"]].tolist() == ["matrix", "none"]
+    assert table.loc["gram", "raw"] == pytest.approx(table.loc["projected", "raw"], abs=1e-8)
 
 
 @pytest.mark.parametrize("metric", ["ridge", "rsa"])

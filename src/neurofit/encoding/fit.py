@@ -237,10 +237,10 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
             coords={c: ("neuroid", subset[c].values) for c in ("region", "unit_id") if c in subset.coords},
             attrs=_attrs(metric=metric, preset=preset, n_splits=len(splits), train_size=train_size, seed=seed,
                          inner_folds=inner_folds, inner_seeds=[seed + k for k in range(len(splits))],
-                         n_stimuli=len(ids), n_features=layer.n_features, n_neuroids=int(mask.sum()),
+                         n_stimuli=len(ids), n_neuroids=int(mask.sum()),
                          stratify_coord=stratify[0] if stratify else "", n_boot=n_boot,
                          n_permutations=n_permutations, resample_seed=resample_seed,
-                         features_form="gram" if layer.gram_only else "matrix", **extra_attrs),
+                         **layer.attrs(), **extra_attrs),
         )
     return out
 

@@ -25,29 +25,32 @@ class LayerFeatures:
     """One layer's features (a matrix, or a Gram matrix with row means) and their stimulus ids."""
 
     def __init__(self, ids: np.ndarray, values: np.ndarray | None = None, gram: np.ndarray | None = None,
-                 row_mean: np.ndarray | None = None, n_features: int | None = None, source: str = "features") -> None:
+                 row_mean: np.ndarray | None = None, n_features: int | None = None, source: str = "features",
+                 reduce: str = "none") -> None:
         if (values is None) == (gram is None):
             raise ValueError("LayerFeatures needs either the feature matrix or its Gram matrix")
         self.ids = np.asarray(ids).astype(str)
         self.values, self.gram, self.row_mean = values, gram, row_mean
         self.n_features = int(values.shape[1]) if values is not None else int(n_features or 0)
         self.source = source
+        self.reduce = reduce  # how the features stage reduced the layer (its ``reduce`` attribute)
         self.rows = np.arange(len(self.ids))
 
     @classmethod
     def from_xarray(cls, features: xr.DataArray | xr.Dataset, source: str = "features") -> LayerFeatures:
         """A ``(stimulus, feature)`` DataArray, or a Dataset with ``gram`` (stimulus, stimulus_b),
         ``row_mean`` (stimulus) and the ``n_features`` attribute (the features stage's ``reduce: gram``)."""
+        reduce = str(features.attrs.get("reduce", "none"))
         if isinstance(features, xr.Dataset) and "gram" in features.data_vars:
             return cls(features["stimulus_id"].values, gram=features["gram"].values,
                        row_mean=features["row_mean"].values, n_features=int(features.attrs["n_features"]),
-                       source=source)
+                       source=source, reduce=reduce)
         if isinstance(features, xr.Dataset):
             names = list(features.data_vars)
             if len(names) != 1:
                 raise ValueError(f"{source}: expected one feature variable or 'gram'; found {names}")
             features = features[names[0]]
-        return cls(features["stimulus_id"].values, values=features.values, source=source)
+        return cls(features["stimulus_id"].values, values=features.values, source=source, reduce=reduce)
 
     @property
     def gram_only(self) -> bool:
@@ -103,4 +106,5 @@ class LayerFeatures:
         return double_centre(self._raw_gram(idx))
 
     def attrs(self) -> dict[str, Any]:
-        return {"n_features": self.n_features, "features_form": "gram" if self.gram_only else "matrix"}
+        return {"n_features": self.n_features, "features_form": "gram" if self.gram_only else "matrix",
+                "reduce": self.reduce}

@@ -3,7 +3,8 @@
 The first columns are fixed (``COLUMNS``, read by the figures and the report); after them come
 ``EXTRA``: ``sem`` (standard error of the mean over splits of the raw score), ``ci_method`` (how
 ``ci_low``/``ci_high`` were made), ``p_value`` (permutation test of the raw score against shuffled
-stimulus labels) and ``n_splits``.
+stimulus labels), ``n_splits``, and what the fit read: ``features_form`` (``matrix``, or ``gram`` when
+only the Gram matrix was kept) and ``reduce`` (the features stage's reduction, ``none`` without one).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from neurofit.encoding.fit import normalise
 
 COLUMNS = ["dataset", "model", "layer", "region", "metric", "raw", "ceiling", "score", "normalisation",
            "ci_low", "ci_high", "n_neuroids", "n_stimuli"]
-EXTRA = ["sem", "ci_method", "p_value", "n_splits"]
+EXTRA = ["sem", "ci_method", "p_value", "n_splits", "features_form", "reduce"]
 CI_METHODS = ("bootstrap_both", "bootstrap_stimuli", "bootstrap_neuroids", "sem")
 RESAMPLE_NAMES = ("boot_both", "boot_stimuli", "boot_neuroids")
 CI_LEVEL = 0.95
@@ -103,12 +104,17 @@ def _draws(fit: xr.Dataset, name: str) -> np.ndarray | None:
     return fit[name].transpose(..., "split").values if name in fit else None
 
 
+def _features_columns(attrs: dict[str, Any]) -> dict[str, str]:
+    return {"features_form": str(attrs.get("features_form", "matrix")), "reduce": str(attrs.get("reduce", "none"))}
+
+
 def fit_row(fit: xr.Dataset, dataset: str, model: str, layer: str, region: str, ceiling: float,
             normalisation: str, ci_method: str = "bootstrap_both") -> dict[str, object]:
     return {"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": str(fit.attrs["metric"]),
             **summarise(fit["test_score"].values, _draws(fit, _boot_name(ci_method)), _draws(fit, "null"), ceiling,
                         normalisation, ci_method),
-            "n_neuroids": int(fit.attrs["n_neuroids"]), "n_stimuli": int(fit.attrs["n_stimuli"])}
+            "n_neuroids": int(fit.attrs["n_neuroids"]), "n_stimuli": int(fit.attrs["n_stimuli"]),
+            **_features_columns(fit.attrs)}
 
 
 def predictivity_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: Ceilings,
@@ -186,7 +192,7 @@ def best_layer_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings
             **summarise(chosen.test_score, chosen.draws[_boot_name(ci_method)], chosen.draws["null"],
                         _ceiling(ceilings, dataset, metric, region), normalisation, ci_method),
             "n_neuroids": int(chosen.attrs["n_neuroids"]), "n_stimuli": int(chosen.attrs["n_stimuli"]),
-            "layer_choices": ",".join(chosen.choices),
+            **_features_columns(chosen.attrs), "layer_choices": ",".join(chosen.choices),
         })
     return pd.DataFrame(rows, columns=[*COLUMNS, *EXTRA, "layer_choices"])
 
