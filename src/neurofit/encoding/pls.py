@@ -26,21 +26,23 @@ from sklearn.model_selection import KFold
 from neurofit.encoding.ridge import Design, pearson_columns
 
 MAX_ITER, TOL = 500, 1e-06  # PLSRegression's defaults
-BATCH_BELOW = 300  # training stimuli below which a split's inner folds run as one batched NIPALS (measured)
+BATCH_BYTES = 128 << 20  # Gram matrices held at once by one batched NIPALS call
+ITER_BLOCK = 64  # power-method iterations whose convergence tests are evaluated together
 
 
 def kernel_pls_predict(k_ff: np.ndarray, k_ef: np.ndarray, y: np.ndarray, n_components: int) -> np.ndarray:
     """Predictions for the evaluation rows of ``PLSRegression(n_components, scale=False)`` fitted on the
     fit rows: ``k_ff`` / ``k_ef`` are the fit x fit / evaluation x fit products of the features centred
     on the fit rows' mean, ``y`` the fit rows' targets."""
-    return kernel_pls_predict_many([k_ff], [k_ef], [y], n_components)[0]
+    return kernel_pls_predict_many([k_ff], [k_ef], [y], [n_components])[0]
 
 
 def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys: list[np.ndarray],
-                            n_components: int) -> list[np.ndarray]:
-    """:func:`kernel_pls_predict` for several problems at once (e.g. the inner folds of a split): their
-    Gram matrices are zero-padded to one size (a zero row adds nothing to any product), so each NIPALS
-    step is one batched product for all problems; each problem stops iterating at its own convergence."""
+                            n_components: list[int]) -> list[np.ndarray]:
+    """:func:`kernel_pls_predict` for several problems at once (e.g. every inner fold of every split),
+    with ``n_components[i]`` components for problem ``i``: their Gram matrices are zero-padded to one
+    size (a zero row adds nothing to any product), so each component is a few batched products for
+    all problems. The targets must have the same number of columns."""
     eps = np.finfo(np.float64).eps
     size, batch, n_targets = max(len(k) for k in k_ffs), len(k_ffs), ys[0].shape[1]
     kk = np.zeros((batch, size, size))
@@ -49,40 +51,55 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
     for i, (k, y) in enumerate(zip(k_ffs, ys, strict=True)):
         kk[i, :len(k), :len(k)] = k
         yk[i, :len(y)] = y - y_means[i]
-    live = np.ones(batch, dtype=bool)  # problems whose targets still have a non-constant residual
-    scores, coefs, loadings, used = [], [], [], []
-    rows = np.arange(batch)
-    for _ in range(n_components):
-        yk[np.broadcast_to(np.all(np.abs(yk) < 10 * eps, axis=1, keepdims=True), yk.shape)] = 0.0
+    limits = np.asarray(n_components)
+    ky = np.matmul(kk, yk)  # K_0 Y_k: Y_k is deflated, K_0 never is (K_k Y_k = P_k K_0 Y_k)
+    live = np.ones(batch, dtype=bool)  # problems still adding components
+    scores = np.zeros((batch, size, 0))
+    tts = np.zeros((batch, 0))
+    coefs, loadings, used = [], [], []
+    for component in range(int(limits.max(initial=0))):
+        small = np.all(np.abs(yk) < 10 * eps, axis=1, keepdims=True)  # sklearn zeroes near-constant targets
+        yk[np.broadcast_to(small, yk.shape)] = 0.0
+        ky[np.broadcast_to(small, ky.shape)] = 0.0
         nonconstant = np.any(np.abs(yk) > eps, axis=1)  # (batch, targets)
         if np.any(live & ~nonconstant.any(1)):
-            warnings.warn(f"y residual is constant at iteration {len(scores)}", stacklevel=2)
-        live &= nonconstant.any(1)
+            warnings.warn(f"y residual is constant at iteration {component}", stacklevel=2)
+        live &= nonconstant.any(1) & (component < limits)
         if not live.any():
             break
-        y_score = yk[rows, :, nonconstant.argmax(1)]  # the first non-constant column of each problem
-        a, t = _nipals_first_vectors(kk, yk, y_score, live, eps)
+        first = nonconstant.argmax(1)  # the power method starts from the first non-constant column
+        if n_targets == 1:  # scikit-learn stops after one iteration
+            y_score, k_score = yk[:, :, 0], ky[:, :, 0]
+        else:
+            v = _power_method_iterate(yk, ky, first, live)
+            y_score, k_score = np.matmul(yk, v[:, :, None])[:, :, 0], np.matmul(ky, v[:, :, None])[:, :, 0]
+        # the last iteration's x weights X_k^T a, a = y_score / ||y_score||^2, normalised as scikit-learn does
+        with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; zeroed below
+            ss = np.einsum("bi,bi->b", y_score, y_score)
+            a, t = y_score / ss[:, None], k_score / ss[:, None]
+            # t = K_k a = P_k K_0 a (a lies in the deflated space): project out the earlier scores
+            t -= np.matmul(scores, (np.einsum("bic,bi->bc", scores, t) / tts)[:, :, None])[:, :, 0]
+            norm = np.sqrt(np.einsum("bi,bi->b", a, t)) + eps
+            a, t = a / norm[:, None], t / norm[:, None]
+        a[~live], t[~live] = 0.0, 0.0
         tt = np.einsum("bi,bi->b", t, t)
         tt[~live] = 1.0  # finished problems: t = 0, nothing deflates
-        kt = np.matmul(kk, t[:, :, None])[:, :, 0]
-        t_kt = np.einsum("bi,bi->b", t, kt)
-        # deflation of X by t as a projection of the Gram matrix: K <- P K P
-        kk += (t[:, :, None] * t[:, None, :] * (t_kt / tt)[:, None, None] - t[:, :, None] * kt[:, None, :]
-               - kt[:, :, None] * t[:, None, :]) / tt[:, None, None]
         q = np.einsum("bit,bi->bt", yk, t) / tt[:, None]
         yk -= t[:, :, None] * q[:, None, :]
-        scores.append(t)
+        ky -= np.matmul(kk, t[:, :, None]) * q[:, None, :]
+        scores = np.concatenate([scores, t[:, :, None]], axis=2)
+        tts = np.concatenate([tts, tt[:, None]], axis=1)
         coefs.append(a)
         loadings.append(q)
         used.append(live.copy())
     out = []
     for i, (k_ff, k_ef) in enumerate(zip(k_ffs, k_efs, strict=True)):
-        keep = [c for c in range(len(scores)) if used[c][i]]
+        keep = [c for c in range(len(coefs)) if used[c][i]]
         if not keep:
             out.append(np.broadcast_to(y_means[i], (len(k_ef), n_targets)).copy())
             continue
         n = len(k_ff)
-        t_mat = np.column_stack([scores[c][i, :n] for c in keep])
+        t_mat = scores[i][:n, keep]
         b = np.column_stack([coefs[c][i, :n] for c in keep])
         q_mat = np.column_stack([loadings[c][i] for c in keep])
         tt = (t_mat * t_mat).sum(0)
@@ -94,38 +111,41 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
     return out
 
 
-def _nipals_first_vectors(kk: np.ndarray, yk: np.ndarray, y_score: np.ndarray, live: np.ndarray, eps: float
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's ``_get_first_singular_vectors_power_method`` (mode A) in kernel form for each
-    live problem: ``(a, t)`` with x weights ``X_k^T a`` and x scores ``t``; finished problems get zeros."""
-    a = np.zeros_like(y_score)
-    t = np.zeros_like(y_score)
-    running = live.copy()
-    a_old = t_old = None
-    for iteration in range(MAX_ITER):
-        with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; masked below
-            a_new = y_score / np.einsum("bi,bi->b", y_score, y_score)[:, None]
-            t_new = np.matmul(kk, a_new[:, :, None])[:, :, 0]  # batched BLAS products
-            norm = np.sqrt(np.einsum("bi,bi->b", a_new, t_new)) + eps
-            a_new, t_new = a_new / norm[:, None], t_new / norm[:, None]
-            y_weights = np.matmul(t_new[:, None, :], yk)[:, 0] / np.einsum("bi,bi->b", t_new, t_new)[:, None]
-            y_norm = np.einsum("bt,bt->b", y_weights, y_weights) + eps
-            score_new = np.matmul(yk, y_weights[:, :, None])[:, :, 0] / y_norm[:, None]
-        a[running], t[running] = a_new[running], t_new[running]
-        y_score = np.where(running[:, None], score_new, y_score)
-        if yk.shape[2] == 1:
-            return a, t
-        # ||w - w_old||^2 with w = X_k^T a; the first iteration compares with 100 (never converged)
-        if a_old is not None:
-            diff = (np.einsum("bi,bi->b", a, t) + np.einsum("bi,bi->b", a_old, t_old)
-                    - 2 * np.einsum("bi,bi->b", a, t_old))
-            running &= ~(diff < TOL)
-        if not running.any():
-            return a, t
-        a_old, t_old = a.copy(), t.copy()
-        if iteration == MAX_ITER - 1:
-            warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
-    return a, t
+def _power_method_iterate(yk: np.ndarray, ky: np.ndarray, first: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """For each live problem, target weights ``v`` such that ``Y_k v`` points as the y score of the last
+    iteration of scikit-learn's ``_get_first_singular_vectors_power_method`` (mode A) does.
+
+    Its iteration ``i`` has x weights ``w_i`` along ``X_k^T Y_k G^i e_j`` with ``G = Y_k^T K_k Y_k`` and
+    ``e_j`` the starting column, and stops at the first ``i >= 1`` with ``||w_i - w_{i-1}||^2 < tol``.
+    With ``G = U diag(lam) U^T`` and ``c = U^T e_j``, ``<X^T Y U z, X^T Y U z'> = z^T diag(lam) z'``, so
+    ``||w_i - w_{i-1}||^2 = 2 - 2 f(2i) / sqrt(f(2i - 1) f(2i + 1))`` with ``f(e) = sum c^2 (lam/lam_max)^e``:
+    every iteration's test at once from one T x T eigendecomposition, instead of 2 n^2 per iteration."""
+    g = np.matmul(yk.transpose(0, 2, 1), ky)
+    lam, u = np.linalg.eigh((g + g.transpose(0, 2, 1)) / 2)
+    lam = np.maximum(lam, 0.0)
+    top = lam[:, -1:]
+    mu = np.divide(lam, top, out=np.zeros_like(lam), where=top > 0)
+    c = u[np.arange(len(u)), first]  # (batch, T): U^T e_j
+    # mu^k for k = 0..2 ITER_BLOCK by running products (the rounding of 128 products is far below tol)
+    table = np.cumprod(np.concatenate([np.ones_like(mu)[:, None], np.repeat(mu[:, None], 2 * ITER_BLOCK, 1)], 1), 1)
+    weight = c * c * mu  # c^2 mu^(2 i - 1) at the block's first iteration i = 1
+    last = np.full(len(u), MAX_ITER - 1)
+    pending = live.copy()
+    for start in range(1, MAX_ITER, ITER_BLOCK):
+        its = np.arange(start, min(start + ITER_BLOCK, MAX_ITER))
+        f = np.einsum("bem,bm->be", table[:, :2 * len(its) + 1], weight)  # f(2i - 1), f(2i), f(2i + 1), ...
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diff = 2.0 - 2.0 * f[:, 1::2] / np.sqrt(f[:, :-1:2] * f[:, 2::2])
+        hit = diff < TOL
+        done = pending & hit.any(1)
+        last[done] = its[hit[done].argmax(1)]
+        pending &= ~done
+        if not pending.any():
+            break
+        weight = weight * table[:, 2 * ITER_BLOCK]
+    if pending.any():
+        warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
+    return np.einsum("btm,bm->bt", u, c * mu ** last[:, None])
 
 
 class KernelPLS:
@@ -133,35 +153,53 @@ class KernelPLS:
 
     name = "pls"
 
-    def __init__(self, n_components: int, n_features: int) -> None:
-        self.n_components, self.n_features = n_components, n_features
-
-    def _predict(self, design: Design, y: np.ndarray, fit: np.ndarray, evaluate: np.ndarray) -> np.ndarray:
-        k_ff, k_ef = design.centred_kernels(fit, evaluate)
-        n = min(self.n_components, self.n_features, len(fit) - 1)  # as PLS (neurofit.encoding.regression)
-        return kernel_pls_predict(np.asarray(k_ff), np.asarray(k_ef), y[fit], n)
+    def __init__(self, n_components: int, n_features: int, batch_bytes: int = BATCH_BYTES) -> None:
+        self.n_components, self.n_features, self.batch_bytes = n_components, n_features, batch_bytes
 
     def cross_validated(self, design: Design, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
-                        inner_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+                        inner_folds: int, seed: int, train_score: bool = True
+                        ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per split, ``(test predictions, inner-CV r per target on the training stimuli)``: the training
-        stimuli in ``stimulus_id`` order, inner folds ``KFold(inner_folds, shuffle=True, seed + k)``."""
+        stimuli in ``stimulus_id`` order, inner folds ``KFold(inner_folds, shuffle=True, seed + k)``.
+        ``train_score=False`` skips the inner folds (the r is then None). Every fit of every split runs
+        in a few batched NIPALS calls (problems of similar size together, at most ``batch_bytes`` of Grams)."""
+        trains = [np.sort(train) for train, _ in splits]
+        outer = [(train, test) for train, (_, test) in zip(trains, splits, strict=True)]
+        inner = [[(train[fit], train[valid]) for fit, valid in
+                  KFold(inner_folds, shuffle=True, random_state=seed + k).split(train)]
+                 for k, train in enumerate(trains)] if train_score else []
+        problems = outer + [fold for folds in inner for fold in folds]
+        predictions = self._predict_all(design, y, problems)
         out = []
-        for k, (train, test) in enumerate(splits):
-            train = np.sort(train)
-            folds = list(KFold(inner_folds, shuffle=True, random_state=seed + k).split(train))
-            kernels = [design.centred_kernels(train[fit], train[valid]) for fit, valid in folds]
-            n = min(self.n_components, self.n_features, min(len(fit) for fit, _ in folds) - 1)
-            sizes = {min(self.n_components, self.n_features, len(fit) - 1) for fit, _ in folds}
-            out_of_fold = np.empty((len(train), y.shape[1]))
-            # small folds: Python's per-step overhead dominates, so the folds go together (they must share a
-            # component count); large folds: products dominate, and each fold stops at its own convergence
-            if len(sizes) == 1 and len(train) < BATCH_BELOW:
-                predictions = kernel_pls_predict_many([np.asarray(kf) for kf, _ in kernels],
-                                                      [np.asarray(ke) for _, ke in kernels],
-                                                      [y[train[fit]] for fit, _ in folds], n)
-            else:
-                predictions = [self._predict(design, y, train[fit], train[valid]) for fit, valid in folds]
-            for (_, valid), prediction in zip(folds, predictions, strict=True):
-                out_of_fold[valid] = prediction
-            out.append((self._predict(design, y, train, test), pearson_columns(out_of_fold, y[train])))
+        for k, train in enumerate(trains):
+            inner_r = None
+            if train_score:
+                out_of_fold = np.empty((len(train), y.shape[1]))
+                start = len(outer) + k * inner_folds
+                for (_, valid), prediction in zip(inner[k], predictions[start:start + inner_folds], strict=True):
+                    out_of_fold[np.searchsorted(train, valid)] = prediction
+                inner_r = pearson_columns(out_of_fold, y[train])
+            out.append((predictions[k], inner_r))
+        return out
+
+    def _predict_all(self, design: Design, y: np.ndarray, problems: list[tuple[np.ndarray, np.ndarray]]
+                     ) -> list[np.ndarray]:
+        """Predictions of each ``(fit rows, evaluation rows)`` problem, batched by size."""
+        order = sorted(range(len(problems)), key=lambda i: len(problems[i][0]))
+        out: list[np.ndarray] = [np.empty(0)] * len(problems)
+        batch: list[int] = []
+        for position, i in enumerate(order):
+            batch.append(i)
+            size = len(problems[i][0])
+            following = len(problems[order[position + 1]][0]) if position + 1 < len(order) else None
+            # a batch pads to its largest problem: close it before a bigger size or past the memory budget
+            if following is None or following > size + 1 or (len(batch) + 1) * following**2 * 8 > self.batch_bytes:
+                kernels = [design.centred_kernels(*problems[j]) for j in batch]
+                counts = [min(self.n_components, self.n_features, len(problems[j][0]) - 1) for j in batch]
+                results = kernel_pls_predict_many([np.asarray(kf) for kf, _ in kernels],
+                                                  [np.asarray(ke) for _, ke in kernels],
+                                                  [y[problems[j][0]] for j in batch], counts)
+                for j, result in zip(batch, results, strict=True):
+                    out[j] = result
+                batch = []
         return out
