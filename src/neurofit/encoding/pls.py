@@ -17,6 +17,7 @@ scikit-learn applies to each component leaves the predictions unchanged and is s
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from scipy.linalg import pinv
@@ -44,34 +45,20 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
     size (a zero row adds nothing to any product), so each component is a few batched products for
     all problems. The targets must have the same number of columns."""
     eps = np.finfo(np.float64).eps
-    size, batch, n_targets = max(len(k) for k in k_ffs), len(k_ffs), ys[0].shape[1]
-    kk = np.zeros((batch, size, size))
-    yk = np.zeros((batch, size, n_targets))
-    y_means = [y.mean(0) for y in ys]
-    for i, (k, y) in enumerate(zip(k_ffs, ys, strict=True)):
+    size = max(len(k) for k in k_ffs)
+    kk = np.zeros((len(k_ffs), size, size))
+    for i, k in enumerate(k_ffs):
         kk[i, :len(k), :len(k)] = k
-        yk[i, :len(y)] = y - y_means[i]
-    limits = np.asarray(n_components)
+    yk, y_means = _padded_targets(ys, size)
     ky = np.matmul(kk, yk)  # K_0 Y_k: Y_k is deflated, K_0 never is (K_k Y_k = P_k K_0 Y_k)
-    live = np.ones(batch, dtype=bool)  # problems still adding components
-    scores = np.zeros((batch, size, 0))
-    tts = np.zeros((batch, 0))
+    scores = np.zeros((len(ys), size, 0))
+    tts = np.zeros((len(ys), 0))
     coefs, loadings, used = [], [], []
-    for component in range(int(limits.max(initial=0))):
-        small = np.all(np.abs(yk) < 10 * eps, axis=1, keepdims=True)  # sklearn zeroes near-constant targets
-        yk[np.broadcast_to(small, yk.shape)] = 0.0
-        ky[np.broadcast_to(small, ky.shape)] = 0.0
-        nonconstant = np.any(np.abs(yk) > eps, axis=1)  # (batch, targets)
-        if np.any(live & ~nonconstant.any(1)):
-            warnings.warn(f"y residual is constant at iteration {component}", stacklevel=2)
-        live &= nonconstant.any(1) & (component < limits)
-        if not live.any():
-            break
-        first = nonconstant.argmax(1)  # the power method starts from the first non-constant column
-        if n_targets == 1:  # scikit-learn stops after one iteration
+    for live, first in _components(yk, n_components, [ky]):
+        if yk.shape[2] == 1:  # scikit-learn stops after one iteration
             y_score, k_score = yk[:, :, 0], ky[:, :, 0]
         else:
-            v = _power_method_iterate(yk, ky, first, live)
+            v = _power_method_iterate(np.matmul(yk.transpose(0, 2, 1), ky), first, live)
             y_score, k_score = np.matmul(yk, v[:, :, None])[:, :, 0], np.matmul(ky, v[:, :, None])[:, :, 0]
         # the last iteration's x weights X_k^T a, a = y_score / ||y_score||^2, normalised as scikit-learn does
         with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; zeroed below
@@ -79,7 +66,7 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
             a, t = y_score / ss[:, None], k_score / ss[:, None]
             # t = K_k a = P_k K_0 a (a lies in the deflated space): project out the earlier scores
             t -= np.matmul(scores, (np.einsum("bic,bi->bc", scores, t) / tts)[:, :, None])[:, :, 0]
-            norm = np.sqrt(np.einsum("bi,bi->b", a, t)) + eps
+            norm = np.sqrt(np.maximum(np.einsum("bi,bi->b", a, t), 0.0)) + eps  # ||w||^2 (rounding may dip below 0)
             a, t = a / norm[:, None], t / norm[:, None]
         a[~live], t[~live] = 0.0, 0.0
         tt = np.einsum("bi,bi->b", t, t)
@@ -96,7 +83,7 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
     for i, (k_ff, k_ef) in enumerate(zip(k_ffs, k_efs, strict=True)):
         keep = [c for c in range(len(coefs)) if used[c][i]]
         if not keep:
-            out.append(np.broadcast_to(y_means[i], (len(k_ef), n_targets)).copy())
+            out.append(np.broadcast_to(y_means[i], (len(k_ef), yk.shape[2])).copy())
             continue
         n = len(k_ff)
         t_mat = scores[i][:n, keep]
@@ -111,16 +98,99 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
     return out
 
 
-def _power_method_iterate(yk: np.ndarray, ky: np.ndarray, first: np.ndarray, live: np.ndarray) -> np.ndarray:
+def feature_pls_predict_many(x_fits: list[np.ndarray], x_evals: list[np.ndarray], ys: list[np.ndarray],
+                             n_components: list[int]) -> list[np.ndarray]:
+    """:func:`kernel_pls_predict_many` from the fit / evaluation rows' features centred on the fit rows'
+    mean: scikit-learn's NIPALS step for step (X deflated explicitly, weights and loadings in feature
+    space), batched over problems, with the power method's iterate from :func:`_power_method_iterate`.
+    Cheaper than the kernel form when the features are fewer than half the stimuli."""
+    eps = np.finfo(np.float64).eps
+    size, p = max(len(x) for x in x_fits), x_fits[0].shape[1]
+    xk = np.zeros((len(x_fits), size, p))
+    for i, x in enumerate(x_fits):
+        xk[i, :len(x)] = x
+    yk, y_means = _padded_targets(ys, size)
+    cross = np.matmul(xk.transpose(0, 2, 1), yk)  # X_k^T Y_k, updated as both deflate
+    weights, x_loadings, y_loadings, used = [], [], [], []
+    for live, first in _components(yk, n_components, [cross]):
+        if yk.shape[2] == 1:
+            y_score = yk[:, :, 0]
+        else:
+            v = _power_method_iterate(np.matmul(cross.transpose(0, 2, 1), cross), first, live)
+            y_score = np.matmul(yk, v[:, :, None])[:, :, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; zeroed below
+            w = np.matmul(y_score[:, None, :], xk)[:, 0] / np.einsum("bi,bi->b", y_score, y_score)[:, None]
+            w /= np.sqrt(np.einsum("bj,bj->b", w, w))[:, None] + eps
+        w[~live] = 0.0
+        t = np.matmul(xk, w[:, :, None])[:, :, 0]
+        tt = np.einsum("bi,bi->b", t, t)
+        tt[~live] = 1.0  # finished problems: t = 0, nothing deflates
+        x_load = np.matmul(t[:, None, :], xk)[:, 0] / tt[:, None]
+        y_load = np.einsum("bit,bi->bt", yk, t) / tt[:, None]
+        xk -= t[:, :, None] * x_load[:, None, :]
+        yk -= t[:, :, None] * y_load[:, None, :]
+        cross -= (x_load * tt[:, None])[:, :, None] * y_load[:, None, :]
+        weights.append(w)
+        x_loadings.append(x_load)
+        y_loadings.append(y_load)
+        used.append(live.copy())
+    out = []
+    for i, x_eval in enumerate(x_evals):
+        keep = [c for c in range(len(weights)) if used[c][i]]
+        if not keep:
+            out.append(np.broadcast_to(y_means[i], (len(x_eval), yk.shape[2])).copy())
+            continue
+        w_mat = np.column_stack([weights[c][i] for c in keep])
+        p_mat = np.column_stack([x_loadings[c][i] for c in keep])
+        q_mat = np.column_stack([y_loadings[c][i] for c in keep])
+        rotations = w_mat @ pinv(p_mat.T @ w_mat, check_finite=False)
+        out.append(x_eval @ (rotations @ q_mat.T) + y_means[i])
+    return out
+
+
+def _padded_targets(ys: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The problems' centred targets zero-padded to ``size`` rows, and their means."""
+    yk = np.zeros((len(ys), size, ys[0].shape[1]))
+    means = [y.mean(0) for y in ys]
+    for i, (y, mean) in enumerate(zip(ys, means, strict=True)):
+        yk[i, :len(y)] = y - mean
+    return yk, means
+
+
+def _components(yk: np.ndarray, n_components: list[int], alongside: list[np.ndarray]
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per component, ``(live problems, each one's starting target column)``, after scikit-learn's
+    bookkeeping of the residual targets ``yk`` (deflated by the caller between steps): near-constant
+    columns are zeroed (with the same columns of the ``alongside`` arrays, e.g. ``K_0 Y_k``), and a
+    problem stops at its component count or when its residual is constant (with scikit-learn's warning)."""
+    eps = np.finfo(np.float64).eps
+    limits = np.asarray(n_components)
+    live = np.ones(len(yk), dtype=bool)
+    for component in range(int(limits.max(initial=0))):
+        small = np.all(np.abs(yk) < 10 * eps, axis=1)  # (batch, targets)
+        if small.any():
+            yk[np.broadcast_to(small[:, None, :], yk.shape)] = 0.0
+            for other in alongside:
+                other[np.broadcast_to(small[:, None, :], other.shape)] = 0.0
+        nonconstant = np.any(np.abs(yk) > eps, axis=1)
+        if np.any(live & ~nonconstant.any(1)):
+            warnings.warn(f"y residual is constant at iteration {component}", stacklevel=3)
+        live &= nonconstant.any(1) & (component < limits)
+        if not live.any():
+            return
+        yield live, nonconstant.argmax(1)
+
+
+def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) -> np.ndarray:
     """For each live problem, target weights ``v`` such that ``Y_k v`` points as the y score of the last
     iteration of scikit-learn's ``_get_first_singular_vectors_power_method`` (mode A) does.
 
-    Its iteration ``i`` has x weights ``w_i`` along ``X_k^T Y_k G^i e_j`` with ``G = Y_k^T K_k Y_k`` and
-    ``e_j`` the starting column, and stops at the first ``i >= 1`` with ``||w_i - w_{i-1}||^2 < tol``.
+    Its iteration ``i`` has x weights ``w_i`` along ``X_k^T Y_k G^i e_j``, with ``g`` the (targets x targets)
+    ``G = Y_k^T K_k Y_k`` of each problem and ``e_j`` the starting column, and stops at the first
+    ``i >= 1`` with ``||w_i - w_{i-1}||^2 < tol``.
     With ``G = U diag(lam) U^T`` and ``c = U^T e_j``, ``<X^T Y U z, X^T Y U z'> = z^T diag(lam) z'``, so
     ``||w_i - w_{i-1}||^2 = 2 - 2 f(2i) / sqrt(f(2i - 1) f(2i + 1))`` with ``f(e) = sum c^2 (lam/lam_max)^e``:
     every iteration's test at once from one T x T eigendecomposition, instead of 2 n^2 per iteration."""
-    g = np.matmul(yk.transpose(0, 2, 1), ky)
     lam, u = np.linalg.eigh((g + g.transpose(0, 2, 1)) / 2)
     lam = np.maximum(lam, 0.0)
     top = lam[:, -1:]
@@ -182,24 +252,45 @@ class KernelPLS:
             out.append((predictions[k], inner_r))
         return out
 
+    @staticmethod
+    def feature_form(design: Design) -> bool:
+        """NIPALS from the features (``K t = X (X^T t)``, 2np per product) rather than the Gram matrix (n^2)."""
+        return design.x is not None and 2 * design.p < design.n
+
+    def solver(self, design: Design) -> str:
+        return f"nipals ({'feature' if self.feature_form(design) else 'kernel'} form)"
+
     def _predict_all(self, design: Design, y: np.ndarray, problems: list[tuple[np.ndarray, np.ndarray]]
                      ) -> list[np.ndarray]:
-        """Predictions of each ``(fit rows, evaluation rows)`` problem, batched by size."""
+        """Predictions of each ``(fit rows, evaluation rows)`` problem, in batches of similar size (a batch
+        pads to its largest problem) holding at most ``batch_bytes`` of Gram matrices or features."""
+        features = self.feature_form(design)
         order = sorted(range(len(problems)), key=lambda i: len(problems[i][0]))
         out: list[np.ndarray] = [np.empty(0)] * len(problems)
         batch: list[int] = []
         for position, i in enumerate(order):
             batch.append(i)
-            size = len(problems[i][0])
             following = len(problems[order[position + 1]][0]) if position + 1 < len(order) else None
-            # a batch pads to its largest problem: close it before a bigger size or past the memory budget
-            if following is None or following > size + 1 or (len(batch) + 1) * following**2 * 8 > self.batch_bytes:
-                kernels = [design.centred_kernels(*problems[j]) for j in batch]
+            row_bytes = 8 * (design.p if features else following or 0)
+            if (following is None or following > 1.05 * len(problems[batch[0]][0])
+                    or (len(batch) + 1) * following * row_bytes > self.batch_bytes):
                 counts = [min(self.n_components, self.n_features, len(problems[j][0]) - 1) for j in batch]
-                results = kernel_pls_predict_many([np.asarray(kf) for kf, _ in kernels],
-                                                  [np.asarray(ke) for _, ke in kernels],
-                                                  [y[problems[j][0]] for j in batch], counts)
+                targets = [y[problems[j][0]] for j in batch]
+                if features:
+                    fits, evals = zip(*(self._centred_features(design, *problems[j]) for j in batch), strict=True)
+                    results = feature_pls_predict_many(list(fits), list(evals), targets, counts)
+                else:
+                    kernels = [design.centred_kernels(*problems[j]) for j in batch]
+                    results = kernel_pls_predict_many([np.asarray(kf) for kf, _ in kernels],
+                                                      [np.asarray(ke) for _, ke in kernels], targets, counts)
                 for j, result in zip(batch, results, strict=True):
                     out[j] = result
                 batch = []
         return out
+
+    @staticmethod
+    def _centred_features(design: Design, fit: np.ndarray, evaluate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x_fit = np.asarray(design.centred(fit), dtype=np.float64)
+        mean = x_fit.mean(0)
+        x_fit -= mean
+        return x_fit, np.asarray(design.centred(evaluate), dtype=np.float64) - mean
