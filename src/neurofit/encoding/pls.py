@@ -58,7 +58,7 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
         if yk.shape[2] == 1:  # scikit-learn stops after one iteration
             y_score, k_score = yk[:, :, 0], ky[:, :, 0]
         else:
-            v = _power_method_iterate(np.matmul(yk.transpose(0, 2, 1), ky), first, live)
+            v, _ = _power_method_iterate(np.matmul(yk.transpose(0, 2, 1), ky), first, live)
             y_score, k_score = np.matmul(yk, v[:, :, None])[:, :, 0], np.matmul(ky, v[:, :, None])[:, :, 0]
         # the last iteration's x weights X_k^T a, a = y_score / ||y_score||^2, normalised as scikit-learn does
         with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; zeroed below
@@ -116,7 +116,7 @@ def feature_pls_predict_many(x_fits: list[np.ndarray], x_evals: list[np.ndarray]
         if yk.shape[2] == 1:
             y_score = yk[:, :, 0]
         else:
-            v = _power_method_iterate(np.matmul(cross.transpose(0, 2, 1), cross), first, live)
+            v, _ = _power_method_iterate(np.matmul(cross.transpose(0, 2, 1), cross), first, live)
             y_score = np.matmul(yk, v[:, :, None])[:, :, 0]
         with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; zeroed below
             w = np.matmul(y_score[:, None, :], xk)[:, 0] / np.einsum("bi,bi->b", y_score, y_score)[:, None]
@@ -181,9 +181,10 @@ def _components(yk: np.ndarray, n_components: list[int], alongside: list[np.ndar
         yield live, nonconstant.argmax(1)
 
 
-def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) -> np.ndarray:
+def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each live problem, target weights ``v`` such that ``Y_k v`` points as the y score of the last
-    iteration of scikit-learn's ``_get_first_singular_vectors_power_method`` (mode A) does.
+    iteration of scikit-learn's ``_get_first_singular_vectors_power_method`` (mode A) does, and that
+    function's ``n_iter``.
 
     Its iteration ``i`` has x weights ``w_i`` along ``X_k^T Y_k G^i e_j``, with ``g`` the (targets x targets)
     ``G = Y_k^T K_k Y_k`` of each problem and ``e_j`` the starting column, and stops at the first
@@ -215,7 +216,7 @@ def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) ->
         weight = weight * table[:, 2 * ITER_BLOCK]
     if pending.any():
         warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
-    return np.einsum("btm,bm->bt", u, c * mu ** last[:, None])
+    return np.einsum("btm,bm->bt", u, c * mu ** last[:, None]), last + 1
 
 
 class KernelPLS:
