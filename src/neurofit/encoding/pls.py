@@ -28,7 +28,6 @@ from neurofit.encoding.ridge import Design, pearson_columns
 
 MAX_ITER, TOL = 500, 1e-06  # PLSRegression's defaults
 BATCH_BYTES = 128 << 20  # Gram matrices held at once by one batched NIPALS call
-ITER_BLOCK = 64  # power-method iterations whose convergence tests are evaluated together
 
 
 def kernel_pls_predict(k_ff: np.ndarray, k_ef: np.ndarray, y: np.ndarray, n_components: int) -> np.ndarray:
@@ -188,35 +187,40 @@ def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) ->
 
     Its iteration ``i`` has x weights ``w_i`` along ``X_k^T Y_k G^i e_j``, with ``g`` the (targets x targets)
     ``G = Y_k^T K_k Y_k`` of each problem and ``e_j`` the starting column, and stops at the first
-    ``i >= 1`` with ``||w_i - w_{i-1}||^2 < tol``.
-    With ``G = U diag(lam) U^T`` and ``c = U^T e_j``, ``<X^T Y U z, X^T Y U z'> = z^T diag(lam) z'``, so
-    ``||w_i - w_{i-1}||^2 = 2 - 2 f(2i) / sqrt(f(2i - 1) f(2i + 1))`` with ``f(e) = sum c^2 (lam/lam_max)^e``:
-    every iteration's test at once from one T x T eigendecomposition, instead of 2 n^2 per iteration."""
-    lam, u = np.linalg.eigh((g + g.transpose(0, 2, 1)) / 2)
-    lam = np.maximum(lam, 0.0)
-    top = lam[:, -1:]
-    mu = np.divide(lam, top, out=np.zeros_like(lam), where=top > 0)
-    c = u[np.arange(len(u)), first]  # (batch, T): U^T e_j
-    # mu^k for k = 0..2 ITER_BLOCK by running products (the rounding of 128 products is far below tol)
-    table = np.cumprod(np.concatenate([np.ones_like(mu)[:, None], np.repeat(mu[:, None], 2 * ITER_BLOCK, 1)], 1), 1)
-    weight = c * c * mu  # c^2 mu^(2 i - 1) at the block's first iteration i = 1
-    last = np.full(len(u), MAX_ITER - 1)
-    pending = live.copy()
-    for start in range(1, MAX_ITER, ITER_BLOCK):
-        its = np.arange(start, min(start + ITER_BLOCK, MAX_ITER))
-        f = np.einsum("bem,bm->be", table[:, :2 * len(its) + 1], weight)  # f(2i - 1), f(2i), f(2i + 1), ...
-        with np.errstate(invalid="ignore", divide="ignore"):
-            diff = 2.0 - 2.0 * f[:, 1::2] / np.sqrt(f[:, :-1:2] * f[:, 2::2])
-        hit = diff < TOL
-        done = pending & hit.any(1)
-        last[done] = its[hit[done].argmax(1)]
-        pending &= ~done
-        if not pending.any():
+    ``i >= 1`` with ``||w_i - w_{i-1}||^2 < tol``. With ``z_i = G^i e_j`` (normalised), the inner products
+    are ``<w_a, w_b> = z_a^T G z_b``, so the power method runs on ``G`` itself: T^2 per iteration instead of
+    2 n (p + T) (scikit-learn) or n^2 (kernel form), all problems in one batched product, a problem
+    leaving the batch when it converges."""
+    batch, n_targets = g.shape[:2]
+    z = np.zeros((batch, n_targets))
+    z[np.arange(batch), first] = 1.0
+    out = z.copy()
+    n_iter = np.full(batch, MAX_ITER)
+    active = np.flatnonzero(live)
+    ga, za = g[active], z[active]
+    prev_norm2 = prev_step = None
+    for iteration in range(MAX_ITER):
+        step = np.matmul(ga, za[:, :, None])[:, :, 0]  # G z_i
+        norm2 = np.einsum("bt,bt->b", za, step)  # ||w_i||^2 (up to the common scale)
+        length = np.sqrt(np.einsum("bt,bt->b", step, step))
+        if prev_norm2 is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                diff = 2.0 - 2.0 * prev_step / np.sqrt(norm2 * prev_norm2)  # <w_i, w_i-1> = ||G z_i-1||
+            done = diff < TOL
+            if done.any():
+                out[active[done]], n_iter[active[done]] = za[done], iteration + 1
+                keep = ~done
+                active, ga, za, step, norm2, length = (a[keep] for a in (active, ga, za, step, norm2, length))
+                if not len(active):
+                    break
+        prev_norm2, prev_step = norm2, length
+        if iteration == MAX_ITER - 1:
+            out[active] = za
+            warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
             break
-        weight = weight * table[:, 2 * ITER_BLOCK]
-    if pending.any():
-        warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
-    return np.einsum("btm,bm->bt", u, c * mu ** last[:, None]), last + 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            za = step / length[:, None]
+    return out, n_iter
 
 
 class KernelPLS:
@@ -295,3 +299,4 @@ class KernelPLS:
         mean = x_fit.mean(0)
         x_fit -= mean
         return x_fit, np.asarray(design.centred(evaluate), dtype=np.float64) - mean
+
