@@ -53,11 +53,12 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
     scores = np.zeros((len(ys), size, 0))
     tts = np.zeros((len(ys), 0))
     coefs, loadings, used = [], [], []
-    for live, first in _components(yk, n_components, [ky]):
+    gram_y = np.matmul(yk.transpose(0, 2, 1), ky)  # G = Y_k^T K_0 Y_k, updated in rank-2 steps as Y_k deflates
+    for live, first in _components(yk, n_components, [ky, gram_y, gram_y.transpose(0, 2, 1)]):
         if yk.shape[2] == 1:  # scikit-learn stops after one iteration
             y_score, k_score = yk[:, :, 0], ky[:, :, 0]
         else:
-            v, _ = _power_method_iterate(np.matmul(yk.transpose(0, 2, 1), ky), first, live)
+            v, _ = _power_method_iterate(gram_y, first, live)
             y_score, k_score = np.matmul(yk, v[:, :, None])[:, :, 0], np.matmul(ky, v[:, :, None])[:, :, 0]
         # the last iteration's x weights X_k^T a, a = y_score / ||y_score||^2, normalised as scikit-learn does
         with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; zeroed below
@@ -71,8 +72,10 @@ def kernel_pls_predict_many(k_ffs: list[np.ndarray], k_efs: list[np.ndarray], ys
         tt = np.einsum("bi,bi->b", t, t)
         tt[~live] = 1.0  # finished problems: t = 0, nothing deflates
         q = np.einsum("bit,bi->bt", yk, t) / tt[:, None]
+        kt = np.matmul(kk, t[:, :, None])[:, :, 0]
+        _deflate_gram(gram_y, np.einsum("bit,bi->bt", ky, t), q, np.einsum("bi,bi->b", t, kt))
         yk -= t[:, :, None] * q[:, None, :]
-        ky -= np.matmul(kk, t[:, :, None]) * q[:, None, :]
+        ky -= kt[:, :, None] * q[:, None, :]
         scores = np.concatenate([scores, t[:, :, None]], axis=2)
         tts = np.concatenate([tts, tt[:, None]], axis=1)
         coefs.append(a)
@@ -111,11 +114,12 @@ def feature_pls_predict_many(x_fits: list[np.ndarray], x_evals: list[np.ndarray]
     yk, y_means = _padded_targets(ys, size)
     cross = np.matmul(xk.transpose(0, 2, 1), yk)  # X_k^T Y_k, updated as both deflate
     weights, x_loadings, y_loadings, used = [], [], [], []
-    for live, first in _components(yk, n_components, [cross]):
+    gram_y = np.matmul(cross.transpose(0, 2, 1), cross)  # G = Y_k^T X_k X_k^T Y_k, updated in rank-2 steps
+    for live, first in _components(yk, n_components, [cross, gram_y, gram_y.transpose(0, 2, 1)]):
         if yk.shape[2] == 1:
             y_score = yk[:, :, 0]
         else:
-            v, _ = _power_method_iterate(np.matmul(cross.transpose(0, 2, 1), cross), first, live)
+            v, _ = _power_method_iterate(gram_y, first, live)
             y_score = np.matmul(yk, v[:, :, None])[:, :, 0]
         with np.errstate(invalid="ignore", divide="ignore"):  # finished problems divide 0 by 0; zeroed below
             w = np.matmul(y_score[:, None, :], xk)[:, 0] / np.einsum("bi,bi->b", y_score, y_score)[:, None]
@@ -128,7 +132,9 @@ def feature_pls_predict_many(x_fits: list[np.ndarray], x_evals: list[np.ndarray]
         y_load = np.einsum("bit,bi->bt", yk, t) / tt[:, None]
         xk -= t[:, :, None] * x_load[:, None, :]
         yk -= t[:, :, None] * y_load[:, None, :]
-        cross -= (x_load * tt[:, None])[:, :, None] * y_load[:, None, :]
+        x_t = x_load * tt[:, None]  # X_k^T t
+        _deflate_gram(gram_y, np.einsum("bjt,bj->bt", cross, x_t), y_load, np.einsum("bj,bj->b", x_t, x_t))
+        cross -= x_t[:, :, None] * y_load[:, None, :]
         weights.append(w)
         x_loadings.append(x_load)
         y_loadings.append(y_load)
@@ -154,6 +160,14 @@ def _padded_targets(ys: list[np.ndarray], size: int) -> tuple[np.ndarray, list[n
     for i, (y, mean) in enumerate(zip(ys, means, strict=True)):
         yk[i, :len(y)] = y - mean
     return yk, means
+
+
+def _deflate_gram(gram_y: np.ndarray, cross_t: np.ndarray, q: np.ndarray, t_kt: np.ndarray) -> None:
+    """``G <- (Y - t q^T)^T K (Y - t q^T) = G - c q^T - q c^T + (t^T K t) q q^T`` in place, with
+    ``c = Y^T K t``: T^2 per problem instead of forming ``Y^T K Y`` anew (n T^2)."""
+    left = np.stack([cross_t, q], axis=2)  # (batch, T, 2) @ (batch, 2, T): one pass over G
+    right = np.stack([-q, t_kt[:, None] * q - cross_t], axis=1)
+    gram_y += np.matmul(left, right)
 
 
 def _components(yk: np.ndarray, n_components: list[int], alongside: list[np.ndarray]
@@ -197,6 +211,7 @@ def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) ->
     out = z.copy()
     n_iter = np.full(batch, MAX_ITER)
     active = np.flatnonzero(live)
+    pending = np.ones(len(active), dtype=bool)  # of the active problems: not converged yet
     ga, za = g[active], z[active]
     prev_norm2 = prev_step = None
     for iteration in range(MAX_ITER):
@@ -206,16 +221,17 @@ def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) ->
         if prev_norm2 is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
                 diff = 2.0 - 2.0 * prev_step / np.sqrt(norm2 * prev_norm2)  # <w_i, w_i-1> = ||G z_i-1||
-            done = diff < TOL
-            if done.any():
-                out[active[done]], n_iter[active[done]] = za[done], iteration + 1
-                keep = ~done
-                active, ga, za, step, norm2, length = (a[keep] for a in (active, ga, za, step, norm2, length))
-                if not len(active):
-                    break
+            done = pending & (diff < TOL)
+            out[active[done]], n_iter[active[done]] = za[done], iteration + 1
+            pending &= ~done
+            if not pending.any():
+                break
+            if pending.sum() <= 0.75 * len(pending):  # drop the converged problems (copies G: not every time)
+                active, ga, za, step, norm2, length = (a[pending] for a in (active, ga, za, step, norm2, length))
+                pending = pending[pending]
         prev_norm2, prev_step = norm2, length
         if iteration == MAX_ITER - 1:
-            out[active] = za
+            out[active[pending]] = za[pending]
             warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
             break
         with np.errstate(invalid="ignore", divide="ignore"):
