@@ -2,11 +2,18 @@
 
 Checks that ``fit_metric("pls", preset="brainscore")`` gives Brain-Score's
 ``CrossRegressedCorrelation(pls_regression(), pearsonr_correlation())`` score, and that
-``split_half_ceiling`` gives ``InternalConsistency()``, to 1e-6; prints both libraries' wall time
-for the PLS score (neurofit's includes what its fit job adds: the inner-CV train score and the
-bootstrap and permutation resamples).
+``split_half_ceiling`` gives ``InternalConsistency()``, to 1e-6, at each size, and prints both libraries' wall and CPU times (fastest of ``--repeats`` runs, the three
+interleaved so that a change in the shared machine's load hits all of them, BLAS on ``--threads``):
 
-    python benchmarks/brainscore_parity.py --stimuli 640 --features 8192 --neuroids 50   # a real layer's size
+- brain-score: one PLS fit per split (10), Pearson r per neuroid, median, mean;
+- neurofit, the same work: the same, on neurofit's batched NIPALS (``KernelPLS(train_score=False)``);
+- neurofit, the whole fit job (``fit_metric``): also 5 inner-CV fits per split (the train score that
+  nested layer choice uses) and 1000 bootstrap + 1000 permutation resamples.
+
+The default sizes are small (200 x 120, 40 neuroids), narrow (640 x 100: feature form), wide (320 x
+1,024: kernel form) and many neuroids (200 x 120, 150). A real layer's size (Brain-Score takes ~10 min):
+
+    python benchmarks/brainscore_parity.py --sizes 640,8192,50 --repeats 1
 
 Brain-Score is not a dependency of neurofit; install it aside, without its dependencies:
 
@@ -30,7 +37,7 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-SIZES = ("200,120,40", "640,100,50", "320,1024,50")  # small, narrow (p < n / 2), wide (p > n)
+SIZES = ("200,120,40", "640,100,50", "320,1024,50", "200,120,150")  # small, narrow, wide, many neuroids
 UNUSED = ("boto3", "botocore", "peewee", "fire", "psycopg2", "pybtex", "sqlalchemy", "google", "git", "netCDF4")
 
 

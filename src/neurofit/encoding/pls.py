@@ -1,16 +1,22 @@
 """scikit-learn's ``PLSRegression(scale=False)`` (NIPALS, the algorithm Brain-Score's ``pls_regression``
-runs) in kernel form: the same iterates, from the stimulus x stimulus Gram matrix instead of the features.
+runs) with the same iterates, for many fits at once (every outer split and inner fold of a layer).
 
-NIPALS needs the features only through products with stimulus vectors: with ``a`` the stimulus-space
-coefficients of the x weights (``w = X_k^T a``), the x score is ``t = K_k a`` and ``||w||^2 = a^T K_k a``,
-and deflating ``X_k`` by its score is ``K_{k+1} = P K_k P`` with ``P = I - t t^T / t^T t``. The
-prediction ``X_test W (L^T W)^+ Q^T`` becomes ``K_test B (diag(1/t^T t) T^T K_0 B)^+ Q^T`` with ``W = X_0^T B``.
-Each iteration costs n^2 instead of 2 n p, and the Gram matrix of all stimuli is computed once per layer
-for every split and inner fold (the per-fold centred Grams are taken from it, as for ridge).
+Two forms, batched over problems (zero-padded to one size: a zero row adds nothing to any product):
 
-The convergence test (``||w - w_old||^2 < tol``), the start (the first non-constant target column),
-the zeroing of near-constant targets and the early stop on a constant residual are scikit-learn's,
-so the number of iterations and the predictions are the same up to rounding. The sign flip
+- kernel form (layers at least half as wide as the stimulus count, and Gram-only layers): NIPALS needs
+  the features only through products with stimulus vectors. With ``a`` the stimulus-space coefficients
+  of the x weights (``w = X_k^T a``), the x score is ``t = K_k a = P_k K_0 a`` and ``||w||^2 = a^T t``
+  (``P_k`` projecting out the earlier scores); the prediction ``X_test W (L^T W)^+ Q^T`` becomes
+  ``K_test B (diag(1/t^T t) T^T K_0 B)^+ Q^T`` with ``W = X_0^T B``. ``K_0`` is never deflated, and the
+  per-fold centred Grams are taken from the layer's one Gram matrix (as for ridge);
+- feature form (narrower layers): scikit-learn's steps on the centred features, X deflated explicitly.
+
+The power method (``_get_first_singular_vectors_power_method``), where NIPALS spends its time, runs on the
+targets x targets matrix ``G = Y_k^T K_k Y_k`` (T^2 per iteration instead of 2 n (p + T)), with the same
+start (the first non-constant target column), the same convergence test (``||w - w_old||^2 < tol``, from
+inner products through ``G``) and so the same iteration count; ``G`` is updated by a rank-2 step per
+component. The zeroing of near-constant targets and the early stop on a constant residual are
+scikit-learn's, so the predictions are the same up to rounding (1e-12, tested). The sign flip
 scikit-learn applies to each component leaves the predictions unchanged and is skipped.
 """
 
