@@ -2,8 +2,9 @@
 
 Checks that ``fit_metric("pls", preset="brainscore")`` gives Brain-Score's
 ``CrossRegressedCorrelation(pls_regression(), pearsonr_correlation())`` score, and that
-``split_half_ceiling`` gives ``InternalConsistency()``, to 1e-6, at each size, and prints both libraries' wall and CPU times (fastest of ``--repeats`` runs, the three
-interleaved so that a change in the shared machine's load hits all of them, BLAS on ``--threads``):
+``split_half_ceiling`` gives ``InternalConsistency()``, to 1e-6, at each size, and prints both libraries'
+wall and CPU times (fastest of ``--repeats`` runs, the three interleaved so that a change in the shared
+machine's load hits all of them; BLAS on ``--threads``):
 
 - brain-score: one PLS fit per split (10), Pearson r per neuroid, median, mean;
 - neurofit, the same work: the same, on neurofit's batched NIPALS (``KernelPLS(train_score=False)``);
