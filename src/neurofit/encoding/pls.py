@@ -33,7 +33,7 @@ from sklearn.model_selection import KFold
 from neurofit.encoding.ridge import Design, pearson_columns
 
 MAX_ITER, TOL = 500, 1e-06  # PLSRegression's defaults
-BATCH_BYTES = 128 << 20  # Gram matrices held at once by one batched NIPALS call
+BATCH_BYTES = 128 << 20  # work arrays held at once by one batched NIPALS call
 
 
 def kernel_pls_predict(k_ff: np.ndarray, k_ef: np.ndarray, y: np.ndarray, n_components: int) -> np.ndarray:
@@ -290,7 +290,7 @@ class KernelPLS:
     def _predict_all(self, design: Design, y: np.ndarray, problems: list[tuple[np.ndarray, np.ndarray]]
                      ) -> list[np.ndarray]:
         """Predictions of each ``(fit rows, evaluation rows)`` problem, in batches of similar size (a batch
-        pads to its largest problem) holding at most ``batch_bytes`` of Gram matrices or features."""
+        pads to its largest problem) holding at most ``batch_bytes`` of work arrays."""
         features = self.feature_form(design)
         order = sorted(range(len(problems)), key=lambda i: len(problems[i][0]))
         out: list[np.ndarray] = [np.empty(0)] * len(problems)
@@ -298,18 +298,20 @@ class KernelPLS:
         for position, i in enumerate(order):
             batch.append(i)
             following = len(problems[order[position + 1]][0]) if position + 1 < len(order) else None
-            row_bytes = 8 * (design.p if features else following or 0)
+            size, n_targets = following or 0, y.shape[1]
+            # a problem's Gram matrix or features, its targets twice and its targets x targets matrix
+            problem_bytes = 8 * (size * (design.p if features else size) + 2 * size * n_targets + n_targets**2)
             if (following is None or following > 1.05 * len(problems[batch[0]][0])
-                    or (len(batch) + 1) * following * row_bytes > self.batch_bytes):
+                    or (len(batch) + 1) * problem_bytes > self.batch_bytes):
                 counts = [min(self.n_components, self.n_features, len(problems[j][0]) - 1) for j in batch]
-                targets = [y[problems[j][0]] for j in batch]
+                ys = [y[problems[j][0]] for j in batch]
                 if features:
                     fits, evals = zip(*(self._centred_features(design, *problems[j]) for j in batch), strict=True)
-                    results = feature_pls_predict_many(list(fits), list(evals), targets, counts)
+                    results = feature_pls_predict_many(list(fits), list(evals), ys, counts)
                 else:
                     kernels = [design.centred_kernels(*problems[j]) for j in batch]
                     results = kernel_pls_predict_many([np.asarray(kf) for kf, _ in kernels],
-                                                      [np.asarray(ke) for _, ke in kernels], targets, counts)
+                                                      [np.asarray(ke) for _, ke in kernels], ys, counts)
                 for j, result in zip(batch, results, strict=True):
                     out[j] = result
                 batch = []
