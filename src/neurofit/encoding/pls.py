@@ -3,13 +3,13 @@ runs) with the same iterates, for many fits at once (every outer split and inner
 
 Two forms, batched over problems (zero-padded to one size: a zero row adds nothing to any product):
 
-- kernel form (layers at least half as wide as the stimulus count, and Gram-only layers): NIPALS needs
-  the features only through products with stimulus vectors. With ``a`` the stimulus-space coefficients
+- kernel form (layers at least half as wide as the stimulus count, see ``KernelPLS.feature_form``, and
+  Gram-only layers): NIPALS needs the features only through products with stimulus vectors. With ``a`` the stimulus-space coefficients
   of the x weights (``w = X_k^T a``), the x score is ``t = K_k a = P_k K_0 a`` and ``||w||^2 = a^T t``
   (``P_k`` projecting out the earlier scores); the prediction ``X_test W (L^T W)^+ Q^T`` becomes
   ``K_test B (diag(1/t^T t) T^T K_0 B)^+ Q^T`` with ``W = X_0^T B``. ``K_0`` is never deflated, and the
   per-fold centred Grams are taken from the layer's one Gram matrix (as for ridge);
-- feature form (narrower layers): scikit-learn's steps on the centred features, X deflated explicitly.
+- feature form (the other layers): scikit-learn's steps on the centred features, X deflated explicitly.
 
 The power method (``_get_first_singular_vectors_power_method``), where NIPALS spends its time, runs on the
 targets x targets matrix ``G = Y_k^T K_k Y_k`` (T^2 per iteration instead of 2 n (p + T)), with the same
@@ -279,10 +279,12 @@ class KernelPLS:
             out.append((predictions[k], inner_r))
         return out
 
-    @staticmethod
-    def feature_form(design: Design) -> bool:
-        """NIPALS from the features (``K t = X (X^T t)``, 2np per product) rather than the Gram matrix (n^2)."""
-        return design.x is not None and 2 * design.p < design.n
+    def feature_form(self, design: Design) -> bool:
+        """NIPALS on the features (a few n p per component) rather than the Gram matrix (n^2): for layers
+        narrower than half the stimuli, and for layers of at most 4 x ``n_components`` features, whose
+        rank the components can exhaust (with one target, ``||X_k^T y_k||`` then falls to rounding level,
+        which the kernel form's ``a^T K a`` cannot resolve)."""
+        return design.x is not None and (2 * design.p < design.n or design.p <= 4 * self.n_components)
 
     def solver(self, design: Design) -> str:
         return f"nipals ({'feature' if self.feature_form(design) else 'kernel'} form)"
