@@ -4,11 +4,12 @@ runs) with the same iterates, for many fits at once (every outer split and inner
 Two forms, batched over problems (zero-padded to one size: a zero row adds nothing to any product):
 
 - kernel form (layers at least half as wide as the stimulus count, see ``KernelPLS.feature_form``, and
-  Gram-only layers): NIPALS needs the features only through products with stimulus vectors. With ``a`` the stimulus-space coefficients
-  of the x weights (``w = X_k^T a``), the x score is ``t = K_k a = P_k K_0 a`` and ``||w||^2 = a^T t``
-  (``P_k`` projecting out the earlier scores); the prediction ``X_test W (L^T W)^+ Q^T`` becomes
-  ``K_test B (diag(1/t^T t) T^T K_0 B)^+ Q^T`` with ``W = X_0^T B``. ``K_0`` is never deflated, and the
-  per-fold centred Grams are taken from the layer's one Gram matrix (as for ridge);
+  Gram-only layers): NIPALS needs the features only through products with stimulus vectors. With ``a``
+  the stimulus-space coefficients of the x weights (``w = X_k^T a``), the x score is
+  ``t = K_k a = P_k K_0 a`` and ``||w||^2 = a^T t`` (``P_k`` projecting out the earlier scores); the
+  prediction ``X_test W (L^T W)^+ Q^T`` becomes ``K_test B (diag(1/t^T t) T^T K_0 B)^+ Q^T`` with
+  ``W = X_0^T B``. ``K_0`` is never deflated, and the per-fold centred Grams are taken from the layer's
+  one Gram matrix (as for ridge);
 - feature form (the other layers): scikit-learn's steps on the centred features, X deflated explicitly.
 
 The power method (``_get_first_singular_vectors_power_method``), where NIPALS spends its time, runs on the
