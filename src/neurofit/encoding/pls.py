@@ -221,27 +221,27 @@ def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) ->
     pending = np.ones(len(active), dtype=bool)  # of the active problems: not converged yet
     ga, za = g[active], z[active]
     prev_norm2 = prev_step = None
-    for iteration in range(MAX_ITER):
-        step = np.matmul(ga, za[:, :, None])[:, :, 0]  # G z_i
-        norm2 = np.einsum("bt,bt->b", za, step)  # ||w_i||^2 (up to the common scale)
-        length = np.sqrt(np.einsum("bt,bt->b", step, step))
-        if prev_norm2 is not None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                diff = 2.0 - 2.0 * prev_step / np.sqrt(norm2 * prev_norm2)  # <w_i, w_i-1> = ||G z_i-1||
-            done = pending & (diff < TOL)
-            out[active[done]], n_iter[active[done]] = za[done], iteration + 1
-            pending &= ~done
-            if not pending.any():
+    with np.errstate(invalid="ignore", divide="ignore"):  # problems that reach exact zeros are not tested again
+        for iteration in range(MAX_ITER):
+            step = np.matmul(ga, za[:, :, None])[:, :, 0]  # G z_i
+            norm2 = np.einsum("bt,bt->b", za, step)  # ||w_i||^2 (up to the common scale)
+            length = np.sqrt(np.einsum("bt,bt->b", step, step))
+            if prev_norm2 is not None:
+                done = pending & (2.0 - 2.0 * prev_step / np.sqrt(norm2 * prev_norm2) < TOL)  # <w_i, w_i-1> = |G z_i-1|
+                if done.any():
+                    out[active[done]], n_iter[active[done]] = za[done], iteration + 1
+                    pending &= ~done
+                    if not pending.any():
+                        break
+                    if pending.sum() <= 0.75 * len(pending):  # drop the converged problems (G is copied: not always)
+                        kept = (a[pending] for a in (active, ga, za, step, norm2, length))
+                        active, ga, za, step, norm2, length = kept
+                        pending = pending[pending]
+            prev_norm2, prev_step = norm2, length
+            if iteration == MAX_ITER - 1:
+                out[active[pending]] = za[pending]
+                warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
                 break
-            if pending.sum() <= 0.75 * len(pending):  # drop the converged problems (copies G: not every time)
-                active, ga, za, step, norm2, length = (a[pending] for a in (active, ga, za, step, norm2, length))
-                pending = pending[pending]
-        prev_norm2, prev_step = norm2, length
-        if iteration == MAX_ITER - 1:
-            out[active[pending]] = za[pending]
-            warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
-            break
-        with np.errstate(invalid="ignore", divide="ignore"):
             za = step / length[:, None]
     return out, n_iter
 
