@@ -30,7 +30,7 @@ from scipy.stats import rankdata
 from neurofit.encoding.backend import get_ops
 from neurofit.encoding.layer import LayerFeatures
 from neurofit.encoding.pls import KernelPLS
-from neurofit.encoding.regression import PLS, Regression, RidgeCV, SplitPrediction, cross_validated_predictions
+from neurofit.encoding.regression import PLS, Regression, RidgeCV, SplitPrediction
 from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
 from neurofit.encoding.similarity import _centred_gram, cka_from_grams, double_centre, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
@@ -261,21 +261,15 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
         fits = {name: None for name in groups}
         shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
         extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name, "dtype": dtype}
-    elif layer.gram_only or len(y) < 2 * layer.n_features:
-        # PLS couples the targets (one fit per group), but NIPALS in kernel form shares the Gram matrix
-        # (float64: Brain-Score's numbers) and costs n^2 instead of 2 n p per iteration
+    else:
+        # PLS couples the targets (one fit per group); batched NIPALS shares the Gram matrix or the features
+        # (float64: Brain-Score's numbers) across every split and inner fold
         kernel = KernelPLS(pls_components, layer.n_features)
         design = layer.design(get_ops("numpy", "float64"))
         fits = {name: [SplitPrediction(pred, float(np.median(inner_r))) for pred, inner_r in
                        kernel.cross_validated(design, y[:, mask], splits, inner_folds, seed)]
                 for name, mask in groups.items()}
-        extra_attrs = {"pls_components": pls_components, "pls_solver": "nipals (kernel form)"}
-    else:  # fewer features than stimuli: scikit-learn's NIPALS on the matrix is cheaper
-        x = layer.matrix()
-        fits = {name: cross_validated_predictions(regression, x, y[:, mask], splits, inner_folds, seed)
-                for name, mask in groups.items()}
-        del x
-        extra_attrs = {"pls_components": pls_components, "pls_solver": "nipals (scikit-learn)"}
+        extra_attrs = {"pls_components": pls_components, "pls_solver": kernel.solver(design)}
     scores = _new_scores(groups, len(splits))
     for name, mask in groups.items():
         group, cols = scores[name], np.flatnonzero(mask)
