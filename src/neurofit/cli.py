@@ -525,6 +525,8 @@ def run_from_snakemake(stage: str, smk: Any) -> None:
     ``onerror``), and the job exits with status 1."""
     from neurofit.paths import error_note
 
+    if stage not in STAGES:
+        raise KeyError(f"no stage {stage!r} in neurofit.cli (a rule's `stage` param); stages: {sorted(STAGES)}")
     log_path = smk.log[0] if smk.log else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
@@ -533,8 +535,6 @@ def run_from_snakemake(stage: str, smk: Any) -> None:
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if stage not in STAGES:
-        raise KeyError(f"no stage {stage!r} in neurofit.cli (a rule's `stage` param); stages: {sorted(STAGES)}")
     stage_fn = STAGES[stage]
     # Wildcards and named inputs/outputs the stage does not take are there for Snakemake only; every param but
     # SNAKEMAKE_ONLY_PARAMS must be one the stage takes.
