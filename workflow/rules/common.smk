@@ -160,10 +160,10 @@ def final_outputs():
 # fit (one job per dataset x metric x model x layer, all regions; 3 regions x 30 units, 240 stimuli,
 # 10 splits, 1000 bootstrap draws and permutations; input = features + responses; shared 2-core machine
 # at load 8): 413 MB / 11-28 s on the default run's 15 jobs (4.6 MB of input at most); on wider copies
-# of a layer, ridge 412/423/473 MB at 4.6/16.4/63.6 MB of input (about 1 MB per input MB), pls 373/298 MB
-# at 16.4/63.6 MB, rsa 373/613 MB at 16.4/63.6 MB (5 MB per input MB, the steepest), wall up to 127 s
-# (rsa, 63.6 MB: about 2 s per input MB). So: 2x the 413 MB base, 2x the rsa slope, and a runtime that
-# grows by 6 s per input MB (3x the measured rate) over an hour.
+# of a layer, ridge 412/423/473/1092 MB at 4.6/16.4/63.6/252 MB of input (1 MB per input MB, 3.3 above
+# 64 MB), pls 373/298 MB at 16.4/63.6 MB, rsa 373/613 MB and cka -/496 MB at 16.4/63.6 MB (rsa: 5 MB per
+# input MB, the steepest), wall up to 127 s (rsa, 63.6 MB: about 2 s per input MB). So: 2x the 413 MB
+# base, 2x the rsa slope, and a runtime that grows by 6 s per input MB (3x the measured rate) over an hour.
 JOB_SIZES = {
     "simulate": {"mem_mb": 1500, "mem_mb_per_input_mb": 0, "runtime": 30},
     "manifest": {"mem_mb": 500, "mem_mb_per_input_mb": 0, "runtime": 30},
