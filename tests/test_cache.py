@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -271,3 +272,29 @@ def test_editing_a_module_reruns_the_rules_whose_stages_import_it(repo, finished
     figures.write_text(figures.read_text() + "\n# an edit\n")
     plan = planned(repo, finished_run, CONFIG, src=src)
     assert plan == {"figures": 1, "figure_performance": 1, "figure_neuroids": 1, "figure_learning_rules": 1, "all": 1}
+
+
+def _pca_image_set(folder: Path, n: int = 8, seed: int = 0) -> None:
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, size=(32, 32), dtype=np.uint8)).save(folder / f"im{i}.png")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_editing_an_image_of_the_pca_image_set_reruns_that_models_features(repo, finished_run, tmp_path):
+    workdir = tmp_path / "run"  # a copy: the finished run stays as the other tests expect it
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    _pca_image_set(workdir / "pca_images")
+    config = changed(**{"models.first.features": {"reduce": "pca_images", "max_dims": 5, "pca_images": "pca_images"}})
+    (workdir / "pca.yaml").write_text(yaml.safe_dump(config))
+    _snakemake(repo, workdir, workdir / "pca.yaml")
+    assert planned(repo, workdir, config) == {}
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32), dtype=np.uint8)).save(workdir / "pca_images" / "im3.png")
+    plan = planned(repo, workdir, config)
+    assert plan == {"features": 2, "fit_sim": 2, **{k: v for k, v in REPORT.items() if k != "provenance"}}

@@ -41,7 +41,7 @@ def test_every_job_has_memory_and_runtime_and_no_gpu_by_default(repo, tiny, tmp_
         for fields in entries:
             # memory that grows with the input is only known once the input exists
             assert fields["mem_mb"] == "<TBD>" or int(fields["mem_mb"]) >= 500, (rule, fields)
-            assert int(fields["runtime"]) >= 15, (rule, fields)
+            assert fields["runtime"] == "<TBD>" or int(fields["runtime"]) >= 15, (rule, fields)
             assert "gpu" not in fields and "slurm_partition" not in fields, (rule, fields)
     assert int(jobs["simulate"][0]["mem_mb"]) >= 1000 and int(jobs["train"][0]["runtime"]) >= 60
 

@@ -1,8 +1,9 @@
 """``neurofit <command>``: the one entry that rules and people call; the only place stages meet.
 
 Each pipeline stage is a function here taking file paths and plain settings; the Snakemake rules
-call them through ``workflow/scripts/<stage>.py`` (:func:`run_from_snakemake`), people through
-:func:`main`.
+call them through the one script ``workflow/scripts/stage.py`` with the stage's name as the rule's
+``stage`` param (:func:`run_from_snakemake`), people through :func:`main`. Each stage builds its
+typed settings (``EncodingSettings``, ``FeatureSettings``, ...) once from the rule's config params.
 """
 
 from __future__ import annotations
@@ -99,11 +100,13 @@ def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> No
     import xarray as xr
 
     from neurofit.encoding.ceiling import split_half_ceiling, split_half_similarity
+    from neurofit.encoding.settings import CeilingSettings
 
+    ceiling = CeilingSettings.from_config(settings)
     responses = xr.load_dataarray(responses_path, engine="h5netcdf")
     counts = responses.values.astype(np.float64)
     args = (counts, responses["stimulus_id"].values, responses["repeat"].values)
-    n_splits, seed = settings.get("n_splits", 10), settings.get("seed", 1)
+    n_splits, seed = ceiling.n_splits, ceiling.seed
     reliability = split_half_ceiling(*args, n_splits, seed)
     similarity = split_half_similarity(*args, responses["region"].values, n_splits, seed)
     regions = list(similarity["rsa"])
@@ -169,19 +172,20 @@ def _features_named(model: str, settings: dict[str, Any], weights: str, stimuli_
                     record_path: str) -> None:
     import xarray as xr
 
+    from neurofit.feature_settings import FeatureSettings
     from neurofit.features import extract_layer, preprocess_named, save_features
     from neurofit.models.weights import load_weights
     from neurofit.models.zoo import NamedNetwork, check_layers, rebuild
 
     net = NamedNetwork.from_config(model, settings)
+    options = FeatureSettings.from_config(settings.get("features"), f"models.{model}.features")
     record = json.loads(Path(record_path).read_text())
     network = load_weights(rebuild(net, record), weights)
     check_layers(network, [layer], net.key("layers"))
-    options = settings.get("features") or {}
     stimuli = xr.load_dataarray(stimuli_path, engine="h5netcdf")
-    features = extract_layer(network, layer, stimuli, preprocess_named(record["input"], options),
-                             batch_size=int(options.get("batch_size", 32)), reduce=options.get("reduce"),
-                             max_dims=options.get("max_dims"), seed=net.seed)
+    features = extract_layer(network, layer, stimuli, preprocess_named(record["input"], options.preprocessing()),
+                             batch_size=options.batch(named=True), reduce=options.reduce, max_dims=options.max_dims,
+                             seed=net.seed)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     identity = record.get("weights_identity", {})
     save_features(features, out, architecture=f"{net.source}:{net.network}", objective=f"{net.kind} weights",
@@ -192,6 +196,7 @@ def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, la
                    model: str = "model", record: str | None = None) -> None:
     import xarray as xr
 
+    from neurofit.feature_settings import FeatureSettings
     from neurofit.features import extract_layer, preprocess_for, read_image_set, save_features
     from neurofit.models.catalog import is_named_network
     from neurofit.models.train import ModelSpec
@@ -203,15 +208,14 @@ def stage_features(settings: dict[str, Any], weights: str, stimuli_path: str, la
         _features_named(model, settings, weights, stimuli_path, layer, out, record)
         return
     spec = ModelSpec.from_config(settings)
-    options = spec.features
-    model = load_weights(spec.build(), weights)
+    options = FeatureSettings.from_config(spec.features, f"models.{model}.features")
+    network = load_weights(spec.build(), weights)
     stimuli = xr.load_dataarray(stimuli_path, engine="h5netcdf")
-    pca_images = options.get("pca_images")
-    features = extract_layer(model, layer, stimuli, preprocess_for(spec.architecture, spec.image_size, options),
-                             batch_size=int(options.get("batch_size", 128)), reduce=options.get("reduce"),
-                             max_dims=options.get("max_dims"), seed=spec.seed,
-                             fit_images=read_image_set(pca_images) if pca_images else None,
-                             fit_images_name=pca_images or "", spill_dir=options.get("spill_dir"))
+    prep = preprocess_for(spec.architecture, spec.image_size, options.preprocessing())
+    features = extract_layer(network, layer, stimuli, prep, batch_size=options.batch(named=False),
+                             reduce=options.reduce, max_dims=options.max_dims, seed=spec.seed,
+                             fit_images=read_image_set(options.pca_images) if options.pca_images else None,
+                             fit_images_name=options.pca_images or "", spill_dir=options.spill_dir)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_features(features, out, architecture=spec.architecture, objective=spec.objective,
                   learning_rule=spec.learning_rule)
@@ -226,8 +230,10 @@ def stage_fit(features_path: str, responses_path: str, regions: list[str], metri
 
     from neurofit.encoding.fit import fit_groups, stimulus_labels
     from neurofit.encoding.layer import LayerFeatures
+    from neurofit.encoding.settings import EncodingSettings
     from neurofit.neural.responses import average_repeats
 
+    spec = EncodingSettings.from_config(settings)
     if len(out) != len(regions):
         raise ValueError(f"stage_fit: {len(regions)} regions but {len(out)} output files")
     features = LayerFeatures.from_xarray(xr.load_dataset(features_path, engine="h5netcdf"), source=features_path)
@@ -237,18 +243,9 @@ def stage_fit(features_path: str, responses_path: str, regions: list[str], metri
     if missing:
         raise ValueError(f"{responses_path}: no neuroids in region(s) {missing}; regions there: "
                          f"{sorted(set(region_of))}")
-    splits = settings.get("splits", {})
-    alphas = settings.get("alphas", {})
-    stratify = stimulus_labels(responses, splits.get("stratify_coords", ["object_name", "category"]))
+    stratify = stimulus_labels(responses, list(spec.splits.stratify_coords))
     fits = fit_groups(metric, features, average_repeats(responses), {r: region_of == r for r in regions},
-                      preset=splits.get("preset", "brainscore"), n_splits=splits.get("n_splits", 10),
-                      train_size=splits.get("train_size", 0.9), seed=splits.get("seed", 1), stratify=stratify,
-                      alphas=np.logspace(alphas.get("min_exp", -2), alphas.get("max_exp", 6), alphas.get("n", 17)),
-                      inner_folds=settings.get("inner_folds", 5), backend=settings.get("backend", "auto"),
-                      dtype=settings.get("dtype", "mixed"), pls_components=settings.get("pls_components", 25),
-                      n_boot=settings.get("bootstrap", {}).get("n", 1000),
-                      n_permutations=settings.get("permutations", {}).get("n", 1000),
-                      resample_seed=settings.get("bootstrap", {}).get("seed", 0))
+                      stratify=stratify, **spec.fit_options())
     for region, path in zip(regions, out, strict=True):
         fit = fits[region]
         log.info("%s %s: mean test score %.3f over %d splits", metric, region, float(fit["test_score"].mean()),
@@ -269,22 +266,27 @@ def _ceilings_by_dataset(ceilings: dict[str, str]) -> dict[str, dict[str, dict[s
     return by_dataset
 
 
-def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], normalisation: str, csv_out: str,
-                 parquet_out: str, best_out: str, ci: str = "bootstrap_both") -> None:
+def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], settings: dict[str, Any], csv_out: str,
+                 parquet_out: str, best_out: str) -> None:
+    from neurofit.report.settings import ReportSettings
     from neurofit.report.tables import best_layer_table, predictivity_table, write_table
 
+    report = ReportSettings.from_config(settings)
     by_dataset = _ceilings_by_dataset(ceilings)
     keyed = [(fit, fit["path"]) for fit in fits]
-    write_table(predictivity_table(keyed, by_dataset, normalisation, ci), csv_out, parquet_out)
-    write_table(best_layer_table(keyed, by_dataset, normalisation, ci), best_out)
+    write_table(predictivity_table(keyed, by_dataset, report.normalisation, report.ci), csv_out, parquet_out)
+    write_table(best_layer_table(keyed, by_dataset, report.normalisation, report.ci), best_out)
 
 
-def stage_comparisons(fits: list[dict[str, str]], ceilings: dict[str, str], normalisation: str, csv_out: str,
-                      ci: str = "bootstrap_both") -> None:
+def stage_comparisons(fits: list[dict[str, str]], ceilings: dict[str, str], settings: dict[str, Any],
+                      csv_out: str) -> None:
     from neurofit.report.comparisons import comparison_table
+    from neurofit.report.settings import ReportSettings
     from neurofit.report.tables import write_table
 
-    table = comparison_table([(fit, fit["path"]) for fit in fits], _ceilings_by_dataset(ceilings), normalisation, ci)
+    report = ReportSettings.from_config(settings)
+    table = comparison_table([(fit, fit["path"]) for fit in fits], _ceilings_by_dataset(ceilings),
+                             report.normalisation, report.ci)
     write_table(table, csv_out)
     log.info("%d model pairs compared, %d significant (Holm p < 0.05)", len(table), int(table["significant"].sum()))
 
@@ -409,16 +411,18 @@ def stage_trial_responses(manifest_path: str, settings: dict[str, Any], regions:
                           ceiling: dict[str, Any], psth_out: str, summary_out: str) -> None:
     from neurofit.data.assets import asset_source
     from neurofit.data.local import read_manifest
+    from neurofit.neural.settings import TrialCeilingSettings
     from neurofit.neural.trials import TrialSpec, build_trial_dataset, read_trial_responses
 
     manifest = read_manifest(manifest_path)
     spec = TrialSpec.from_config({**settings, "regions": regions})
+    split_half = TrialCeilingSettings.from_config(ceiling)
     sessions, files = [], []
     for asset in manifest["assets"]:
         responses, record = read_trial_responses(asset_source(asset), spec, session=Path(asset["path"]).stem)
         sessions.append(responses)
         files.append(record)
-    dataset, summary = build_trial_dataset(sessions, spec, ceiling.get("n_splits", 10), ceiling.get("seed", 0))
+    dataset, summary = build_trial_dataset(sessions, spec, split_half.n_splits, split_half.seed)
     for path in (psth_out, summary_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     dataset.to_netcdf(psth_out, engine="h5netcdf")
@@ -461,25 +465,26 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
     import pandas as pd
     import xarray as xr
 
+    from neurofit.encoding.settings import TrialEncodingSettings
     from neurofit.encoding.timecourse import geometry, score_region
 
+    spec = TrialEncodingSettings.from_config(settings)
     features = xr.load_dataset(features_path, engine="h5netcdf")
     data = xr.load_dataset(psth_path, engine="h5netcdf")
-    alphas = np.logspace(settings.get("min_exp", -2), settings.get("max_exp", 6), settings.get("n_alphas", 17))
+    alphas = spec.alphas()
     rows, curves = [], []
     for layer in features.data_vars:
         x = features[layer].sel(condition=data["condition"].values).values
         for region in regions:
             keep = data["region"].values == region
             scores = score_region(x, data["psth"].values[:, :, keep], data["reliability"].values[:, keep], alphas,
-                                  settings.get("n_folds"), settings.get("seed", 0), settings.get("bootstrap", 1000),
-                                  settings.get("n_null", 5), settings.get("normalisation", "r/c"))
+                                  spec.n_folds, spec.seed, spec.bootstrap, spec.n_null, spec.normalisation)
             for metric, result in scores.items():
                 rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
                              **{k: v for k, v in result.items() if k not in ("r", "r_time")}})
                 curves.append(xr.DataArray(result["r_time"], dims="time", coords={"time": data["time"].values})
                               .expand_dims(layer=[layer], region=[region], metric=[metric]))
-            for metric, result in geometry(x, data["psth"].values[:, :, keep], settings.get("seed", 0)).items():
+            for metric, result in geometry(x, data["psth"].values[:, :, keep], spec.seed).items():
                 rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
                              **result})
     Path(rows_out).parent.mkdir(parents=True, exist_ok=True)
@@ -508,17 +513,20 @@ def stage_trial_figures(psth_path: str, features: dict[str, str], time_curves: d
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 
 
-# Rule params that only Snakemake reads (``code``: the stage's code hash, so the rule reruns when it changes).
-SNAKEMAKE_ONLY_PARAMS = frozenset({"code"})
+# Rule params the stage does not take: ``stage`` (which stage the one script, workflow/scripts/stage.py,
+# runs) and ``code`` (the stage's code hash, so that Snakemake reruns the rule when it changes).
+SNAKEMAKE_ONLY_PARAMS = frozenset({"stage", "code"})
 
 
 def run_from_snakemake(stage: str, smk: Any) -> None:
-    """Entry of ``workflow/scripts``: logs to the rule's log file, calls the stage with the rule's
+    """Entry of ``workflow/scripts/stage.py``: logs to the rule's log file, calls the stage with the rule's
     named inputs, outputs and params as keyword arguments. On failure the traceback goes to the log
     only, the message a person can act on to ``<log>.error`` (printed last by the Snakefile's
     ``onerror``), and the job exits with status 1."""
     from neurofit.paths import error_note
 
+    if stage not in STAGES:
+        raise KeyError(f"no stage {stage!r} in neurofit.cli (a rule's `stage` param); stages: {sorted(STAGES)}")
     log_path = smk.log[0] if smk.log else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
@@ -668,6 +676,7 @@ def _model_entry(config_path: str | None, model: str | None, entry: str | None) 
 def describe_layers(config_path: str | None, model: str | None, entry: str | None = None,
                     match: list[str] | None = None, as_json: bool = False) -> str:
     """``neurofit layers``: the layer table of a model entry (random weights: shapes do not depend on them)."""
+    from neurofit.feature_settings import FeatureSettings
     from neurofit.features import layer_shapes, preprocess_for, preprocess_named
     from neurofit.models.catalog import is_named_network, match_layers
     from neurofit.models.train import ModelSpec
@@ -676,10 +685,12 @@ def describe_layers(config_path: str | None, model: str | None, entry: str | Non
     name, settings = _model_entry(config_path, model, entry)
     if is_named_network(settings):
         prepared = for_listing(NamedNetwork.from_config(name, {"weights": "random", **settings}))
-        network, prep = prepared.model, preprocess_named(prepared.input, settings.get("features"))
+        options = FeatureSettings.from_config(settings.get("features"), f"models.{name}.features")
+        network, prep = prepared.model, preprocess_named(prepared.input, options.preprocessing())
     else:
         spec = ModelSpec.from_config(settings)
-        network, prep = spec.build(), preprocess_for(spec.architecture, spec.image_size, spec.features)
+        options = FeatureSettings.from_config(spec.features, f"models.{name}.features")
+        network, prep = spec.build(), preprocess_for(spec.architecture, spec.image_size, options.preprocessing())
     rows = layer_shapes(network, prep)
     if match:
         keep = set(match_layers(match, [row["layer"] for row in rows], key=f"models.{name}.layers"))

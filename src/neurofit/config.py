@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from neurofit.feature_settings import image_set_files
 from neurofit.models.catalog import (
     is_external,
     is_named_network,
@@ -155,6 +156,15 @@ def feature_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     params): the network's build settings and ``features``, not the list of other layers."""
     entry = model_settings(config, name)
     return {k: v for k, v in entry.items() if k != "layers" or is_external(entry.get("architecture", ""))}
+
+
+def pca_image_files(config: dict[str, Any], name: str) -> list[str]:
+    """The files of a model's ``features.pca_images`` set (inputs of its features jobs, so that editing an
+    image reruns them; a stimuli .nc file made by the workflow is built first)."""
+    path = (model_settings(config, name).get("features") or {}).get("pca_images")
+    if not path:
+        return []
+    return [str(file) for file in image_set_files(path)] or [str(path)]
 
 
 def manifest_settings(config: dict[str, Any], name: str) -> dict[str, Any]:

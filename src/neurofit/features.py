@@ -395,6 +395,8 @@ def read_image_set(path: str) -> np.ndarray:
     image files of one size (PNG/JPEG/...), read in name order."""
     from pathlib import Path
 
+    from neurofit.feature_settings import image_set_files
+
     source = Path(path)
     if source.is_file() and source.suffix == ".nc":
         return xr.load_dataarray(source, engine="h5netcdf").values
@@ -402,11 +404,13 @@ def read_image_set(path: str) -> np.ndarray:
         raise FileNotFoundError(f"features.pca_images: {path} is neither a stimuli .nc file nor a folder of images")
     from PIL import Image
 
-    suffixes = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-    files = sorted(f for f in source.iterdir() if f.suffix.lower() in suffixes)
+    files = image_set_files(source)
     if not files:
         raise FileNotFoundError(f"features.pca_images: no image files in {path}")
-    images = [np.asarray(Image.open(f)) for f in files]
+    images = []
+    for file in files:
+        with Image.open(file) as image:  # closed at once: a large set would otherwise hold a handle per file
+            images.append(np.asarray(image))
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise ValueError(f"features.pca_images: the images in {path} differ in size {sorted(shapes)[:3]}; "

@@ -88,8 +88,8 @@ def test_pipeline_stages_write_every_metric_into_one_table(tmp_path):
                 fits.append({"dataset": "sim", "metric": metric, "model": "m", "layer": layer, "region": region,
                              "path": str(path)})
     out = {name: str(tmp_path / f"{name}.csv") for name in ("csv_out", "best_out")}
-    stage_tables(fits, {"sim": str(tmp_path / "ceiling.nc")}, "r^2/c", parquet_out=str(tmp_path / "p.parquet"),
-                 ci="bootstrap_stimuli", **out)
+    stage_tables(fits, {"sim": str(tmp_path / "ceiling.nc")}, {"normalisation": "r^2/c", "ci": "bootstrap_stimuli"},
+                 parquet_out=str(tmp_path / "p.parquet"), **out)
     table = pd.read_csv(out["csv_out"])
     assert list(table.columns) == COLUMNS + EXTRA
     assert set(table["metric"]) == {"ridge", "pls", "rsa", "cka"} and len(table) == 16
@@ -272,7 +272,7 @@ def test_comparisons_stage_writes_the_table(tmp_path):
                coords={"region": ("neuroid", ["IT"] * 12)}).to_netcdf(ceiling, engine="h5netcdf")
     out = tmp_path / "tables" / "comparisons.csv"
     stage_comparisons([{**key, "metric": "ridge", "path": str(path)} for key, path in fits], {"sim": str(ceiling)},
-                      "(r/c)^2", str(out))
+                      {"normalisation": "(r/c)^2"}, str(out))
     table = pd.read_csv(out)
     assert list(table.columns) == COMPARISON_COLUMNS and len(table) == 1
     row = table.iloc[0]

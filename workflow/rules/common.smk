@@ -156,7 +156,14 @@ def final_outputs():
 # most of it), plus a share of the input size for the stages whose arrays grow with the data, and
 # runtimes far above the measured seconds so a bigger config or a slower node is not killed.
 # Measured peaks (RSS MB / wall s): simulate 752/17, manifest -/0.2, responses 168/1.4, ceiling 209/3.7,
-# train 613/57 (3 epochs), features 347/7.4, fit 249/5.9, tables 223/3.6, figures 163/2.1.
+# train 613/57 (3 epochs), features 347/7.4, tables 223/3.6, figures 163/2.1.
+# fit (one job per dataset x metric x model x layer, all regions; 3 regions x 30 units, 240 stimuli,
+# 10 splits, 1000 bootstrap draws and permutations; input = features + responses; shared 2-core machine
+# at load 8): 413 MB / 11-28 s on the default run's 15 jobs (4.6 MB of input at most); on wider copies
+# of a layer, ridge 412/423/473/1092 MB at 4.6/16.4/63.6/252 MB of input (1 MB per input MB, 3.3 above
+# 64 MB), pls 373/298 MB at 16.4/63.6 MB, rsa 373/613 MB and cka -/496 MB at 16.4/63.6 MB (rsa: 5 MB per
+# input MB, the steepest), wall up to 127 s (rsa, 63.6 MB: about 2 s per input MB). So: 2x the 413 MB
+# base, 2x the rsa slope, and a runtime that grows by 6 s per input MB (3x the measured rate) over an hour.
 JOB_SIZES = {
     "simulate": {"mem_mb": 1500, "mem_mb_per_input_mb": 0, "runtime": 30},
     "manifest": {"mem_mb": 500, "mem_mb_per_input_mb": 0, "runtime": 30},
@@ -164,7 +171,7 @@ JOB_SIZES = {
     "ceiling": {"mem_mb": 500, "mem_mb_per_input_mb": 4, "runtime": 30},
     "train": {"mem_mb": 1500, "mem_mb_per_input_mb": 0, "runtime": 240},
     "features": {"mem_mb": 1000, "mem_mb_per_input_mb": 4, "runtime": 60},
-    "fit": {"mem_mb": 500, "mem_mb_per_input_mb": 6, "runtime": 60},
+    "fit": {"mem_mb": 850, "mem_mb_per_input_mb": 10, "runtime": 60, "runtime_per_input_mb": 0.1},
     "tables": {"mem_mb": 500, "mem_mb_per_input_mb": 2, "runtime": 30},
     "figures": {"mem_mb": 500, "mem_mb_per_input_mb": 0, "runtime": 15},
 }
@@ -172,19 +179,26 @@ GPU_RULES = ("train", "features")
 
 
 def job_resources(stage):
-    """Memory that grows with the input and doubles on each retry (the SLURM profile retries an OOM kill
-    once), a runtime that doubles too, and a GPU for the network stages when the config asks for one."""
+    """Memory (and for the fits, runtime, in minutes) that grows with the input and doubles on each retry
+    (the SLURM profile retries an OOM or time-limit kill once), and a GPU for the network stages when the
+    config asks for one."""
     size = JOB_SIZES[stage]
 
-    def mem_mb(wildcards, input, attempt):
-        if size["mem_mb_per_input_mb"] and asyncio.events._get_running_loop() is not None:
-            # Inside Snakemake's event loop (DAG building, --report) input.size_mb would start a coroutine that
-            # cannot run ("coroutine ... was never awaited"): say "not known yet" as input.size_mb would.
-            raise NestedCoroutineError("input sizes are measured once the job is ready")
-        grows = size["mem_mb_per_input_mb"] * input.size_mb if size["mem_mb_per_input_mb"] else 0
-        return int(size["mem_mb"] + grows) * attempt
+    def grown(base, per_input_mb):
+        """``base`` plus ``per_input_mb`` per MB of the job's input, doubled on each retry."""
 
-    resources = {"mem_mb": mem_mb, "runtime": lambda wildcards, attempt: size["runtime"] * attempt}
+        def resource(wildcards, input, attempt):
+            if per_input_mb and asyncio.events._get_running_loop() is not None:
+                # Inside Snakemake's event loop (DAG building, --report) input.size_mb would start a coroutine
+                # that cannot run ("coroutine ... was never awaited"): say "not known yet" as input.size_mb would.
+                raise NestedCoroutineError("input sizes are measured once the job is ready")
+            grows = per_input_mb * input.size_mb if per_input_mb else 0
+            return int(base + grows) * attempt
+
+        return resource
+
+    resources = {"mem_mb": grown(size["mem_mb"], size["mem_mb_per_input_mb"]),
+                 "runtime": grown(size["runtime"], size.get("runtime_per_input_mb", 0))}
     compute = config["compute"]
     if compute["gpu"] and stage in GPU_RULES:
         resources["gpu"] = 1

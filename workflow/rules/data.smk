@@ -10,6 +10,7 @@ rule simulate:
     params:
         out_dir=lambda w: LAYOUT.simulated_dir(f"{w.dataset}-{w.hash}"),
         settings=lambda w: canonical(sim_settings(w.dataset)),
+        stage="simulate",
         code=stage_code_hash("simulate"),
     log:
         LAYOUT.log("simulate", "{dataset}-{hash}"),
@@ -20,7 +21,7 @@ rule simulate:
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/simulate.py"
+        "../scripts/stage.py"
 
 
 rule manifest:
@@ -32,6 +33,7 @@ rule manifest:
         dataset=lambda w: canonical(nf_config.manifest_settings(config, w.dataset)),
         name=lambda w: w.dataset,
         cache=lambda w: dandi_cache(w.dataset),
+        stage="manifest",
         code=stage_code_hash("manifest"),
     log:
         LAYOUT.log("manifest", "{dataset}"),
@@ -42,4 +44,4 @@ rule manifest:
     conda:
         "../../envs/data.yaml"
     script:
-        "../scripts/manifest.py"
+        "../scripts/stage.py"

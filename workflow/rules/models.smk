@@ -12,6 +12,7 @@ rule train:
     params:
         settings=lambda w: canonical(nf_config.training_settings(config, w.model)),
         checkpoint=lambda w: LAYOUT.checkpoint(w.model),
+        stage="train",
         code=stage_code_hash("train"),
     log:
         LAYOUT.log("train", "{model}"),
@@ -23,7 +24,7 @@ rule train:
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/train.py"
+        "../scripts/stage.py"
 
 
 # A model with `checkpoints`: one training job saves every listed epoch; each becomes the model
@@ -36,6 +37,7 @@ rule train_checkpoints:
     params:
         settings=lambda w: canonical(nf_config.training_settings(config, w.model)),
         checkpoint=lambda w: LAYOUT.checkpoint(w.model),
+        stage="train",
         code=stage_code_hash("train"),
     log:
         LAYOUT.log("train", "{model}"),
@@ -47,7 +49,7 @@ rule train_checkpoints:
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/train.py"
+        "../scripts/stage.py"
 
 
 localrules:
@@ -63,12 +65,15 @@ rule checkpoint_variant:
     wildcard_constraints:
         run=nf_config.name_pattern(CHECKPOINT_RUNS),
         epoch="[0-9]+",
+    params:
+        stage="checkpoint_variant",
+        code=stage_code_hash("checkpoint_variant"),
     log:
         LAYOUT.log("checkpoint_variant", "{run}_e{epoch}"),
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/checkpoint_variant.py"
+        "../scripts/stage.py"
 
 
 rule features:
@@ -76,10 +81,12 @@ rule features:
         weights=LAYOUT.weights("{model}"),
         stimuli_path=LAYOUT.stimuli("{dataset}"),
         record=LAYOUT.performance("{model}"),
+        pca_image_files=lambda w: nf_config.pca_image_files(config, w.model),
     output:
         out=LAYOUT.features("{dataset}", "{model}", "{layer}"),
     params:
         settings=lambda w: canonical(nf_config.feature_settings(config, w.model)),
+        stage="features",
         code=stage_code_hash("features"),
     log:
         LAYOUT.log("features", "{dataset}", "{model}", "{layer}"),
@@ -90,4 +97,4 @@ rule features:
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/features.py"
+        "../scripts/stage.py"

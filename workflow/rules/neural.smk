@@ -11,6 +11,7 @@ rule responses:
     params:
         settings=lambda w: canonical(config["datasets"][w.dataset].get("responses", {})),
         regions=lambda w: nf_config.regions(config, w.dataset),
+        stage="responses",
         code=stage_code_hash("responses"),
     log:
         LAYOUT.log("responses", "{dataset}"),
@@ -21,7 +22,7 @@ rule responses:
     conda:
         "../../envs/neural.yaml"
     script:
-        "../scripts/responses.py"
+        "../scripts/stage.py"
 
 
 # The images alone, so that features (which read nothing else of the data) do not rerun when a setting of
@@ -33,6 +34,7 @@ rule stimuli:
         out=LAYOUT.stimuli("{dataset}"),
     params:
         settings=lambda w: canonical(stimulus_settings(config["datasets"][w.dataset].get("responses", {}))),
+        stage="stimuli",
         code=stage_code_hash("stimuli"),
     log:
         LAYOUT.log("stimuli", "{dataset}"),
@@ -43,7 +45,7 @@ rule stimuli:
     conda:
         "../../envs/neural.yaml"
     script:
-        "../scripts/stimuli.py"
+        "../scripts/stage.py"
 
 
 rule ceiling:
@@ -53,6 +55,7 @@ rule ceiling:
         out=LAYOUT.ceiling("{dataset}"),
     params:
         settings=canonical(config["encoding"]["ceiling"]),
+        stage="ceiling",
         code=stage_code_hash("ceiling"),
     log:
         LAYOUT.log("ceiling", "{dataset}"),
@@ -63,4 +66,4 @@ rule ceiling:
     conda:
         "../../envs/encoding.yaml"
     script:
-        "../scripts/ceiling.py"
+        "../scripts/stage.py"

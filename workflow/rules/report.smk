@@ -12,8 +12,8 @@ rule tables:
     params:
         fits=[{**key, "path": LAYOUT.fit(**key)} for key in fit_keys()],
         ceilings={d: LAYOUT.ceiling(d) for d in DATASETS},
-        normalisation=config["encoding"]["normalisation"],
-        ci=config["encoding"]["ci"],
+        settings={k: config["encoding"][k] for k in ("ci", "normalisation")},
+        stage="tables",
         code=stage_code_hash("tables"),
     log:
         LAYOUT.log("tables"),
@@ -24,7 +24,7 @@ rule tables:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/tables.py"
+        "../scripts/stage.py"
 
 
 rule comparisons:
@@ -36,8 +36,8 @@ rule comparisons:
     params:
         fits=[{**key, "path": LAYOUT.fit(**key)} for key in fit_keys()],
         ceilings={d: LAYOUT.ceiling(d) for d in DATASETS},
-        normalisation=config["encoding"]["normalisation"],
-        ci=config["encoding"]["ci"],
+        settings={k: config["encoding"][k] for k in ("ci", "normalisation")},
+        stage="comparisons",
         code=stage_code_hash("comparisons"),
     log:
         LAYOUT.log("comparisons"),
@@ -48,7 +48,7 @@ rule comparisons:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/comparisons.py"
+        "../scripts/stage.py"
 
 
 rule figures:
@@ -71,6 +71,7 @@ rule figures:
         layer_orders=canonical({m: nf_config.layers(config, m) for m in MODELS}),
         region_order=region_order(),
         heatmap_paths={m: [LAYOUT.figure(f"heatmap_{m}", ext) for ext in ("png", "svg")] for m in MODELS},
+        stage="figures",
         code=stage_code_hash("figures"),
     log:
         LAYOUT.log("figures"),
@@ -81,7 +82,7 @@ rule figures:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/figures.py"
+        "../scripts/stage.py"
 
 
 rule figure_performance:
@@ -108,6 +109,7 @@ rule figure_performance:
         performance={m: LAYOUT.performance(m) for m in MODELS},
         models={m: nf_config.model_settings(config, m) for m in MODELS},
         region_order=region_order(),
+        stage="figure_performance",
         code=stage_code_hash("figure_performance"),
     log:
         LAYOUT.log("figure_performance"),
@@ -118,7 +120,7 @@ rule figure_performance:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/figure_performance.py"
+        "../scripts/stage.py"
 
 
 rule figure_neuroids:
@@ -138,6 +140,7 @@ rule figure_neuroids:
         fits=lambda w: [{**key, "path": LAYOUT.fit(**key)} for key in fit_keys(w.dataset, w.metric)],
         normalisation=config["encoding"]["normalisation"],
         region_order=region_order(),
+        stage="figure_neuroids",
         code=stage_code_hash("figure_neuroids"),
     wildcard_constraints:
         metric="|".join(PER_NEUROID_METRICS),
@@ -150,7 +153,7 @@ rule figure_neuroids:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/figure_neuroids.py"
+        "../scripts/stage.py"
 
 
 rule figure_learning_rules:
@@ -167,6 +170,7 @@ rule figure_learning_rules:
         models=canonical({m: nf_config.training_settings(config, m) for m in MODELS}),
         performance={m: LAYOUT.performance(m) for m in MODELS},
         region_order=region_order(),
+        stage="figure_learning_rules",
         code=stage_code_hash("figure_learning_rules"),
     log:
         LAYOUT.log("figure_learning_rules"),
@@ -177,7 +181,7 @@ rule figure_learning_rules:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/figure_learning_rules.py"
+        "../scripts/stage.py"
 
 
 rule table_pages:
@@ -196,6 +200,7 @@ rule table_pages:
             LAYOUT.table("comparisons", "html"), caption="../report/comparisons.rst", category="Tables"
         ),
     params:
+        stage="table_pages",
         code=stage_code_hash("table_pages"),
     log:
         LAYOUT.log("table_pages"),
@@ -206,7 +211,7 @@ rule table_pages:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/table_pages.py"
+        "../scripts/stage.py"
 
 
 rule provenance:
@@ -219,6 +224,7 @@ rule provenance:
     params:
         config=canonical(config),
         software=canonical(SOFTWARE),
+        stage="provenance",
         code=stage_code_hash("provenance"),
     log:
         LAYOUT.log("provenance"),
@@ -229,7 +235,7 @@ rule provenance:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/provenance.py"
+        "../scripts/stage.py"
 
 
 rule data_manifest:
@@ -246,6 +252,7 @@ rule data_manifest:
         manifests={d: LAYOUT.manifest(d) for d in DATASETS},
         responses={d: LAYOUT.responses(d) for d in DATASETS},
         summaries={d: LAYOUT.responses_summary(d) for d in DATASETS},
+        stage="data_manifest",
         code=stage_code_hash("data_manifest"),
     log:
         LAYOUT.log("data_manifest"),
@@ -256,7 +263,7 @@ rule data_manifest:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/data_manifest.py"
+        "../scripts/stage.py"
 
 
 rule models_manifest:
@@ -267,6 +274,7 @@ rule models_manifest:
         json_out=LAYOUT.provenance("models.json"),
     params:
         performance={m: LAYOUT.performance(m) for m in MODELS},
+        stage="models_manifest",
         code=stage_code_hash("models_manifest"),
     log:
         LAYOUT.log("models_manifest"),
@@ -277,4 +285,4 @@ rule models_manifest:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/models_manifest.py"
+        "../scripts/stage.py"

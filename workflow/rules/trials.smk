@@ -14,6 +14,7 @@ rule trial_simulate:
     params:
         out_dir=lambda w: TLAYOUT.trial_simulated_dir(f"{w.dataset}-{w.hash}"),
         settings=lambda w: TRIALS["datasets"][w.dataset].get("simulate", {}),
+        stage="trial_simulate",
         code=stage_code_hash("trial_simulate"),
     log:
         TLAYOUT.log("trial_simulate", "{dataset}-{hash}"),
@@ -24,7 +25,7 @@ rule trial_simulate:
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/trial_simulate.py"
+        "../scripts/stage.py"
 
 
 rule trial_manifest:
@@ -36,6 +37,7 @@ rule trial_manifest:
         dataset=lambda w: TRIALS["datasets"][w.dataset],
         name=lambda w: f"trials.datasets.{w.dataset}",
         cache=lambda w: TRIALS["datasets"][w.dataset].get("cache_dir", config["resources"]),
+        stage="manifest",
         code=stage_code_hash("manifest"),
     log:
         TLAYOUT.log("trial_manifest", "{dataset}"),
@@ -46,7 +48,7 @@ rule trial_manifest:
     conda:
         "../../envs/data.yaml"
     script:
-        "../scripts/manifest.py"
+        "../scripts/stage.py"
 
 
 rule trial_responses:
@@ -59,6 +61,7 @@ rule trial_responses:
         settings=lambda w: TRIALS["datasets"][w.dataset]["responses"],
         regions=lambda w: trial_regions(w.dataset),
         ceiling=TRIALS.get("encoding", {}).get("ceiling", {}),
+        stage="trial_responses",
         code=stage_code_hash("trial_responses"),
     log:
         TLAYOUT.log("trial_responses", "{dataset}"),
@@ -69,7 +72,7 @@ rule trial_responses:
     conda:
         "../../envs/neural.yaml"
     script:
-        "../scripts/trial_responses.py"
+        "../scripts/stage.py"
 
 
 rule trial_train:
@@ -80,6 +83,7 @@ rule trial_train:
         performance_out=TLAYOUT.trial_performance("{model}"),
     params:
         settings=lambda w: {k: v for k, v in TRIALS["models"][w.model].items() if k != "weights"},
+        stage="trial_train",
         code=stage_code_hash("trial_train"),
     log:
         TLAYOUT.log("trial_train", "{model}"),
@@ -91,7 +95,7 @@ rule trial_train:
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/trial_train.py"
+        "../scripts/stage.py"
 
 
 rule trial_features:
@@ -102,6 +106,7 @@ rule trial_features:
         out=TLAYOUT.trial_features("{dataset}", "{model}"),
     params:
         task_map=lambda w: TRIALS["datasets"][w.dataset]["task"],
+        stage="trial_features",
         code=stage_code_hash("trial_features"),
     log:
         TLAYOUT.log("trial_features", "{dataset}", "{model}"),
@@ -112,7 +117,7 @@ rule trial_features:
     conda:
         "../../envs/models.yaml"
     script:
-        "../scripts/trial_features.py"
+        "../scripts/stage.py"
 
 
 rule trial_fit:
@@ -125,6 +130,7 @@ rule trial_fit:
     params:
         settings={k: v for k, v in TRIALS.get("encoding", {}).items() if k != "ceiling"},
         regions=lambda w: trial_regions(w.dataset),
+        stage="trial_fit",
         code=stage_code_hash("trial_fit"),
     log:
         TLAYOUT.log("trial_fit", "{dataset}", "{model}"),
@@ -135,7 +141,7 @@ rule trial_fit:
     conda:
         "../../envs/encoding.yaml"
     script:
-        "../scripts/trial_fit.py"
+        "../scripts/stage.py"
 
 
 rule trial_tables:
@@ -147,6 +153,7 @@ rule trial_tables:
         parquet_out=TLAYOUT.trial_table("predictivity", "parquet"),
     params:
         performance={m: TLAYOUT.trial_performance(m) for m in TRIAL_MODELS},
+        stage="trial_tables",
         code=stage_code_hash("trial_tables"),
     log:
         TLAYOUT.log("trial_tables"),
@@ -157,7 +164,7 @@ rule trial_tables:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/trial_tables.py"
+        "../scripts/stage.py"
 
 
 rule trial_figures:
@@ -174,6 +181,7 @@ rule trial_figures:
     params:
         features=lambda w: {m: TLAYOUT.trial_features(w.dataset, m) for m in TRIAL_MODELS},
         time_curves=lambda w: {m: TLAYOUT.trial_fit_time(w.dataset, m) for m in TRIAL_MODELS},
+        stage="trial_figures",
         code=stage_code_hash("trial_figures"),
     log:
         TLAYOUT.log("trial_figures", "{dataset}"),
@@ -184,4 +192,4 @@ rule trial_figures:
     conda:
         "../../envs/report.yaml"
     script:
-        "../scripts/trial_figures.py"
+        "../scripts/stage.py"

@@ -1,0 +1,38 @@
+"""One script for every rule: each rule names its stage (a neurofit.cli stage) and hashes that stage's code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from neurofit import cli
+
+RULES = Path(__file__).resolve().parents[1] / "workflow" / "rules"
+
+
+def _rules() -> dict[str, str]:
+    """``{rule name or file:index: rule text}`` of every rule with a ``script:`` in workflow/rules."""
+    found = {}
+    for path in sorted(RULES.glob("*.smk")):
+        for i, block in enumerate(re.split(r"\n(?=\s*rule[\s:])", path.read_text())):
+            if "script:" in block:
+                name = re.match(r"\s*rule\s*(\w*):", block)
+                found[(name and name[1]) or f"{path.name}:{i}"] = block
+    return found
+
+
+def test_every_rule_runs_the_one_script_with_a_stage_and_its_code_hash():
+    rules = _rules()
+    assert len(rules) >= 25 and sorted(p.name for p in (RULES.parent / "scripts").iterdir()) == ["stage.py"]
+    for name, block in rules.items():
+        assert re.search(r'script:\s*\n\s*"\.\./scripts/stage\.py"', block), name
+        stage = re.search(r'\n\s*stage="(\w+)",', block)
+        assert stage and stage[1] in cli.STAGES, name
+        assert f'code=stage_code_hash("{stage[1]}")' in block, name
+
+
+def test_an_unknown_stage_name_is_refused_with_the_known_ones():
+    with pytest.raises(KeyError, match=r"no stage 'fitt' in neurofit.cli .*'fit'"):
+        cli.run_from_snakemake("fitt", object())

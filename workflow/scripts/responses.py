@@ -1,3 +1,0 @@
-from neurofit.cli import run_from_snakemake
-
-run_from_snakemake("responses", snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,0 +1,5 @@
+"""The script of every rule: runs the neurofit.cli stage named by the rule's ``stage`` param."""
+
+from neurofit.cli import run_from_snakemake
+
+run_from_snakemake(snakemake.params.stage, snakemake)  # noqa: F821 (injected by Snakemake)
