@@ -34,8 +34,8 @@ from sklearn.linear_model import Ridge
 from sklearn.linear_model import RidgeCV as SkRidgeCV
 from sklearn.model_selection import GridSearchCV, KFold
 
-from neurofit.encoding.backend import get_ops
-from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, pearson_columns, ridge_cv
+from neurofit.encoding.regression import RidgeCV
+from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
 
 FULL = [(500, 2048, 200), (2000, 4096, 1000), (5000, 512, 2000), (1000, 25088, 300)]
 QUICK = [(300, 1024, 100), (800, 256, 300), (300, 6000, 100)]
@@ -123,7 +123,10 @@ class Result:
     r: np.ndarray
 
 
-def measure(fn: Callable[[], np.ndarray], device: str) -> tuple[float, float, np.ndarray]:
+def measure(fn: Callable[[], np.ndarray], device: str, cpu_time: bool = False) -> tuple[float, float, np.ndarray]:
+    """Seconds (wall, or CPU seconds of this process when ``cpu_time``: with one thread, the shared
+    machine's load then counts less), peak traced memory in MB, the prediction."""
+    clock = time.process_time if cpu_time else time.perf_counter
     gc.collect()
     if device == "cuda":
         import torch
@@ -131,11 +134,11 @@ def measure(fn: Callable[[], np.ndarray], device: str) -> tuple[float, float, np
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     tracemalloc.start()
-    start = time.perf_counter()
+    start = clock()
     prediction = fn()
     if device == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds = clock() - start
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     if device == "cuda":
@@ -148,10 +151,9 @@ def methods(x, y, train, test, folds, alphas, device, dtype, peers, peer_dtype="
 
     def neurofit(backend: str) -> Callable[[], np.ndarray]:
         def run() -> np.ndarray:
-            dev = "cuda" if device == "cuda" else "cpu"
-            ops = get_ops(backend, "float32" if dtype == "mixed" else dtype, dev)
-            refit = get_ops(backend, "float64", dev) if dtype == "mixed" else None
-            return ridge_cv(Design(x, ops), y, train, test, alphas, FOLDS, SEED, refit_ops=refit).prediction
+            # the pipeline's own entry point and settings (RidgeCV: float32 search, float64 refit when mixed)
+            model = RidgeCV(alphas, FOLDS, backend=backend, dtype=dtype, device="cuda" if device == "cuda" else "cpu")
+            return model.cross_validated(x, y, [(train, test)], SEED)[0].prediction
         return run
 
     def sk_ridgecv() -> np.ndarray:
@@ -203,7 +205,7 @@ def run_size(n: int, p: int, t: int, args: argparse.Namespace, rate: float) -> N
         for name, fn in todo.items():
             if name in results and results[name].seconds > args.slow:
                 continue  # a slow peer is timed once
-            seconds, peak, prediction = measure(fn, args.device)
+            seconds, peak, prediction = measure(fn, args.device, cpu_time=args.threads == 1 and args.device == "cpu")
             r = pearson_columns(np.asarray(prediction, dtype=np.float64), y[test].astype(np.float64))
             if name not in results or seconds < results[name].seconds:
                 results[name] = Result(name, seconds, peak, r)
@@ -211,7 +213,7 @@ def run_size(n: int, p: int, t: int, args: argparse.Namespace, rate: float) -> N
     rate = max(rate, gemm_rate(args.device, gemm_dtype(args.dtype)))  # re-measured: a shared machine's load drifts
     bound = neurofit_flops(n, p, t, len(alphas)) / rate
     print(f"\n(stimuli, features, neuroids) = ({n}, {p}, {t}); neurofit {args.dtype}, peers {args.peer_dtype}; "
-          f"device {args.device}; "
+          f"device {args.device}; {'CPU' if args.threads == 1 and args.device == 'cpu' else 'wall'} seconds; "
           f"GEMM {rate / 1e9:.1f} GFLOP/s; bound of neurofit's {neurofit_flops(n, p, t, len(alphas)) / 1e9:.0f} GFLOP: "
           f"{bound:.3f} s (neurofit at {ours.seconds / bound:.2f}x the bound)")
     print(f"  {'method':<34}{'time s':>9}{'peak MB':>10}{'time/neurofit':>15}{'max |dr|':>11}{'median r':>10}")

@@ -145,3 +145,22 @@ def test_mixed_precision_held_out_r_is_within_1e_5_of_float64_on_the_benchmark_d
         assert split_fit.prediction.dtype == np.float64
         r[dtype] = pearson_columns(split_fit.prediction, y[test])
     assert np.abs(r["mixed"] - r["float64"]).max() < 1e-5
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cholesky_refit_per_alpha_equals_the_eigendecomposition_refit(shape, backend):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    x, y = data(*shape, t=40, noise=2.0)  # more targets than test rows: both right-hand sides are used
+    fit, test = np.arange(shape[0] - 15), np.arange(shape[0] - 15, shape[0])
+    ops = get_ops(backend, device="cpu")
+    eigh = ridge_cv(Design(x, ops), y, fit, test, refit_solver="eigh")
+    counts = np.unique(eigh.alpha, return_counts=True)[1]
+    assert counts.max() > len(test) > counts.min()  # both right-hand sides: the targets and the test rows
+    for solver in ("cholesky", "auto"):
+        other = ridge_cv(Design(x, ops), y, fit, test, refit_solver=solver)
+        np.testing.assert_array_equal(other.alpha, eigh.alpha)
+        np.testing.assert_allclose(other.prediction, eigh.prediction, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="refit_solver"):
+        ridge_cv(Design(x, ops), y, fit, test, refit_solver="lu")
