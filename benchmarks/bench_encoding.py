@@ -56,8 +56,8 @@ def make_data(n: int, p: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     return x, y
 
 
-def gemm_rate(device: str, dtype: str) -> float:
-    """Best of 3 square GEMMs, in FLOP/s."""
+def gemm_rate(device: str, dtype: str, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Best of 3 square GEMMs, in FLOP/s (``clock``: CPU seconds on CPU with one thread)."""
     size = 2048
     if device == "cuda":
         import torch
@@ -74,9 +74,9 @@ def gemm_rate(device: str, dtype: str) -> float:
         a = np.random.default_rng(0).normal(size=(size, size)).astype(dtype)
         best = np.inf
         for _ in range(3):
-            start = time.perf_counter()
+            start = clock()
             a @ a
-            best = min(best, time.perf_counter() - start)
+            best = min(best, clock() - start)
     return 2 * size**3 / best
 
 
@@ -91,7 +91,8 @@ def eigh_flops(k: int) -> float:
 
 
 def neurofit_flops(n_all: int, p: int, t: int, n_alpha: int) -> float:
-    """FLOPs of :func:`ridge_cv` as implemented, for one outer split."""
+    """FLOPs of :func:`ridge_cv` as implemented, for one outer split (the refit counted as one
+    eigendecomposition; the mixed refit's Cholesky per distinct alpha costs about as much for 12)."""
     n = int(TRAIN * n_all)
     m = n_all - n
     total = 2.0 * n_all * n_all * p if min(n - n // FOLDS, n) <= p else 0.0  # the one Gram of all stimuli
@@ -123,10 +124,14 @@ class Result:
     r: np.ndarray
 
 
-def measure(fn: Callable[[], np.ndarray], device: str, cpu_time: bool = False) -> tuple[float, float, np.ndarray]:
-    """Seconds (wall, or CPU seconds of this process when ``cpu_time``: with one thread, the shared
-    machine's load then counts less), peak traced memory in MB, the prediction."""
-    clock = time.process_time if cpu_time else time.perf_counter
+def cpu_clock(args: argparse.Namespace) -> Callable[[], float]:
+    """CPU seconds of this process with one thread on CPU (a shared machine's load then counts less
+    than in wall time), else wall time."""
+    return time.process_time if args.threads == 1 and args.device == "cpu" else time.perf_counter
+
+
+def measure(fn: Callable[[], np.ndarray], device: str, clock: Callable[[], float]) -> tuple[float, float, np.ndarray]:
+    """Seconds on ``clock``, peak traced memory in MB, the prediction."""
     gc.collect()
     if device == "cuda":
         import torch
@@ -205,15 +210,16 @@ def run_size(n: int, p: int, t: int, args: argparse.Namespace, rate: float) -> N
         for name, fn in todo.items():
             if name in results and results[name].seconds > args.slow:
                 continue  # a slow peer is timed once
-            seconds, peak, prediction = measure(fn, args.device, cpu_time=args.threads == 1 and args.device == "cpu")
+            seconds, peak, prediction = measure(fn, args.device, cpu_clock(args))
             r = pearson_columns(np.asarray(prediction, dtype=np.float64), y[test].astype(np.float64))
             if name not in results or seconds < results[name].seconds:
                 results[name] = Result(name, seconds, peak, r)
     ours = results["neurofit"]
-    rate = max(rate, gemm_rate(args.device, gemm_dtype(args.dtype)))  # re-measured: a shared machine's load drifts
+    # re-measured: a shared machine's load drifts
+    rate = max(rate, gemm_rate(args.device, gemm_dtype(args.dtype), cpu_clock(args)))
     bound = neurofit_flops(n, p, t, len(alphas)) / rate
     print(f"\n(stimuli, features, neuroids) = ({n}, {p}, {t}); neurofit {args.dtype}, peers {args.peer_dtype}; "
-          f"device {args.device}; {'CPU' if args.threads == 1 and args.device == 'cpu' else 'wall'} seconds; "
+          f"device {args.device}; {'CPU' if cpu_clock(args) is time.process_time else 'wall'} seconds; "
           f"GEMM {rate / 1e9:.1f} GFLOP/s; bound of neurofit's {neurofit_flops(n, p, t, len(alphas)) / 1e9:.0f} GFLOP: "
           f"{bound:.3f} s (neurofit at {ours.seconds / bound:.2f}x the bound)")
     print(f"  {'method':<34}{'time s':>9}{'peak MB':>10}{'time/neurofit':>15}{'max |dr|':>11}{'median r':>10}")
@@ -378,7 +384,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         limits = threadpool_limits(args.threads)
     with limits:
-        rate = gemm_rate(args.device, gemm_dtype(args.dtype))
+        rate = gemm_rate(args.device, gemm_dtype(args.dtype), cpu_clock(args))
         print(f"measured GEMM rate ({args.device}, {args.dtype}, 2048^3, threads {args.threads or 'default'}): "
               f"{rate / 1e9:.1f} GFLOP/s")
         for n, p, t in sizes:

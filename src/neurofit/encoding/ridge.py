@@ -87,10 +87,9 @@ class Design:
 
     def with_ops(self, ops: Ops) -> Design:
         """The same stimuli on other ops (e.g. float64 for the refit after a float32 alpha search),
-        starting from this design's Gram matrix if it has one."""
+        sharing this design's Gram matrix if it has one (not copied: each fit converts the rows it takes)."""
         twin = copy.copy(self)
         twin.ops = ops
-        twin._gram = None if self._gram is None else ops.asarray(self._gram)
         return twin
 
     def centred(self, idx: np.ndarray, cols: slice = slice(None)) -> Any:
@@ -136,15 +135,19 @@ class Design:
 
     def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
         """``(fit x fit, evaluate x fit)`` products of the features centred on the fit rows' mean,
-        taken from the shared Gram matrix."""
-        fit_i, eval_i = self.ops.index(fit), self.ops.index(evaluate)
-        g_f = self.ops.take(self.gram(), fit_i, 1)  # one axis at a time: a tenth of 2-d fancy indexing's time
-        g_ff, g_ef = self.ops.take(g_f, fit_i, 0), self.ops.take(g_f, eval_i, 0)
+        taken from the shared Gram matrix (in its own precision) and centred in this design's: both
+        are views of one array, so the fold holds one copy of its kernels."""
+        ops = self.ops
+        # one axis at a time: a tenth of 2-d fancy indexing's time
+        columns = ops.take(self.gram(), ops.index(fit), 1)
+        g = ops.take(columns, ops.index(np.concatenate([fit, evaluate])), 0)
+        del columns
+        g = ops.asarray(g)
         # x_i^T x_j with both rows centred on the fit mean: subtract row means over the fit
         # columns, then the column means over the fit rows
-        a_ff = g_ff - g_ff.mean(1)[:, None]
-        col = a_ff.mean(0)[None, :]
-        return a_ff - col, g_ef - g_ef.mean(1)[:, None] - col
+        g -= g.mean(1)[:, None]
+        g -= g[: len(fit)].mean(0)[None, :]
+        return g[: len(fit)], g[len(fit):]
 
 
 @dataclass
@@ -307,6 +310,7 @@ def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate:
             prediction[:, cols] = ops.solve_spd(shifted, to_eval.T).T @ rhs[:, cols]
         else:
             prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols])
+        del shifted  # overwritten by its factor: at most one besides ``system`` is held
     return prediction + y_mean
 
 
