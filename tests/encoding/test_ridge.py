@@ -164,3 +164,14 @@ def test_cholesky_refit_per_alpha_equals_the_eigendecomposition_refit(shape, bac
         np.testing.assert_allclose(other.prediction, eigh.prediction, rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="refit_solver"):
         ridge_cv(Design(x, ops), y, fit, test, refit_solver="lu")
+
+
+def test_pearson_columns_along_either_axis_with_a_chosen_value_for_constant_columns():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
+    a[:, 2] = 1.0
+    expected = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in (0, 1, 3)]
+    np.testing.assert_allclose(pearson_columns(a, b)[[0, 1, 3]], expected, atol=1e-12)
+    assert pearson_columns(a, b)[2] == 0.0 and np.isnan(pearson_columns(a, b, constant=np.nan)[2])
+    np.testing.assert_array_equal(pearson_columns(a.T, b.T, axis=1, constant=np.nan),
+                                  pearson_columns(a, b, constant=np.nan))

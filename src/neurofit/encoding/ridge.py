@@ -342,11 +342,12 @@ def ridge_coefficients(x: np.ndarray, y: np.ndarray, alpha: np.ndarray, ops: Ops
     return ops.to_numpy(coef), ops.to_numpy(y_mean - x_mean @ coef)
 
 
-def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r of matching columns (0 where a column is constant)."""
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    denom = np.sqrt((a**2).sum(0) * (b**2).sum(0))
+def pearson_columns(a: np.ndarray, b: np.ndarray, axis: int = 0, constant: float = 0.0) -> np.ndarray:
+    """Pearson r of matching columns (along ``axis``); ``constant`` where either side is constant
+    (0: a constant prediction scores 0; NaN: undefined, as the time-resolved scores keep it)."""
+    a = a - a.mean(axis, keepdims=True)
+    b = b - b.mean(axis, keepdims=True)
+    denom = np.sqrt((a**2).sum(axis) * (b**2).sum(axis))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (a * b).sum(0) / denom
-    return np.where(denom > 0, r, 0.0)
+        r = (a * b).sum(axis) / denom
+    return np.where(denom > 0, r, constant)
