@@ -29,9 +29,10 @@ from neurofit.encoding.backend import Ops, get_ops
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 REFIT_SOLVERS = ("eigh", "cholesky", "auto")
-# one eigendecomposition (LAPACK syevd) costs ~18 Cholesky factorisations of the same matrix (measured,
-# float64, 1 thread, 720-1800 rows): below this many distinct alphas the refit factorises per alpha
-CHOLESKY_MAX_ALPHAS = 10
+# one eigendecomposition (LAPACK syevd) costs 15-19 Cholesky factorisations of the same matrix (measured,
+# float64, 1 thread, 360-1440 rows): up to this many distinct alphas the refit factorises per alpha (and
+# needs one n^2 work array where syevd needs three)
+CHOLESKY_MAX_ALPHAS = 15
 CHUNK_ELEMENTS = 1 << 19  # working arrays per alpha chunk stay below ~4 MB in float64
 
 
@@ -130,7 +131,9 @@ class Design:
         y_mean = y_fit.mean(0)
         yc = y_fit - y_mean
         k_ff, k_ef = self.centred_kernels(fit, evaluate)
-        spectrum, vectors = ops.eigh((k_ff + k_ff.T) * 0.5)
+        # the upper triangle (read as the transpose's lower one): LAPACK works in place on the
+        # Fortran-ordered view of this temporary, no symmetrised copy
+        spectrum, vectors = ops.eigh(k_ff.T)
         return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
 
     def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
