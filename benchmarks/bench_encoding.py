@@ -2,8 +2,10 @@
 
 One outer split (90% train / 10% test, as one Brain-Score split); on the training stimuli each
 method chooses alphas from logspace(-2, 6, 17) by 5-fold CV (shuffled KFold, the same folds for all
-that accept folds), refits, and predicts the test stimuli. Printed per size: wall time (best of
-``--repeats``, peers interleaved), peak memory of traced allocations (numpy; CUDA: the torch
+that accept folds), refits, and predicts the test stimuli. neurofit runs as the pipeline does
+(:meth:`RidgeCV.cross_validated`, ``--dtype``). Printed per size: time (CPU seconds of the process with
+``--threads 1`` on CPU, so a shared machine's load counts less; else wall; best of ``--repeats``, peers
+interleaved), peak memory of traced allocations (numpy; CUDA: the torch
 allocator's peak), ratio of each peer's time to neurofit's, the largest difference in held-out r
 per neuroid from neurofit's, and the time neurofit's FLOP count would take at this machine's
 measured GEMM rate (the bound).
