@@ -2,8 +2,10 @@
 
 One outer split (90% train / 10% test, as one Brain-Score split); on the training stimuli each
 method chooses alphas from logspace(-2, 6, 17) by 5-fold CV (shuffled KFold, the same folds for all
-that accept folds), refits, and predicts the test stimuli. Printed per size: wall time (best of
-``--repeats``, peers interleaved), peak memory of traced allocations (numpy; CUDA: the torch
+that accept folds), refits, and predicts the test stimuli. neurofit runs as the pipeline does
+(:meth:`RidgeCV.cross_validated`, ``--dtype``). Printed per size: time (CPU seconds of the process with
+``--threads 1`` on CPU, so a shared machine's load counts less; else wall; best of ``--repeats``, peers
+interleaved), peak memory of traced allocations (numpy; CUDA: the torch
 allocator's peak), ratio of each peer's time to neurofit's, the largest difference in held-out r
 per neuroid from neurofit's, and the time neurofit's FLOP count would take at this machine's
 measured GEMM rate (the bound).
@@ -34,8 +36,8 @@ from sklearn.linear_model import Ridge
 from sklearn.linear_model import RidgeCV as SkRidgeCV
 from sklearn.model_selection import GridSearchCV, KFold
 
-from neurofit.encoding.backend import get_ops
-from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, pearson_columns, ridge_cv
+from neurofit.encoding.regression import RidgeCV
+from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
 
 FULL = [(500, 2048, 200), (2000, 4096, 1000), (5000, 512, 2000), (1000, 25088, 300)]
 QUICK = [(300, 1024, 100), (800, 256, 300), (300, 6000, 100)]
@@ -56,8 +58,8 @@ def make_data(n: int, p: int, t: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     return x, y
 
 
-def gemm_rate(device: str, dtype: str) -> float:
-    """Best of 3 square GEMMs, in FLOP/s."""
+def gemm_rate(device: str, dtype: str, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Best of 3 square GEMMs, in FLOP/s (``clock``: CPU seconds on CPU with one thread)."""
     size = 2048
     if device == "cuda":
         import torch
@@ -74,9 +76,9 @@ def gemm_rate(device: str, dtype: str) -> float:
         a = np.random.default_rng(0).normal(size=(size, size)).astype(dtype)
         best = np.inf
         for _ in range(3):
-            start = time.perf_counter()
+            start = clock()
             a @ a
-            best = min(best, time.perf_counter() - start)
+            best = min(best, clock() - start)
     return 2 * size**3 / best
 
 
@@ -91,7 +93,8 @@ def eigh_flops(k: int) -> float:
 
 
 def neurofit_flops(n_all: int, p: int, t: int, n_alpha: int) -> float:
-    """FLOPs of :func:`ridge_cv` as implemented, for one outer split."""
+    """FLOPs of :func:`ridge_cv` as implemented, for one outer split (the refit counted as one
+    eigendecomposition; the mixed refit's Cholesky per distinct alpha costs about as much for 12)."""
     n = int(TRAIN * n_all)
     m = n_all - n
     total = 2.0 * n_all * n_all * p if min(n - n // FOLDS, n) <= p else 0.0  # the one Gram of all stimuli
@@ -123,7 +126,14 @@ class Result:
     r: np.ndarray
 
 
-def measure(fn: Callable[[], np.ndarray], device: str) -> tuple[float, float, np.ndarray]:
+def cpu_clock(args: argparse.Namespace) -> Callable[[], float]:
+    """CPU seconds of this process with one thread on CPU (a shared machine's load then counts less
+    than in wall time), else wall time."""
+    return time.process_time if args.threads == 1 and args.device == "cpu" else time.perf_counter
+
+
+def measure(fn: Callable[[], np.ndarray], device: str, clock: Callable[[], float]) -> tuple[float, float, np.ndarray]:
+    """Seconds on ``clock``, peak traced memory in MB, the prediction."""
     gc.collect()
     if device == "cuda":
         import torch
@@ -131,11 +141,11 @@ def measure(fn: Callable[[], np.ndarray], device: str) -> tuple[float, float, np
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     tracemalloc.start()
-    start = time.perf_counter()
+    start = clock()
     prediction = fn()
     if device == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds = clock() - start
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     if device == "cuda":
@@ -148,10 +158,9 @@ def methods(x, y, train, test, folds, alphas, device, dtype, peers, peer_dtype="
 
     def neurofit(backend: str) -> Callable[[], np.ndarray]:
         def run() -> np.ndarray:
-            dev = "cuda" if device == "cuda" else "cpu"
-            ops = get_ops(backend, "float32" if dtype == "mixed" else dtype, dev)
-            refit = get_ops(backend, "float64", dev) if dtype == "mixed" else None
-            return ridge_cv(Design(x, ops), y, train, test, alphas, FOLDS, SEED, refit_ops=refit).prediction
+            # the pipeline's own entry point and settings (RidgeCV: float32 search, float64 refit when mixed)
+            model = RidgeCV(alphas, FOLDS, backend=backend, dtype=dtype, device="cuda" if device == "cuda" else "cpu")
+            return model.cross_validated(x, y, [(train, test)], SEED)[0].prediction
         return run
 
     def sk_ridgecv() -> np.ndarray:
@@ -203,15 +212,16 @@ def run_size(n: int, p: int, t: int, args: argparse.Namespace, rate: float) -> N
         for name, fn in todo.items():
             if name in results and results[name].seconds > args.slow:
                 continue  # a slow peer is timed once
-            seconds, peak, prediction = measure(fn, args.device)
+            seconds, peak, prediction = measure(fn, args.device, cpu_clock(args))
             r = pearson_columns(np.asarray(prediction, dtype=np.float64), y[test].astype(np.float64))
             if name not in results or seconds < results[name].seconds:
                 results[name] = Result(name, seconds, peak, r)
     ours = results["neurofit"]
-    rate = max(rate, gemm_rate(args.device, gemm_dtype(args.dtype)))  # re-measured: a shared machine's load drifts
+    # re-measured: a shared machine's load drifts
+    rate = max(rate, gemm_rate(args.device, gemm_dtype(args.dtype), cpu_clock(args)))
     bound = neurofit_flops(n, p, t, len(alphas)) / rate
     print(f"\n(stimuli, features, neuroids) = ({n}, {p}, {t}); neurofit {args.dtype}, peers {args.peer_dtype}; "
-          f"device {args.device}; "
+          f"device {args.device}; {'CPU' if cpu_clock(args) is time.process_time else 'wall'} seconds; "
           f"GEMM {rate / 1e9:.1f} GFLOP/s; bound of neurofit's {neurofit_flops(n, p, t, len(alphas)) / 1e9:.0f} GFLOP: "
           f"{bound:.3f} s (neurofit at {ours.seconds / bound:.2f}x the bound)")
     print(f"  {'method':<34}{'time s':>9}{'peak MB':>10}{'time/neurofit':>15}{'max |dr|':>11}{'median r':>10}")
@@ -376,7 +386,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         limits = threadpool_limits(args.threads)
     with limits:
-        rate = gemm_rate(args.device, gemm_dtype(args.dtype))
+        rate = gemm_rate(args.device, gemm_dtype(args.dtype), cpu_clock(args))
         print(f"measured GEMM rate ({args.device}, {args.dtype}, 2048^3, threads {args.threads or 'default'}): "
               f"{rate / 1e9:.1f} GFLOP/s")
         for n, p, t in sizes:

@@ -145,3 +145,33 @@ def test_mixed_precision_held_out_r_is_within_1e_5_of_float64_on_the_benchmark_d
         assert split_fit.prediction.dtype == np.float64
         r[dtype] = pearson_columns(split_fit.prediction, y[test])
     assert np.abs(r["mixed"] - r["float64"]).max() < 1e-5
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cholesky_refit_per_alpha_equals_the_eigendecomposition_refit(shape, backend):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    x, y = data(*shape, t=40, noise=2.0)  # more targets than test rows: both right-hand sides are used
+    fit, test = np.arange(shape[0] - 15), np.arange(shape[0] - 15, shape[0])
+    ops = get_ops(backend, device="cpu")
+    eigh = ridge_cv(Design(x, ops), y, fit, test, refit_solver="eigh")
+    counts = np.unique(eigh.alpha, return_counts=True)[1]
+    assert counts.max() > len(test) > counts.min()  # both right-hand sides: the targets and the test rows
+    for solver in ("cholesky", "auto"):
+        other = ridge_cv(Design(x, ops), y, fit, test, refit_solver=solver)
+        np.testing.assert_array_equal(other.alpha, eigh.alpha)
+        np.testing.assert_allclose(other.prediction, eigh.prediction, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="refit_solver"):
+        ridge_cv(Design(x, ops), y, fit, test, refit_solver="lu")
+
+
+def test_pearson_columns_along_either_axis_with_a_chosen_value_for_constant_columns():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
+    a[:, 2] = 1.0
+    expected = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in (0, 1, 3)]
+    np.testing.assert_allclose(pearson_columns(a, b)[[0, 1, 3]], expected, atol=1e-12)
+    assert pearson_columns(a, b)[2] == 0.0 and np.isnan(pearson_columns(a, b, constant=np.nan)[2])
+    np.testing.assert_array_equal(pearson_columns(a.T, b.T, axis=1, constant=np.nan),
+                                  pearson_columns(a, b, constant=np.nan))

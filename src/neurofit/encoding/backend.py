@@ -40,6 +40,21 @@ class Ops:
         same BLAS; ``a`` is a temporary of the caller's, overwritten."""
         return scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=True)
 
+    def solve_spd(self, a: Any, b: Any) -> Any:
+        """``a^-1 b`` for symmetric positive definite ``a`` (Cholesky; ``a`` is overwritten).
+        Raises ``numpy.linalg.LinAlgError`` when ``a`` is not positive definite."""
+        factor = scipy.linalg.cho_factor(a, lower=True, overwrite_a=True, check_finite=False)
+        return scipy.linalg.cho_solve(factor, b, check_finite=False)
+
+    def take(self, x: Any, idx: Any, axis: int) -> Any:
+        return np.take(x, idx, axis=axis)
+
+    def add_diagonal(self, a: Any, value: float) -> Any:
+        """A copy of the square ``a`` with ``value`` added to its diagonal."""
+        out = np.array(a, dtype=self.dtype)
+        out.flat[:: len(out) + 1] += value
+        return out
+
     def clamp_min(self, x: Any, value: float) -> Any:
         return np.maximum(x, value)
 
@@ -85,6 +100,20 @@ class TorchOps(Ops):
 
     def eigh(self, a: Any) -> tuple[Any, Any]:
         return self.torch.linalg.eigh(a)
+
+    def solve_spd(self, a: Any, b: Any) -> Any:
+        factor, info = self.torch.linalg.cholesky_ex(a)
+        if int(info) != 0:
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+        return self.torch.cholesky_solve(b, factor)
+
+    def take(self, x: Any, idx: Any, axis: int) -> Any:
+        return self.torch.index_select(x, axis, idx)
+
+    def add_diagonal(self, a: Any, value: float) -> Any:
+        out = a.clone()
+        out.diagonal().add_(value)
+        return out
 
     def clamp_min(self, x: Any, value: float) -> Any:
         return self.torch.clamp(x, min=value)

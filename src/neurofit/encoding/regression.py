@@ -51,6 +51,9 @@ class RidgeCV:
         # "mixed": the alpha search (5 eigendecompositions per split) in float32, the refit in float64
         self.ops = get_ops(backend, "float32" if dtype == "mixed" else dtype, device)
         self.refit_ops = get_ops(backend, "float64", device) if dtype == "mixed" else None
+        # float64 keeps the landed eigendecomposition refit (its tables are promised to 1e-10); mixed
+        # refits by Cholesky per distinct alpha when that is cheaper
+        self.refit_solver = "auto" if dtype == "mixed" else "eigh"
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeCV:
         design = Design(x, self.ops)
@@ -76,7 +79,7 @@ class RidgeCV:
             shift = y[train].mean(0)
             # inner folds over the training stimuli in the split's own order
             search = ridge_cv(design, y - shift, train, test, self.alphas, self.inner_folds, seed + k,
-                              refit_ops=self.refit_ops)
+                              refit_ops=self.refit_ops, refit_solver=self.refit_solver)
             out.append(SplitPrediction(search.prediction + shift, float(np.median(search.inner_r)),
                                        {"alpha": search.alpha, "inner_r": search.inner_r}))
         return out

@@ -28,6 +28,11 @@ from sklearn.model_selection import KFold
 from neurofit.encoding.backend import Ops, get_ops
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
+REFIT_SOLVERS = ("eigh", "cholesky", "auto")
+# one eigendecomposition (LAPACK syevd) costs 15-19 Cholesky factorisations of the same matrix (measured,
+# float64, 1 thread, 360-1440 rows): up to this many distinct alphas the refit factorises per alpha (and
+# needs one n^2 work array where syevd needs three)
+CHOLESKY_MAX_ALPHAS = 15
 CHUNK_ELEMENTS = 1 << 19  # working arrays per alpha chunk stay below ~4 MB in float64
 
 
@@ -83,10 +88,9 @@ class Design:
 
     def with_ops(self, ops: Ops) -> Design:
         """The same stimuli on other ops (e.g. float64 for the refit after a float32 alpha search),
-        starting from this design's Gram matrix if it has one."""
+        sharing this design's Gram matrix if it has one (not copied: each fit converts the rows it takes)."""
         twin = copy.copy(self)
         twin.ops = ops
-        twin._gram = None if self._gram is None else ops.asarray(self._gram)
         return twin
 
     def centred(self, idx: np.ndarray, cols: slice = slice(None)) -> Any:
@@ -127,21 +131,26 @@ class Design:
         y_mean = y_fit.mean(0)
         yc = y_fit - y_mean
         k_ff, k_ef = self.centred_kernels(fit, evaluate)
-        spectrum, vectors = ops.eigh((k_ff + k_ff.T) * 0.5)
+        # the upper triangle (read as the transpose's lower one): LAPACK works in place on the
+        # Fortran-ordered view of this temporary, no symmetrised copy
+        spectrum, vectors = ops.eigh(k_ff.T)
         return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
 
     def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
         """``(fit x fit, evaluate x fit)`` products of the features centred on the fit rows' mean,
-        taken from the shared Gram matrix."""
-        fit_i, eval_i = self.ops.index(fit), self.ops.index(evaluate)
-        g = self.gram()
-        g_ff = g[fit_i[:, None], fit_i[None, :]]
-        g_ef = g[eval_i[:, None], fit_i[None, :]]
+        taken from the shared Gram matrix (in its own precision) and centred in this design's: both
+        are views of one array, so the fold holds one copy of its kernels."""
+        ops = self.ops
+        # one axis at a time: a tenth of 2-d fancy indexing's time
+        columns = ops.take(self.gram(), ops.index(fit), 1)
+        g = ops.take(columns, ops.index(np.concatenate([fit, evaluate])), 0)
+        del columns
+        g = ops.asarray(g)
         # x_i^T x_j with both rows centred on the fit mean: subtract row means over the fit
         # columns, then the column means over the fit rows
-        a_ff = g_ff - g_ff.mean(1)[:, None]
-        col = a_ff.mean(0)[None, :]
-        return a_ff - col, g_ef - g_ef.mean(1)[:, None] - col
+        g -= g.mean(1)[:, None]
+        g -= g[: len(fit)].mean(0)[None, :]
+        return g[: len(fit)], g[len(fit):]
 
 
 @dataclass
@@ -207,12 +216,18 @@ def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: in
 
 def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | None = None,
              alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, seed: int = 0,
-             chunk_elements: int = CHUNK_ELEMENTS, refit_ops: Ops | None = None) -> RidgeCVResult:
+             chunk_elements: int = CHUNK_ELEMENTS, refit_ops: Ops | None = None,
+             refit_solver: str = "eigh") -> RidgeCVResult:
     """Choose an alpha per target by ``inner_folds``-fold CV (shuffled KFold, ``seed``) on the
     ``fit`` rows, minimising the out-of-fold squared error; then refit on all ``fit`` rows and
     predict the ``evaluate`` rows. ``y`` holds every row of the design (targets of rows not in
     ``fit`` are never read). ``refit_ops`` (e.g. float64 after a float32 search): the precision of
-    the refit and its predictions; default the design's."""
+    the refit and its predictions; default the design's. ``refit_solver``: ``eigh`` (one
+    eigendecomposition for every alpha), ``cholesky`` (one Cholesky factorisation per distinct
+    chosen alpha) or ``auto`` (Cholesky when at most :data:`CHOLESKY_MAX_ALPHAS` distinct alphas
+    were chosen): the same predictions up to rounding."""
+    if refit_solver not in REFIT_SOLVERS:
+        raise ValueError(f"unknown refit_solver {refit_solver!r}; known: {list(REFIT_SOLVERS)}")
     ops = design.ops
     y_given = y
     y = ops.asarray(y)
@@ -253,10 +268,53 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
         if refit_ops is not None and refit_ops.dtype_name != ops.dtype_name:
             design, ops = design.with_ops(refit_ops), refit_ops
             y_fit, chosen = ops.asarray(np.asarray(y_given)[fit]), ops.asarray(ops.to_numpy(chosen))
-        sp = design.spectral(y_fit, fit, evaluate)
-        prediction = ops.to_numpy(sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean)
+        prediction = ops.to_numpy(_refit_predictions(design, y_fit, fit, evaluate, chosen, refit_solver))
     return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
                          prediction=prediction)
+
+
+def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: Any,
+                       solver: str) -> Any:
+    """Predictions of ``evaluate`` from ridge fit on ``fit`` with one alpha per target (``chosen``)."""
+    values = np.unique(design.ops.to_numpy(chosen))
+    if solver == "auto":
+        solver = "cholesky" if len(values) <= CHOLESKY_MAX_ALPHAS else "eigh"
+    if solver == "cholesky" and values.min() > 0:
+        try:
+            return _cholesky_predictions(design, y_fit, fit, evaluate, design.ops.to_numpy(chosen), values)
+        except np.linalg.LinAlgError:
+            pass  # not positive definite at this precision: the eigendecomposition clamps the spectrum at 0
+    sp = design.spectral(y_fit, fit, evaluate)
+    return sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean
+
+
+def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: np.ndarray,
+                          values: np.ndarray) -> Any:
+    """One Cholesky solve of ``(system + alpha I)`` per distinct alpha, for its targets: ``system``
+    the centred Gram matrix of the fit rows (dual) or their covariance (primal). The right-hand
+    side is the targets or, when a group has more targets than there are evaluation rows, the
+    evaluation rows' cross products (fewer columns to solve for)."""
+    ops = design.ops
+    if design.is_dual(len(fit)):
+        y_mean = y_fit.mean(0)
+        rhs = y_fit - y_mean
+        system, to_eval = design.centred_kernels(fit, evaluate)
+    else:
+        m = design.moments(y_fit, fit)
+        x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
+        system = m.xx - m.n * (x_mean[:, None] * x_mean[None, :])
+        rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
+        to_eval = design.centred(evaluate) - x_mean
+    prediction = ops.zeros((len(evaluate), rhs.shape[1]))
+    for alpha in values:
+        cols = ops.index(np.flatnonzero(chosen == alpha))
+        shifted = ops.add_diagonal(system, float(alpha))
+        if len(cols) > len(evaluate):
+            prediction[:, cols] = ops.solve_spd(shifted, to_eval.T).T @ rhs[:, cols]
+        else:
+            prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols])
+        del shifted  # overwritten by its factor: at most one besides ``system`` is held
+    return prediction + y_mean
 
 
 def ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -287,11 +345,12 @@ def ridge_coefficients(x: np.ndarray, y: np.ndarray, alpha: np.ndarray, ops: Ops
     return ops.to_numpy(coef), ops.to_numpy(y_mean - x_mean @ coef)
 
 
-def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r of matching columns (0 where a column is constant)."""
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    denom = np.sqrt((a**2).sum(0) * (b**2).sum(0))
+def pearson_columns(a: np.ndarray, b: np.ndarray, axis: int = 0, constant: float = 0.0) -> np.ndarray:
+    """Pearson r of matching columns (along ``axis``); ``constant`` where either side is constant
+    (0: a constant prediction scores 0; NaN: undefined, as the time-resolved scores keep it)."""
+    a = a - a.mean(axis, keepdims=True)
+    b = b - b.mean(axis, keepdims=True)
+    denom = np.sqrt((a**2).sum(axis) * (b**2).sum(axis))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (a * b).sum(0) / denom
-    return np.where(denom > 0, r, 0.0)
+        r = (a * b).sum(axis) / denom
+    return np.where(denom > 0, r, constant)

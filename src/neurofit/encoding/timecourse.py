@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurofit.encoding.ridge import pearson_columns
+
 
 @dataclass(frozen=True)
 class TimecourseFit:
@@ -75,21 +77,12 @@ def _inner_alpha(x: np.ndarray, y: np.ndarray, alphas: np.ndarray, block_time: i
     return alphas[np.argmin(error, axis=0)]
 
 
-def pearson_over(a: np.ndarray, b: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
-    a = a - a.mean(axis, keepdims=True)
-    b = b - b.mean(axis, keepdims=True)
-    num = (a * b).sum(axis)
-    den = np.sqrt((a ** 2).sum(axis) * (b ** 2).sum(axis))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-
-
 def time_resolved_r(prediction: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per time bin, r over (condition, neuroid) after removing each neuroid's mean over condition x time."""
     centre = y.mean((0, 1), keepdims=True)
     pred, obs = prediction - centre, y - centre
-    return pearson_over(pred.transpose(1, 0, 2).reshape(y.shape[1], -1),
-                        obs.transpose(1, 0, 2).reshape(y.shape[1], -1), axis=1)
+    return pearson_columns(pred.transpose(1, 0, 2).reshape(y.shape[1], -1),
+                           obs.transpose(1, 0, 2).reshape(y.shape[1], -1), axis=1, constant=np.nan)
 
 
 def fit_timecourse(x: np.ndarray, y: np.ndarray, alphas: np.ndarray, n_folds: int | None = None, seed: int = 0,
@@ -111,7 +104,7 @@ def fit_timecourse(x: np.ndarray, y: np.ndarray, alphas: np.ndarray, n_folds: in
         index = np.searchsorted(np.unique(best), best)
         pred = per_alpha[index, :, np.arange(y.shape[-1])].T  # (sample, neuroid), each neuroid at its alpha
         prediction[held] = pred.reshape(len(held), x.shape[1], -1)
-    r = pearson_over(prediction.reshape(-1, y.shape[-1]), y.reshape(-1, y.shape[-1]), axis=0)
+    r = pearson_columns(prediction.reshape(-1, y.shape[-1]), y.reshape(-1, y.shape[-1]), constant=np.nan)
     return TimecourseFit(prediction=prediction, r=r, r_time=time_resolved_r(prediction, y), alpha=chosen,
                          folds=folds)
 

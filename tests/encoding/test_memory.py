@@ -1,0 +1,34 @@
+"""The fit path's memory: one copy of a layer's features (as stored, float32) plus the Gram matrix and
+small work arrays. Counted by tracemalloc (numpy's allocations), so deterministic, not a timing."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from neurofit.encoding.fit import fit_groups
+from neurofit.encoding.layer import LayerFeatures
+
+
+@pytest.mark.parametrize(("dtype", "limit"), [("mixed", 2.0), ("float64", 2.5)])
+def test_a_ridge_fit_job_holds_at_most_twice_the_feature_matrix(labelled, dtype, limit):
+    rng = np.random.default_rng(0)
+    n, p, t = 640, 8192, 300  # the benchmark's pipeline size: dual, with its Gram matrix and fold kernels
+    x = rng.normal(size=(n, p)).astype(np.float32)
+    y = x[:, :40].astype(np.float64) @ rng.normal(size=(40, t)) + rng.normal(size=(n, t))
+    features, responses, _ = labelled(x, y)
+    regions = np.repeat(["V1", "V4", "IT"], t // 3)
+    responses = responses.assign_coords(region=("neuroid", regions))
+    layer = LayerFeatures.from_xarray(features)
+    del x, features
+    tracemalloc.start()
+    try:
+        fit_groups("ridge", layer, responses, {r: regions == r for r in ("V1", "V4", "IT")}, n_splits=2,
+                   n_boot=100, n_permutations=100, backend="numpy", dtype=dtype)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the features are held already: the job's own allocations stay below (limit - 1) x their size
+    assert peak < (limit - 1) * layer.values.nbytes, f"{peak / layer.values.nbytes:.2f}x the features on top of them"
