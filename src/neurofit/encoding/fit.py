@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy import sparse
 from scipy.stats import rankdata
 
 from neurofit.encoding.backend import get_ops
@@ -60,44 +61,127 @@ def _draws(n_test: int, n_neuroids: int, n_boot: int, n_perm: int, seed: list[in
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bootstrap rows, bootstrap neuroid columns and permutations of one split (seeded by split,
     so every layer and metric of a region draws the same ones)."""
+    boot_rows, draw_rest = _split_draws(n_test, n_boot, seed)
+    return (boot_rows, *draw_rest(n_neuroids, n_perm))
+
+
+def _split_draws(n_test: int, n_boot: int, seed: list[int]
+                 ) -> tuple[np.ndarray, Callable[[int, int], tuple[np.ndarray, np.ndarray]]]:
+    """:func:`_draws` for several groups of one split: the bootstrap rows (drawn first, so the same
+    for every group) and a function giving a group's neuroid columns and permutations, each from the
+    generator's state after the rows: the same draws as a fit of that group alone."""
     rng = np.random.default_rng(seed)
     boot_rows = rng.integers(0, n_test, (n_boot, n_test))
-    boot_cols = rng.integers(0, n_neuroids, (n_boot, n_neuroids))
-    perm = rng.permuted(np.tile(np.arange(n_test), (n_perm, 1)), axis=1)
-    return boot_rows, boot_cols, perm
+    after_rows = rng.bit_generator.state
+
+    def rest(n_neuroids: int, n_perm: int) -> tuple[np.ndarray, np.ndarray]:
+        rng.bit_generator.state = after_rows
+        boot_cols = rng.integers(0, n_neuroids, (n_boot, n_neuroids))
+        perm = rng.permuted(np.tile(np.arange(n_test), (n_perm, 1)), axis=1)
+        return boot_cols, perm
+
+    return boot_rows, rest
+
+
+def median_rows(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=1)`` (NaN where a row has one), several times faster: np.median
+    partitions twice per row (the middle and, to find NaNs, the last element); rows of up to 512
+    are sorted (faster than one partition at that size), longer ones partitioned once."""
+    n = a.shape[1]
+    k = (n - 1) // 2
+    if n <= 512:
+        part = np.sort(a, axis=1)
+        upper, has_nan = part[:, n // 2], np.isnan(part[:, -1])  # sorting puts NaNs last
+    else:
+        part = np.partition(a, k, axis=1)
+        upper = part[:, k + 1:].min(1)  # NaN when the row has a NaN (partitioned above every number)
+        has_nan = np.isnan(upper)
+    median = (part[:, k] + upper) / 2 if n % 2 == 0 else part[:, k].copy()
+    median[has_nan] = np.nan
+    return median
 
 
 def _regression_resamples(prediction: np.ndarray, target: np.ndarray, n_boot: int, n_perm: int,
                           seed: list[int]) -> dict[str, np.ndarray]:
-    """Resampled median-over-neuroids Pearson r from the split's predictions (no refit), vectorised
-    over draws: a bootstrap draw is a weighting of the test stimuli by their multiplicities, so its
-    sums are one GEMM ``(draws, stimuli) @ (stimuli, neuroids)``; a permutation leaves the means
-    and norms unchanged, so only the cross products are recomputed."""
-    m, t = target.shape
-    boot_rows, boot_cols, perm = _draws(m, t, n_boot, n_perm, seed)
+    """The resamples of one split for one group of neuroids (see :func:`_split_resamples`)."""
+    return _split_resamples(prediction, target, [target.shape[1]], n_boot, n_perm, seed)[0]
+
+
+def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int], n_boot: int, n_perm: int,
+                     seed: list[int], dtype: type = np.float64) -> list[dict[str, np.ndarray]]:
+    """Resampled median-over-neuroids Pearson r of one split, from its predictions (no refit), for
+    groups of neuroids laid side by side in the columns (``sizes`` columns each), each group with
+    the draws (and numbers) a fit of it alone makes. Vectorised over draws: a bootstrap draw is a
+    weighting of the test stimuli by their multiplicities, shared by the groups, so the sufficient
+    statistics of every draw and neuroid (sums, sums of squares and cross products) are GEMMs
+    ``(draws, stimuli) @ (stimuli, 5 x neuroids)``; a permutation leaves the means and norms
+    unchanged, so only the cross products are recomputed (:func:`_permuted_r`). ``dtype`` is the
+    precision of the statistics (float32: r within ~1e-6 of float64, in half the time)."""
+    m = len(target)
+    boot_rows, group_draws = _split_draws(m, n_boot, seed)
     p = prediction - prediction.mean(0)  # r is shift invariant; centring keeps the moments exact
     y = target - target.mean(0)
-    counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
-                         minlength=n_boot * m).reshape(n_boot, m).astype(np.float64)
-    sp, sy = counts @ p, counts @ y
-    cov = counts @ (p * y) - sp * sy / m
-    var = np.maximum(counts @ (p * p) - sp * sp / m, 0.0) * np.maximum(counts @ (y * y) - sy * sy / m, 0.0)
+    norm = np.sqrt((p * p).sum(0) * (y * y).sum(0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r_boot = np.where(var > 0, cov / np.sqrt(var), 0.0)  # (draws, neuroids)
-    r_all = pearson_columns(p, y)
-    denom = np.sqrt((p * p).sum(0) * (y * y).sum(0))
-    null = np.empty(n_perm)
-    step = max(1, (1 << 19) // max(1, m * t))  # (draws, stimuli, neuroids) chunks of 4 MB
-    for s in range(0, n_perm, step):
-        cross = np.einsum("bmt,mt->bt", y[perm[s:s + step]], p)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            null[s:s + step] = np.median(np.where(denom > 0, cross / denom, 0.0), 1)
-    return {
-        "boot_stimuli": np.median(r_boot, 1),
-        "boot_neuroids": np.median(r_all[boot_cols], 1),
-        "boot_both": np.median(np.take_along_axis(r_boot, boot_cols, 1), 1),
-        "null": null,
-    }
+        r_all = np.where(norm > 0, (p * y).sum(0) / norm, 0.0)
+        scaled = np.where(norm > 0, p / norm, 0.0).astype(dtype)  # r of a permutation = its cross product
+    counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
+                         minlength=n_boot * m).reshape(n_boot, m).astype(dtype)
+    out, start = [], 0
+    for size in sizes:
+        cols = slice(start, start + size)
+        start += size
+        boot_cols, perm = group_draws(size, n_perm)
+        # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking)
+        group_boot = _bootstrap_r(counts, p[:, cols].astype(dtype), y[:, cols].astype(dtype))
+        # draw b's neuroids, as positions in the flat (draws x neuroids) block
+        flat_cols = boot_cols + size * np.arange(n_boot)[:, None]
+        out.append({
+            "boot_stimuli": median_rows(group_boot),
+            "boot_neuroids": median_rows(r_all[cols][boot_cols]),
+            "boot_both": median_rows(np.take(group_boot, flat_cols)),
+            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], perm)),
+        })
+    return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
+
+
+def _bootstrap_r(counts: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r (draws, neuroids) of centred ``p`` and ``y`` with the stimuli weighted by ``counts``
+    (draws, stimuli), in blocks of 64 neuroids (the work arrays stay in cache; in place)."""
+    n_boot, m = counts.shape
+    r_boot = np.zeros((n_boot, p.shape[1]), dtype=p.dtype)
+    root = float(np.sqrt(m))  # a Python float keeps float32 arrays float32
+    for s in range(0, p.shape[1], 64):
+        ps, ys = p[:, s:s + 64], y[:, s:s + 64]
+        w = ps.shape[1]
+        # sums scaled by 1/sqrt(m), so that a product of two is the correction term
+        stats = counts @ np.concatenate([ps / root, ys / root, ps * ys, ps * ps, ys * ys], 1)
+        sp, sy, spy, spp, syy = (stats[:, i * w:(i + 1) * w] for i in range(5))
+        spy -= sp * sy  # covariance
+        spp -= sp * sp
+        syy -= sy * sy
+        np.maximum(spp, 0.0, out=spp)
+        np.maximum(syy, 0.0, out=syy)
+        spp *= syy
+        np.sqrt(spp, out=spp)
+        np.divide(spy, spp, out=r_boot[:, s:s + w], where=spp > 0)  # 0 where a resample is constant
+    return r_boot
+
+
+def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """r (permutations, neuroids) with the rows of centred ``y`` permuted against the centred
+    predictions divided by the norms (``scaled``). Permutation b's cross product of neuroid t,
+    sum_i scaled[i, t] y[perm[b, i], t], picks m of the m^2 products scaled[i, t] y[j, t]: one
+    sparse (permutations, m^2) x dense (m^2, neuroids) product, no gathered copies of ``y``."""
+    n_perm, m = perm.shape
+    picks = sparse.csr_array((np.ones(perm.size, dtype=y.dtype), (m * np.arange(m) + perm).ravel(),
+                              np.arange(0, perm.size + 1, m)), shape=(n_perm, m * m))
+    r = np.empty((n_perm, y.shape[1]), dtype=y.dtype)
+    step = max(1, (1 << 22) // (m * m))  # products of ~16 MB (float32) per block of neuroids
+    for s in range(0, y.shape[1], step):
+        products = (scaled[:, None, s:s + step] * y[None, :, s:s + step]).reshape(m * m, -1)
+        r[:, s:s + step] = picks @ products
+    return r
 
 
 def _batched_rdms(y: np.ndarray) -> np.ndarray:
@@ -276,30 +360,40 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                 for name, mask in groups.items()}
         del x
         extra_attrs = {"pls_components": pls_components, "pls_solver": "nipals (scikit-learn)"}
+    # resamples in float32 where the fit is not promised exact (ridge's "mixed" / "float32")
+    resample_dtype = np.float64 if metric == "pls" or dtype == "float64" else np.float32
     scores = _new_scores(groups, len(splits))
-    for name, mask in groups.items():
-        group, cols = scores[name], np.flatnonzero(mask)
-        test_r = np.empty((len(splits), len(cols)))
-        alpha = np.empty_like(test_r)
-        for k, (_, test) in enumerate(splits):
-            target = y[np.ix_(test, cols)]
-            fitted = fits[name]
+    columns = {name: np.flatnonzero(mask) for name, mask in groups.items()}
+    test_r = {name: np.empty((len(splits), len(cols))) for name, cols in columns.items()}
+    alpha = {name: np.empty((len(splits), len(cols))) for name, cols in columns.items()}
+    for k, (_, test) in enumerate(splits):
+        predictions, targets = [], []
+        for name, cols in columns.items():
+            group, fitted = scores[name], fits[name]
             if fitted is None:
                 split = shared[k]
                 prediction = split.prediction[:, cols]
-                alpha[k] = split.extras["alpha"][cols]
+                alpha[name][k] = split.extras["alpha"][cols]
                 train = float(np.median(split.extras["inner_r"][cols]))
             else:
                 prediction, train = fitted[k].prediction, fitted[k].train_score
-            test_r[k] = pearson_columns(prediction, target)
-            group["test_score"][1][k] = np.median(test_r[k])
+            target = y[np.ix_(test, cols)]
+            test_r[name][k] = pearson_columns(prediction, target)
+            group["test_score"][1][k] = np.median(test_r[name][k])
             group["train_score"][1][k] = train
-            for resample, values in _regression_resamples(prediction, target, draws["n_boot"], draws["n_perm"],
-                                                          [resample_seed, k]).items():
-                group[resample].append(values)
-        group["test_r"] = (("split", "neuroid"), test_r)
+            predictions.append(prediction)
+            targets.append(target)
+        # every group's resamples at once: the bootstrap statistics of all neuroids are one GEMM
+        resampled = _split_resamples(np.concatenate(predictions, 1), np.concatenate(targets, 1),
+                                     [len(cols) for cols in columns.values()], draws["n_boot"], draws["n_perm"],
+                                     [resample_seed, k], resample_dtype)
+        for name, values in zip(columns, resampled, strict=True):
+            for resample, draws_k in values.items():
+                scores[name][resample].append(draws_k)
+    for name, group in scores.items():
+        group["test_r"] = (("split", "neuroid"), test_r[name])
         if isinstance(regression, RidgeCV):
-            group["alpha"] = (("split", "neuroid"), alpha)
+            group["alpha"] = (("split", "neuroid"), alpha[name])
     return scores, extra_attrs
 
 
