@@ -33,7 +33,7 @@ from neurofit.encoding.layer import LayerFeatures
 from neurofit.encoding.pls import KernelPLS
 from neurofit.encoding.regression import PLS, Regression, RidgeCV, SplitPrediction, cross_validated_predictions
 from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
-from neurofit.encoding.similarity import _centred_gram, cka_from_grams, double_centre, rdm, rdm_similarity
+from neurofit.encoding.similarity import _centred_gram, cka_from_grams, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
 
 METRICS = ("ridge", "pls", "rsa", "cka")
@@ -229,23 +229,62 @@ def _cka_resampler(gram_x: np.ndarray, y: np.ndarray) -> Resampler:
     """Resampled CKA of the test stimuli from the model's centred Gram matrix of them (shared by all
     regions): a draw takes sub-matrices (m^2, not m x features). The unbiased HSIC assumes distinct
     stimuli: a bootstrap draw keeps each drawn stimulus once (as the RSA resampler drops the pairs
-    of a stimulus with itself)."""
-    gram_y = _centred_gram(y)
-    identity = np.arange(y.shape[1])
+    of a stimulus with itself). Vectorised over blocks of draws: the unbiased HSIC does not change
+    when the features are shifted, so a sub-matrix of the Gram matrices centred over all test
+    stimuli needs no centring of its own, and a draw's stimuli are a 0/1 mask on its rows and
+    columns; a resample of neuroids weights each neuroid's outer product by its multiplicity."""
+    m, t = y.shape
+    yc = y - y.mean(0)
+    gram_y = yc @ yc.T
+    off_diagonal = ~np.eye(m, dtype=bool)
 
     def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows_model))
-        for b, (rm, rn, nb) in enumerate(zip(rows_model, rows_neural, neuroids, strict=True)):
-            first = np.unique(rm, return_index=True)[1]
-            if len(first) < 4:  # too few distinct stimuli for the estimator
-                out[b] = np.nan
-                continue
-            rm, rn = rm[first], rn[first]
-            neural = gram_y if np.array_equal(nb, identity) else _centred_gram(y[:, nb])
-            out[b] = cka_from_grams(double_centre(gram_x[np.ix_(rm, rm)]), double_centre(neural[np.ix_(rn, rn)]))
+        step = max(1, (1 << 20) // (m * m))  # (draws, m, m) blocks of ~8 MB
+        for s in range(0, len(rows_model), step):
+            rm, rn, nb = rows_model[s:s + step], rows_neural[s:s + step], neuroids[s:s + step]
+            draws = np.arange(len(rm))[:, None, None]
+            keep = _first_occurrences(rm)  # each drawn stimulus once
+            pairs = keep[:, :, None] & keep[:, None, :] & off_diagonal  # the diagonal is left out
+            k = np.where(pairs, gram_x[rm[:, :, None], rm[:, None, :]], 0.0)
+            if (nb == np.arange(t)).all():
+                neural = gram_y[rn[:, :, None], rn[:, None, :]]
+            else:
+                weights = np.bincount((nb + t * np.arange(len(nb))[:, None]).ravel(),
+                                      minlength=len(nb) * t).reshape(len(nb), t)
+                neural = (yc[None] * weights[:, None, :]) @ yc.T  # (draws, m, m) Gram of resampled neuroids
+                neural = neural[draws, rn[:, :, None], rn[:, None, :]]
+            neural = np.where(pairs, neural, 0.0)
+            n = keep.sum(1)
+            kl, kk, ll = _masked_hsic(k, neural, n), _masked_hsic(k, k, n), _masked_hsic(neural, neural, n)
+            denom = kk * ll
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cka = np.where(denom > 0, kl / np.sqrt(np.where(denom > 0, denom, 1.0)), 0.0)
+            out[s:s + step] = np.where(n >= 4, cka, np.nan)  # too few distinct stimuli for the estimator
         return out
 
     return resample
+
+
+def _first_occurrences(rows: np.ndarray) -> np.ndarray:
+    """(draws, m) bool: True at the first position of each stimulus in its draw."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, 1)
+    first = np.ones_like(rows, dtype=bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    out = np.empty_like(first)
+    np.put_along_axis(out, order, first, 1)
+    return out
+
+
+def _masked_hsic(k: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`similarity._hsic_unbiased` of each draw's Gram matrices (draws, m, m) whose left-out
+    rows, columns and diagonal are zero, over its ``n`` kept stimuli."""
+    ks, ms = k.sum(1), m.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = ((k * m).sum((1, 2)) + ks.sum(1) * ms.sum(1) / ((n - 1) * (n - 2))
+                 - 2.0 * (ks * ms).sum(1) / (n - 2))
+        return value / (n * (n - 3))
 
 
 def _resamples(resampler: Resampler, n_test: int, n_neuroids: int, n_boot: int, n_perm: int,
