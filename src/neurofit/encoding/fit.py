@@ -229,41 +229,108 @@ def _cka_resampler(gram_x: np.ndarray, y: np.ndarray) -> Resampler:
     """Resampled CKA of the test stimuli from the model's centred Gram matrix of them (shared by all
     regions): a draw takes sub-matrices (m^2, not m x features). The unbiased HSIC assumes distinct
     stimuli: a bootstrap draw keeps each drawn stimulus once (as the RSA resampler drops the pairs
-    of a stimulus with itself). Vectorised over blocks of draws: the unbiased HSIC does not change
-    when the features are shifted, so a sub-matrix of the Gram matrices centred over all test
-    stimuli needs no centring of its own, and a draw's stimuli are a 0/1 mask on its rows and
-    columns; a resample of neuroids weights each neuroid's outer product by its multiplicity."""
+    of a stimulus with itself). Vectorised over draws: the unbiased HSIC does not change when the
+    features are shifted, so a sub-matrix of the Gram matrices centred over all test stimuli needs
+    no centring of its own; a draw of stimuli is a 0/1 weighting of them (its HSIC terms are
+    quadratic forms, one GEMM for all draws), a permutation a gather of the neural Gram matrix, a
+    draw of neuroids a weighting of each neuroid's outer product by its multiplicity."""
     m, t = y.shape
     yc = y - y.mean(0)
     gram_y = yc @ yc.T
-    off_diagonal = ~np.eye(m, dtype=bool)
+    k_off, l_off = gram_x * ~np.eye(m, dtype=bool), gram_y * ~np.eye(m, dtype=bool)  # diagonals left out
+    every_stimulus, every_neuroid = np.arange(m), np.arange(t)
+    full = np.full(1, m)
+    kk_all = _hsic_terms(np.sum(k_off * k_off), k_off.sum(), k_off.sum(), k_off.sum(0) @ k_off.sum(0), full)
+    ll_all = _hsic_terms(np.sum(l_off * l_off), l_off.sum(), l_off.sum(), l_off.sum(0) @ l_off.sum(0), full)
 
-    def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
+    def stimuli_drawn(rows: np.ndarray) -> np.ndarray:
+        """Each draw's distinct stimuli as 0/1 weights (draws, m)."""
+        weights = np.zeros((len(rows), m))
+        weights[np.arange(len(rows))[:, None], rows] = 1.0
+        return weights
+
+    def boot_stimuli(rows: np.ndarray) -> np.ndarray:
+        u = stimuli_drawn(rows)
+        n = u.sum(1)
+        ku, lu = u @ k_off, u @ l_off
+        sk, sl = (u * ku).sum(1), (u * lu).sum(1)
+
+        def form(a: np.ndarray) -> np.ndarray:
+            return ((u @ a) * u).sum(1)
+
+        kl = _hsic_terms(form(k_off * l_off), sk, sl, (u * ku * lu).sum(1), n)
+        kk = _hsic_terms(form(k_off * k_off), sk, sk, (u * ku * ku).sum(1), n)
+        ll = _hsic_terms(form(l_off * l_off), sl, sl, (u * lu * lu).sum(1), n)
+        return _cka(kl, kk * ll, n)
+
+    def permuted(perm: np.ndarray) -> np.ndarray:
+        out = np.empty(len(perm))
+        ks, ls = k_off.sum(0), l_off.sum(0)
+        step = max(1, (1 << 20) // (m * m))
+        for s in range(0, len(perm), step):
+            p = perm[s:s + step]
+            cross = (gram_y[p[:, :, None], p[:, None, :]] * k_off).sum((1, 2))  # k_off's zero diagonal
+            kl = _hsic_terms(cross, k_off.sum(), l_off.sum(), ls[p] @ ks, np.full(len(p), m))
+            out[s:s + step] = _cka(kl, np.broadcast_to(kk_all * ll_all, kl.shape), np.full(len(p), m))
+        return out
+
+    def boot_neuroids(cols: np.ndarray) -> np.ndarray:
+        c = np.bincount((cols + t * np.arange(len(cols))[:, None]).ravel(),
+                        minlength=len(cols) * t).reshape(len(cols), t).astype(np.float64)
+        n = np.full(len(c), m)
+        diag = c @ (yc * yc).T  # (draws, m): the diagonal of each draw's neural Gram matrix
+        sums = c @ (yc * yc.sum(0)).T - diag  # row sums without the diagonal
+        quad = np.einsum("it,ij,jt->t", yc, k_off, yc)  # each neuroid's y' K y
+        squares = ((c @ (yc.T @ yc) ** 2) * c).sum(1) - (diag * diag).sum(1)  # sum of off-diagonal L^2
+        ks = k_off.sum(0)
+        kl = _hsic_terms(c @ quad, np.full(len(c), k_off.sum()), sums.sum(1), sums @ ks, n)
+        ll = _hsic_terms(squares, sums.sum(1), sums.sum(1), (sums * sums).sum(1), n)
+        return _cka(kl, kk_all * ll, n)
+
+    def general(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows_model))
         step = max(1, (1 << 20) // (m * m))  # (draws, m, m) blocks of ~8 MB
         for s in range(0, len(rows_model), step):
             rm, rn, nb = rows_model[s:s + step], rows_neural[s:s + step], neuroids[s:s + step]
             draws = np.arange(len(rm))[:, None, None]
             keep = _first_occurrences(rm)  # each drawn stimulus once
-            pairs = keep[:, :, None] & keep[:, None, :] & off_diagonal  # the diagonal is left out
+            pairs = keep[:, :, None] & keep[:, None, :] & ~np.eye(m, dtype=bool)  # the diagonal is left out
             k = np.where(pairs, gram_x[rm[:, :, None], rm[:, None, :]], 0.0)
-            if (nb == np.arange(t)).all():
-                neural = gram_y[rn[:, :, None], rn[:, None, :]]
-            else:
-                weights = np.bincount((nb + t * np.arange(len(nb))[:, None]).ravel(),
-                                      minlength=len(nb) * t).reshape(len(nb), t)
-                neural = (yc[None] * weights[:, None, :]) @ yc.T  # (draws, m, m) Gram of resampled neuroids
-                neural = neural[draws, rn[:, :, None], rn[:, None, :]]
-            neural = np.where(pairs, neural, 0.0)
+            weights = np.bincount((nb + t * np.arange(len(nb))[:, None]).ravel(),
+                                  minlength=len(nb) * t).reshape(len(nb), t)
+            neural = (yc[None] * weights[:, None, :]) @ yc.T  # (draws, m, m) Gram of the drawn neuroids
+            neural = np.where(pairs, neural[draws, rn[:, :, None], rn[:, None, :]], 0.0)
             n = keep.sum(1)
-            kl, kk, ll = _masked_hsic(k, neural, n), _masked_hsic(k, k, n), _masked_hsic(neural, neural, n)
-            denom = kk * ll
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cka = np.where(denom > 0, kl / np.sqrt(np.where(denom > 0, denom, 1.0)), 0.0)
-            out[s:s + step] = np.where(n >= 4, cka, np.nan)  # too few distinct stimuli for the estimator
+            out[s:s + step] = _cka(_masked_hsic(k, neural, n), _masked_hsic(k, k, n) * _masked_hsic(neural, neural, n),
+                                   n)
         return out
 
+    def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
+        all_neuroids = (neuroids == every_neuroid).all()
+        if all_neuroids and np.array_equal(rows_model, rows_neural):
+            return boot_stimuli(rows_model)
+        if all_neuroids and (rows_model == every_stimulus).all() and (np.sort(rows_neural, 1) == every_stimulus).all():
+            return permuted(rows_neural)
+        if (rows_model == every_stimulus).all() and (rows_neural == every_stimulus).all():
+            return boot_neuroids(neuroids)
+        return general(rows_model, rows_neural, neuroids)
+
     return resample
+
+
+def _hsic_terms(cross: np.ndarray, sum_k: np.ndarray, sum_m: np.ndarray, row_sums: np.ndarray,
+                n: np.ndarray) -> np.ndarray:
+    """Song et al.'s unbiased HSIC from its terms (diagonals left out): sum of K o M, the sums of
+    K and M, the dot product of their row sums, over ``n`` stimuli."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (cross + sum_k * sum_m / ((n - 1) * (n - 2)) - 2.0 * row_sums / (n - 2)) / (n * (n - 3))
+
+
+def _cka(kl: np.ndarray, denom: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Debiased CKA from HSIC(K, M) and HSIC(K, K) HSIC(M, M); NaN with fewer than 4 distinct stimuli."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cka = np.where(denom > 0, kl / np.sqrt(np.where(denom > 0, denom, 1.0)), 0.0)
+    return np.where(n >= 4, cka, np.nan)
 
 
 def _first_occurrences(rows: np.ndarray) -> np.ndarray:
@@ -281,10 +348,7 @@ def _masked_hsic(k: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
     """:func:`similarity._hsic_unbiased` of each draw's Gram matrices (draws, m, m) whose left-out
     rows, columns and diagonal are zero, over its ``n`` kept stimuli."""
     ks, ms = k.sum(1), m.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = ((k * m).sum((1, 2)) + ks.sum(1) * ms.sum(1) / ((n - 1) * (n - 2))
-                 - 2.0 * (ks * ms).sum(1) / (n - 2))
-        return value / (n * (n - 3))
+    return _hsic_terms((k * m).sum((1, 2)), ks.sum(1), ms.sum(1), (ks * ms).sum(1), n)
 
 
 def _resamples(resampler: Resampler, n_test: int, n_neuroids: int, n_boot: int, n_perm: int,
