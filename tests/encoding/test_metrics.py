@@ -223,3 +223,29 @@ def test_cka_resamples_of_each_kind_equal_cka_of_the_resampled_data():
                 continue
             want = linear_cka(x[rm[b][first]], y[rn[b][first]][:, nb[b]])
             assert got[b] == pytest.approx(want, abs=1e-10), kind
+
+
+def test_rsa_resamples_equal_rsa_of_the_resampled_data():
+    """Ranks from histograms of a fixed RDM's entries (stimulus draws, permutations) and from one sort
+    per draw (neuroid draws) equal Spearman of the resampled RDMs, ties and left-out pairs included."""
+    from neurofit.encoding.fit import _rsa_resampler
+    from neurofit.encoding.similarity import rdm_similarity
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(12, 20)).round(1), rng.normal(size=(12, 4))
+    x[3] = x[2]  # equal RDM entries: tied ranks
+    model = rdm(x)
+    resample = _rsa_resampler(model, y)
+    rows, cols = np.arange(12), np.arange(4)
+    drawn = rng.integers(0, 12, (5, 12))
+    perm = np.array([rng.permutation(12) for _ in range(5)])
+    neuroids = rng.integers(0, 4, (5, 4))
+    kinds = {"stimuli": (drawn, drawn, np.tile(cols, (5, 1))),
+             "permutation": (np.tile(rows, (5, 1)), perm, np.tile(cols, (5, 1))),
+             "neuroids": (np.tile(rows, (5, 1)), np.tile(rows, (5, 1)), neuroids),
+             "both": (drawn, drawn, neuroids)}
+    for kind, (rm, rn, nb) in kinds.items():
+        got = resample(rm, rn, nb)
+        for b in range(5):
+            want = rdm_similarity(model, rdm(y[:, nb[b]]), rm[b], rn[b])
+            assert got[b] == pytest.approx(want, abs=1e-12), kind

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from scipy import sparse
-from scipy.stats import rankdata
 
 from neurofit.encoding.backend import get_ops
 from neurofit.encoding.layer import LayerFeatures
@@ -194,27 +193,28 @@ def _batched_rdms(y: np.ndarray) -> np.ndarray:
 
 
 def _rsa_resampler(model_rdm: np.ndarray, y: np.ndarray) -> Resampler:
-    """Resampled RSA of the test stimuli, from the model's RDM of them (shared by all regions)."""
+    """Resampled RSA of the test stimuli, from the model's RDM of them (shared by all regions).
+    Ranks (scipy's average ranks) without sorting where a draw picks entries of a fixed RDM: each
+    entry's rank among all off-diagonal entries is computed once, and a draw's ranks follow from a
+    histogram of its picks; RDMs of resampled neuroids are ranked by one sort per draw."""
     neural_rdm = rdm(y)
     m = len(y)
     i, j = np.triu_indices(m, k=1)
+    model_codes, neural_codes = _entry_codes(model_rdm), _entry_codes(neural_rdm)
 
     def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows_model))
         step = max(1, (1 << 22) // max(len(i), m * y.shape[1]))
         for s in range(0, len(rows_model), step):
             rm, rn, nb = rows_model[s:s + step], rows_neural[s:s + step], neuroids[s:s + step]
-            draws = np.arange(len(rm))[:, None]
-            identity = (nb == np.arange(y.shape[1])).all()
-            neural = (np.broadcast_to(neural_rdm, (len(rm), m, m)) if identity
-                      else _batched_rdms(y[:, nb].transpose(1, 0, 2)))
-            a = model_rdm[rm[:, i], rm[:, j]]
-            b = neural[draws, rn[:, i], rn[:, j]]
             # pairs of a (bootstrap-duplicated) stimulus with itself are left out, as in rdm_similarity
-            same = rm[:, i] == rm[:, j]
-            a[same], b[same] = np.nan, np.nan
-            ra = rankdata(a, axis=1, nan_policy="omit")
-            rb = rankdata(b, axis=1, nan_policy="omit")
+            valid = rm[:, i] != rm[:, j]
+            ra = _ranks_of_codes(model_codes[0][rm[:, i], rm[:, j]], valid, model_codes[1])
+            if (nb == np.arange(y.shape[1])).all():
+                rb = _ranks_of_codes(neural_codes[0][rn[:, i], rn[:, j]], valid, neural_codes[1])
+            else:
+                neural = _batched_rdms(y[:, nb].transpose(1, 0, 2))
+                rb = _rank_rows(np.where(valid, neural[np.arange(len(rm))[:, None], rn[:, i], rn[:, j]], np.nan))
             ra -= np.nanmean(ra, 1, keepdims=True)
             rb -= np.nanmean(rb, 1, keepdims=True)
             denom = np.sqrt(np.nansum(ra * ra, 1) * np.nansum(rb * rb, 1))
@@ -223,6 +223,45 @@ def _rsa_resampler(model_rdm: np.ndarray, y: np.ndarray) -> Resampler:
         return out
 
     return resample
+
+
+def _entry_codes(matrix: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each entry's position among the distinct off-diagonal values (equal values, equal codes)."""
+    off = ~np.eye(len(matrix), dtype=bool)
+    values, codes = np.unique(matrix[off], return_inverse=True)
+    out = np.zeros(matrix.shape, dtype=np.int64)
+    out[off] = codes
+    return out, len(values)
+
+
+def _ranks_of_codes(codes: np.ndarray, valid: np.ndarray, n_codes: int) -> np.ndarray:
+    """Average ranks (1-based, as scipy's rankdata) of each row's valid entries from their codes
+    (NaN where not valid): the entries below a code are the row's count of smaller codes."""
+    flat = codes + n_codes * np.arange(len(codes))[:, None]
+    counts = np.bincount(flat[valid], minlength=len(codes) * n_codes)
+    below = np.cumsum(counts.reshape(len(codes), n_codes), 1).ravel() - counts
+    ranks = below[flat] + (counts[flat] + 1) / 2
+    ranks[~valid] = np.nan
+    return ranks
+
+
+def _rank_rows(values: np.ndarray) -> np.ndarray:
+    """scipy's ``rankdata(values, axis=1, nan_policy="omit")`` (average ranks of ties; NaN stays
+    NaN), from one stable sort per row."""
+    order = np.argsort(values, axis=1, kind="stable")  # NaNs last: they do not change the others' ranks
+    ordered = np.take_along_axis(values, order, 1)
+    n = values.shape[1]
+    position = np.broadcast_to(np.arange(n), values.shape)
+    starts = np.ones(values.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones(values.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty(values.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, 1)
+    ranks[np.isnan(values)] = np.nan
+    return ranks
 
 
 def _cka_resampler(gram_x: np.ndarray, y: np.ndarray) -> Resampler:
