@@ -29,6 +29,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -149,6 +150,8 @@ def forward_seconds(config: dict, model: str, stimuli: int) -> float:
     spec = ModelSpec.from_config(nf_config.model_settings(config, model))
     network, prep = spec.build().eval(), preprocess_for(spec.architecture, spec.image_size, spec.features)
     images = np.random.default_rng(0).random((stimuli, prep.image_size, prep.image_size), dtype=np.float32)
+    with torch.no_grad():
+        network(prep(images[:2]))  # first call: lazy initialisation
     spent: list[float] = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -195,6 +198,7 @@ def calibrate(config: dict, configfile: Path, counts: dict[str, int], tmp: Path)
     for name in datasets:
         stimuli, neuroids, regions = simulated_shape(config, name)
         for metric in metrics:
+            fit_seconds(metric, stimuli, 16, neuroids, regions, config["encoding"])  # imports: counted in the start
             by_size = {p: fit_seconds(metric, stimuli, p, neuroids, regions, config["encoding"])
                        for p in sorted({p for layer in sizes.values() for p in layer})}
             fits += [by_size[p] for layer in sizes.values() for p in layer]
@@ -255,15 +259,29 @@ def main() -> int:
               f"{wall_seconds(shape, unit, cores=2, nodes=8, queue_wait=60, scheduler=dag_seconds):.0f} s")
         if args.no_run:
             return 0
+        loads: list[float] = []
+        stop = threading.Event()
+
+        def sample_load() -> None:  # the shared machine's load, every 5 s while the run lasts
+            while not stop.wait(5.0):
+                loads.append(os.getloadavg()[0])
+
+        sampler = threading.Thread(target=sample_load, daemon=True)
+        sampler.start()
         start = time.perf_counter()
         done = snakemake(workdir, args.configfile.resolve(), "-c", str(args.cores), "--quiet")
         measured_wall = time.perf_counter() - start
+        stop.set()
+        load = float(np.mean(loads)) if loads else os.getloadavg()[0]
         if done.returncode:
             print(done.stderr[-3000:])
             return 1
         measured = measured_stages(workdir / config.get("results", "results"))
-        print(f"\nmeasured run: {measured_wall:.0f} s wall on -c {args.cores} (load average after "
-              f"{os.getloadavg()[0]:.1f}); predicted {wall:.0f} s = {wall / measured_wall:.2f}x measured")
+        # with `load` runnable processes on the cores (the run's own included) a job gets cores/load of a core
+        loaded = wall * max(1.0, load / (os.cpu_count() or 1))
+        print(f"\nmeasured run: {measured_wall:.0f} s wall on -c {args.cores}, mean load {load:.1f} on "
+              f"{os.cpu_count()} cores; predicted {wall:.0f} s unloaded, {loaded:.0f} s at this load "
+              f"= {loaded / measured_wall:.2f}x measured")
         print(f"{'stage':<10}{'jobs':>6}{'predicted CPU s':>17}{'measured CPU s':>16}{'measured wall s':>17}"
               f"{'ratio':>7}")
         for stage in STAGES:
