@@ -119,12 +119,12 @@ def test_one_fit_for_all_regions_equals_a_fit_per_region(metric, dtype, toleranc
 
 
 def test_regression_resamples_equal_a_direct_computation_per_draw():
-    from neurofit.encoding.fit import _draws, _regression_resamples
+    from neurofit.encoding.fit import _draws, _split_resamples
     from neurofit.encoding.ridge import pearson_columns
 
     rng = np.random.default_rng(4)
     pred, target = rng.normal(size=(15, 7)) + 3, rng.normal(size=(15, 7))
-    got = _regression_resamples(pred, target, 30, 20, [0, 2])
+    got = _split_resamples(pred, target, [7], 30, 20, [0, 2])[0]
     rows, cols, perm = _draws(15, 7, 30, 20, [0, 2])
     for b in range(30):
         r = pearson_columns(pred[rows[b]], target[rows[b]])

@@ -100,12 +100,6 @@ def median_rows(a: np.ndarray) -> np.ndarray:
     return median
 
 
-def _regression_resamples(prediction: np.ndarray, target: np.ndarray, n_boot: int, n_perm: int,
-                          seed: list[int]) -> dict[str, np.ndarray]:
-    """The resamples of one split for one group of neuroids (see :func:`_split_resamples`)."""
-    return _split_resamples(prediction, target, [target.shape[1]], n_boot, n_perm, seed)[0]
-
-
 def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int], n_boot: int, n_perm: int,
                      seed: list[int], dtype: type = np.float64) -> list[dict[str, np.ndarray]]:
     """Resampled median-over-neuroids Pearson r of one split, from its predictions (no refit), for
