@@ -140,7 +140,7 @@ def fit_seconds(metric: str, stimuli: int, features: int, neuroids: int, regions
 
 
 def forward_seconds(config: dict, model: str, stimuli: int) -> float:
-    """CPU seconds of one forward pass of ``stimuli`` random images through the model (one thread)."""
+    """CPU seconds of one forward pass of ``stimuli`` random images through the model."""
     import torch
 
     from neurofit import config as nf_config
@@ -153,14 +153,9 @@ def forward_seconds(config: dict, model: str, stimuli: int) -> float:
     with torch.no_grad():
         network(prep(images[:2]))  # first call: lazy initialisation
     spent: list[float] = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad(), cpu_timer(spent):
-            for start in range(0, stimuli, 128):
-                network(prep(images[start:start + 128]))
-    finally:
-        torch.set_num_threads(threads)
+    with torch.no_grad(), cpu_timer(spent):
+        for start in range(0, stimuli, 128):
+            network(prep(images[start:start + 128]))
     return spent[0]
 
 
@@ -184,6 +179,13 @@ def calibrate(config: dict, configfile: Path, counts: dict[str, int], tmp: Path)
     from neurofit.cost_model import RunShape, UnitCosts
 
     start_wall, start_cpu = job_start()
+    # the threads each job gets (Snakemake sets them from the rule's `threads`: 1, training 2); more BLAS or
+    # torch threads than cores spin and inflate the CPU seconds of a loaded machine
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    limits = threadpool_limits(1)
     models = nf_config.scored_models(config)
     trained = set(nf_config.trained_models(config))
     datasets = sorted(config["datasets"])
@@ -204,7 +206,10 @@ def calibrate(config: dict, configfile: Path, counts: dict[str, int], tmp: Path)
             fits += [by_size[p] for layer in sizes.values() for p in layer]
         forward = {model: forward_seconds(config, model, stimuli) for model in models}
         extractions += [forward[model] for model in models for _ in sizes[model]]
-    # the evaluation-only job of an untrained network, and one epoch of the first trained one
+    # the evaluation-only job of an untrained network, and one epoch of the first trained one (2 threads)
+    limits.restore_original_limits()
+    threadpool_limits(2)
+    torch.set_num_threads(2)
     architectures = [m for m in models if "weights" not in nf_config.model_settings(config, m)]
     base = train_seconds(config, architectures[0], 0, tmp) if architectures else 0.0
     first_trained = next((m for m, e in zip(models, epochs, strict=True) if e), None)
