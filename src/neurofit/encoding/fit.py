@@ -322,7 +322,7 @@ def _cka_resampler(gram_x: np.ndarray, y: np.ndarray) -> Resampler:
 
     def general(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows_model))
-        step = max(1, (1 << 20) // (m * m))  # (draws, m, m) blocks of ~8 MB
+        step = max(1, (1 << 20) // (m * max(m, t)))  # (draws, m, m) and (draws, m, neuroids) blocks of ~8 MB
         for s in range(0, len(rows_model), step):
             rm, rn, nb = rows_model[s:s + step], rows_neural[s:s + step], neuroids[s:s + step]
             draws = np.arange(len(rm))[:, None, None]
@@ -344,8 +344,8 @@ def _cka_resampler(gram_x: np.ndarray, y: np.ndarray) -> Resampler:
             return boot_stimuli(rows_model)
         if all_neuroids and (rows_model == every_stimulus).all() and (np.sort(rows_neural, 1) == every_stimulus).all():
             return permuted(rows_neural)
-        if (rows_model == every_stimulus).all() and (rows_neural == every_stimulus).all():
-            return boot_neuroids(neuroids)
+        if t <= 2048 and (rows_model == every_stimulus).all() and (rows_neural == every_stimulus).all():
+            return boot_neuroids(neuroids)  # holds a (neuroids x neuroids) matrix
         return general(rows_model, rows_neural, neuroids)
 
     return resample
