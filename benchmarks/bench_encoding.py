@@ -287,16 +287,17 @@ def pipeline(args: argparse.Namespace) -> None:
             for name in names:
                 job([name])
             cpu["per_region"].append(time.process_time() - start)
-        # resampling: the fit job's draws (10 splits x 1000 + 1000 per region) on predictions of the same shape
-        resample_time = 0.0
+        # resampling: the fit job's draws (10 splits x 1000 + 1000, all regions per call, the job's precision)
+        # on predictions of the same shape
         rng = np.random.default_rng(0)
         m = n - int(TRAIN * n)
-        for r in names:
-            pred, target = rng.normal(size=(m, (region == r).sum())), rng.normal(size=(m, (region == r).sum()))
-            start = time.process_time()
-            for k in range(10):
-                fit_module._regression_resamples(pred, target, 1000, 1000, [0, k])
-            resample_time += time.process_time() - start
+        pred, target = rng.normal(size=(m, t)), rng.normal(size=(m, t))
+        sizes = [int((region == r).sum()) for r in names]
+        resample_dtype = np.float64 if args.dtype == "float64" else np.float32
+        start = time.process_time()
+        for k in range(10):
+            fit_module._split_resamples(pred, target, sizes, 1000, 1000, [0, k], resample_dtype)
+        resample_time = time.process_time() - start
     feature_bytes = n * p * 4
     every, pooled, per_region = (min(cpu[k]) for k in ("regions", "pooled", "per_region"))
     print(f"\npipeline fit job (ridge, {args.dtype}): {n} stimuli x {p} features (float32 file, "

@@ -119,12 +119,12 @@ def test_one_fit_for_all_regions_equals_a_fit_per_region(metric, dtype, toleranc
 
 
 def test_regression_resamples_equal_a_direct_computation_per_draw():
-    from neurofit.encoding.fit import _draws, _regression_resamples
+    from neurofit.encoding.fit import _draws, _split_resamples
     from neurofit.encoding.ridge import pearson_columns
 
     rng = np.random.default_rng(4)
     pred, target = rng.normal(size=(15, 7)) + 3, rng.normal(size=(15, 7))
-    got = _regression_resamples(pred, target, 30, 20, [0, 2])
+    got = _split_resamples(pred, target, [7], 30, 20, [0, 2])[0]
     rows, cols, perm = _draws(15, 7, 30, 20, [0, 2])
     for b in range(30):
         r = pearson_columns(pred[rows[b]], target[rows[b]])
@@ -133,3 +133,47 @@ def test_regression_resamples_equal_a_direct_computation_per_draw():
         assert got["boot_neuroids"][b] == pytest.approx(np.median(pearson_columns(pred, target)[cols[b]]), abs=1e-12)
     for b in range(20):
         assert got["null"][b] == pytest.approx(np.median(pearson_columns(pred, target[perm[b]])), abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 513, 1000])
+def test_median_rows_equals_numpy_median_with_nans(n):
+    from neurofit.encoding.fit import median_rows
+
+    a = np.random.default_rng(n).normal(size=(6, n))
+    a[1, n // 2] = np.nan
+    a[2, 0] = np.nan
+    a[3] = a[3].round(1)  # ties
+    np.testing.assert_array_equal(median_rows(a), np.median(a, axis=1))
+    np.testing.assert_array_equal(median_rows(a.astype(np.float32)), np.median(a.astype(np.float32), axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_split_resamples_of_groups_side_by_side_equal_each_group_alone(dtype):
+    from neurofit.encoding.fit import _split_resamples
+
+    rng = np.random.default_rng(7)
+    sizes = [5, 70, 12]
+    pred, target = rng.normal(size=(40, sum(sizes))), rng.normal(size=(40, sum(sizes)))
+    pred[:, 3] = 1.0  # a constant prediction scores 0, as pearson_columns gives it
+    together = _split_resamples(pred, target, sizes, 50, 40, [3, 1], dtype)
+    bounds = np.cumsum([0, *sizes])
+    for group, start, stop in zip(together, bounds[:-1], bounds[1:], strict=True):
+        alone = _split_resamples(pred[:, start:stop], target[:, start:stop], [stop - start], 50, 40, [3, 1], dtype)[0]
+        for name, values in alone.items():
+            np.testing.assert_array_equal(group[name], values, err_msg=name)
+
+
+def test_float32_resamples_are_within_1e5_of_float64():
+    """The default (`mixed`) ridge fit resamples in float32: at the pipeline's split size (64 test
+    stimuli) every draw's median r is within 1e-5 of the float64 draw."""
+    from neurofit.encoding.fit import _split_resamples
+
+    rng = np.random.default_rng(11)
+    signal = rng.normal(size=(64, 120))
+    pred, target = signal + 0.5 * rng.normal(size=signal.shape) + 40, signal + rng.normal(size=signal.shape) - 7
+    exact = _split_resamples(pred, target, [50, 70], 300, 300, [0, 4], np.float64)
+    single = _split_resamples(pred, target, [50, 70], 300, 300, [0, 4], np.float32)
+    for a, b in zip(exact, single, strict=True):
+        for name in a:
+            assert b[name].dtype == np.float64
+            np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-5, err_msg=name)

@@ -196,3 +196,56 @@ def test_kernel_pls_predicts_as_sklearn_pls(shape):
     components = min(25, p, len(fit) - 1)
     expected = PLSRegression(components, scale=False).fit(x[fit], y[fit]).predict(x[test]).reshape(10, t)
     np.testing.assert_allclose(kernel_pls_predict(k_ff, k_ef, y[fit], components), expected, atol=1e-9)
+
+
+def test_cka_resamples_of_each_kind_equal_cka_of_the_resampled_data():
+    """Each kind the fit draws (stimuli, permutation, neuroids) has its own vectorised path."""
+    from neurofit.encoding.fit import _cka_resampler
+    from neurofit.encoding.similarity import _centred_gram
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(14, 30)) + 2, rng.normal(size=(14, 5)) - 1
+    resample = _cka_resampler(_centred_gram(x), y)
+    rows, cols = np.arange(14), np.arange(5)
+    drawn = rng.integers(0, 14, (6, 14))
+    drawn[0, :] = drawn[0, 0]  # one distinct stimulus: too few for the estimator
+    perm = np.array([rng.permutation(14) for _ in range(6)])
+    neuroids = rng.integers(0, 5, (6, 5))
+    kinds = {"stimuli": (drawn, drawn, np.tile(cols, (6, 1))),
+             "permutation": (np.tile(rows, (6, 1)), perm, np.tile(cols, (6, 1))),
+             "neuroids": (np.tile(rows, (6, 1)), np.tile(rows, (6, 1)), neuroids)}
+    for kind, (rm, rn, nb) in kinds.items():
+        got = resample(rm, rn, nb)
+        for b in range(6):
+            first = np.unique(rm[b], return_index=True)[1]
+            if len(first) < 4:
+                assert np.isnan(got[b]), kind
+                continue
+            want = linear_cka(x[rm[b][first]], y[rn[b][first]][:, nb[b]])
+            assert got[b] == pytest.approx(want, abs=1e-10), kind
+
+
+def test_rsa_resamples_equal_rsa_of_the_resampled_data():
+    """Ranks from histograms of a fixed RDM's entries (stimulus draws, permutations) and from one sort
+    per draw (neuroid draws) equal Spearman of the resampled RDMs, ties and left-out pairs included."""
+    from neurofit.encoding.fit import _rsa_resampler
+    from neurofit.encoding.similarity import rdm_similarity
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(12, 20)).round(1), rng.normal(size=(12, 4))
+    x[3] = x[2]  # equal RDM entries: tied ranks
+    model = rdm(x)
+    resample = _rsa_resampler(model, y)
+    rows, cols = np.arange(12), np.arange(4)
+    drawn = rng.integers(0, 12, (5, 12))
+    perm = np.array([rng.permutation(12) for _ in range(5)])
+    neuroids = rng.integers(0, 4, (5, 4))
+    kinds = {"stimuli": (drawn, drawn, np.tile(cols, (5, 1))),
+             "permutation": (np.tile(rows, (5, 1)), perm, np.tile(cols, (5, 1))),
+             "neuroids": (np.tile(rows, (5, 1)), np.tile(rows, (5, 1)), neuroids),
+             "both": (drawn, drawn, neuroids)}
+    for kind, (rm, rn, nb) in kinds.items():
+        got = resample(rm, rn, nb)
+        for b in range(5):
+            want = rdm_similarity(model, rdm(y[:, nb[b]]), rm[b], rn[b])
+            assert got[b] == pytest.approx(want, abs=1e-12), kind

@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.stats import rankdata
+from scipy import sparse
 
 from neurofit.encoding.backend import get_ops
 from neurofit.encoding.layer import LayerFeatures
 from neurofit.encoding.pls import KernelPLS
 from neurofit.encoding.regression import PLS, Regression, RidgeCV, SplitPrediction
 from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
-from neurofit.encoding.similarity import _centred_gram, cka_from_grams, double_centre, rdm, rdm_similarity
+from neurofit.encoding.similarity import _centred_gram, cka_from_grams, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
 
 METRICS = ("ridge", "pls", "rsa", "cka")
@@ -60,44 +60,121 @@ def _draws(n_test: int, n_neuroids: int, n_boot: int, n_perm: int, seed: list[in
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bootstrap rows, bootstrap neuroid columns and permutations of one split (seeded by split,
     so every layer and metric of a region draws the same ones)."""
+    boot_rows, draw_rest = _split_draws(n_test, n_boot, seed)
+    return (boot_rows, *draw_rest(n_neuroids, n_perm))
+
+
+def _split_draws(n_test: int, n_boot: int, seed: list[int]
+                 ) -> tuple[np.ndarray, Callable[[int, int], tuple[np.ndarray, np.ndarray]]]:
+    """:func:`_draws` for several groups of one split: the bootstrap rows (drawn first, so the same
+    for every group) and a function giving a group's neuroid columns and permutations, each from the
+    generator's state after the rows: the same draws as a fit of that group alone."""
     rng = np.random.default_rng(seed)
     boot_rows = rng.integers(0, n_test, (n_boot, n_test))
-    boot_cols = rng.integers(0, n_neuroids, (n_boot, n_neuroids))
-    perm = rng.permuted(np.tile(np.arange(n_test), (n_perm, 1)), axis=1)
-    return boot_rows, boot_cols, perm
+    after_rows = rng.bit_generator.state
+
+    def rest(n_neuroids: int, n_perm: int) -> tuple[np.ndarray, np.ndarray]:
+        rng.bit_generator.state = after_rows
+        boot_cols = rng.integers(0, n_neuroids, (n_boot, n_neuroids))
+        perm = rng.permuted(np.tile(np.arange(n_test), (n_perm, 1)), axis=1)
+        return boot_cols, perm
+
+    return boot_rows, rest
 
 
-def _regression_resamples(prediction: np.ndarray, target: np.ndarray, n_boot: int, n_perm: int,
-                          seed: list[int]) -> dict[str, np.ndarray]:
-    """Resampled median-over-neuroids Pearson r from the split's predictions (no refit), vectorised
-    over draws: a bootstrap draw is a weighting of the test stimuli by their multiplicities, so its
-    sums are one GEMM ``(draws, stimuli) @ (stimuli, neuroids)``; a permutation leaves the means
-    and norms unchanged, so only the cross products are recomputed."""
-    m, t = target.shape
-    boot_rows, boot_cols, perm = _draws(m, t, n_boot, n_perm, seed)
+def median_rows(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=1)`` (NaN where a row has one), several times faster: np.median
+    partitions twice per row (the middle and, to find NaNs, the last element); rows of up to 512
+    are sorted (faster than one partition at that size), longer ones partitioned once."""
+    n = a.shape[1]
+    k = (n - 1) // 2
+    if n <= 512:
+        part = np.sort(a, axis=1)
+        upper, has_nan = part[:, n // 2], np.isnan(part[:, -1])  # sorting puts NaNs last
+    else:
+        part = np.partition(a, k, axis=1)
+        upper = part[:, k + 1:].min(1)  # NaN when the row has a NaN (partitioned above every number)
+        has_nan = np.isnan(upper)
+    median = (part[:, k] + upper) / 2 if n % 2 == 0 else part[:, k].copy()
+    median[has_nan] = np.nan
+    return median
+
+
+def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int], n_boot: int, n_perm: int,
+                     seed: list[int], dtype: type = np.float64) -> list[dict[str, np.ndarray]]:
+    """Resampled median-over-neuroids Pearson r of one split, from its predictions (no refit), for
+    groups of neuroids laid side by side in the columns (``sizes`` columns each), each group with
+    the draws (and numbers) a fit of it alone makes. Vectorised over draws: a bootstrap draw is a
+    weighting of the test stimuli by their multiplicities, shared by the groups, so the sufficient
+    statistics of every draw and neuroid (sums, sums of squares and cross products) are GEMMs
+    ``(draws, stimuli) @ (stimuli, 5 x neuroids)``; a permutation leaves the means and norms
+    unchanged, so only the cross products are recomputed (:func:`_permuted_r`). ``dtype`` is the
+    precision of the statistics (float32: r within ~1e-6 of float64, in half the time)."""
+    m = len(target)
+    boot_rows, group_draws = _split_draws(m, n_boot, seed)
     p = prediction - prediction.mean(0)  # r is shift invariant; centring keeps the moments exact
     y = target - target.mean(0)
-    counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
-                         minlength=n_boot * m).reshape(n_boot, m).astype(np.float64)
-    sp, sy = counts @ p, counts @ y
-    cov = counts @ (p * y) - sp * sy / m
-    var = np.maximum(counts @ (p * p) - sp * sp / m, 0.0) * np.maximum(counts @ (y * y) - sy * sy / m, 0.0)
+    norm = np.sqrt((p * p).sum(0) * (y * y).sum(0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r_boot = np.where(var > 0, cov / np.sqrt(var), 0.0)  # (draws, neuroids)
-    r_all = pearson_columns(p, y)
-    denom = np.sqrt((p * p).sum(0) * (y * y).sum(0))
-    null = np.empty(n_perm)
-    step = max(1, (1 << 19) // max(1, m * t))  # (draws, stimuli, neuroids) chunks of 4 MB
-    for s in range(0, n_perm, step):
-        cross = np.einsum("bmt,mt->bt", y[perm[s:s + step]], p)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            null[s:s + step] = np.median(np.where(denom > 0, cross / denom, 0.0), 1)
-    return {
-        "boot_stimuli": np.median(r_boot, 1),
-        "boot_neuroids": np.median(r_all[boot_cols], 1),
-        "boot_both": np.median(np.take_along_axis(r_boot, boot_cols, 1), 1),
-        "null": null,
-    }
+        r_all = np.where(norm > 0, (p * y).sum(0) / norm, 0.0)
+        scaled = np.where(norm > 0, p / norm, 0.0).astype(dtype)  # r of a permutation = its cross product
+    counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
+                         minlength=n_boot * m).reshape(n_boot, m).astype(dtype)
+    out, start = [], 0
+    for size in sizes:
+        cols = slice(start, start + size)
+        start += size
+        boot_cols, perm = group_draws(size, n_perm)
+        # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking)
+        group_boot = _bootstrap_r(counts, p[:, cols].astype(dtype), y[:, cols].astype(dtype))
+        # draw b's neuroids, as positions in the flat (draws x neuroids) block
+        flat_cols = boot_cols + size * np.arange(n_boot)[:, None]
+        out.append({
+            "boot_stimuli": median_rows(group_boot),
+            "boot_neuroids": median_rows(r_all[cols][boot_cols]),
+            "boot_both": median_rows(np.take(group_boot, flat_cols)),
+            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], perm)),
+        })
+    return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
+
+
+def _bootstrap_r(counts: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r (draws, neuroids) of centred ``p`` and ``y`` with the stimuli weighted by ``counts``
+    (draws, stimuli), in blocks of 64 neuroids (the work arrays stay in cache; in place)."""
+    n_boot, m = counts.shape
+    r_boot = np.zeros((n_boot, p.shape[1]), dtype=p.dtype)
+    root = float(np.sqrt(m))  # a Python float keeps float32 arrays float32
+    for s in range(0, p.shape[1], 64):
+        ps, ys = p[:, s:s + 64], y[:, s:s + 64]
+        w = ps.shape[1]
+        # sums scaled by 1/sqrt(m), so that a product of two is the correction term
+        stats = counts @ np.concatenate([ps / root, ys / root, ps * ys, ps * ps, ys * ys], 1)
+        sp, sy, spy, spp, syy = (stats[:, i * w:(i + 1) * w] for i in range(5))
+        spy -= sp * sy  # covariance
+        spp -= sp * sp
+        syy -= sy * sy
+        np.maximum(spp, 0.0, out=spp)
+        np.maximum(syy, 0.0, out=syy)
+        spp *= syy
+        np.sqrt(spp, out=spp)
+        np.divide(spy, spp, out=r_boot[:, s:s + w], where=spp > 0)  # 0 where a resample is constant
+    return r_boot
+
+
+def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """r (permutations, neuroids) with the rows of centred ``y`` permuted against the centred
+    predictions divided by the norms (``scaled``). Permutation b's cross product of neuroid t,
+    sum_i scaled[i, t] y[perm[b, i], t], picks m of the m^2 products scaled[i, t] y[j, t]: one
+    sparse (permutations, m^2) x dense (m^2, neuroids) product, no gathered copies of ``y``."""
+    n_perm, m = perm.shape
+    picks = sparse.csr_array((np.ones(perm.size, dtype=y.dtype), (m * np.arange(m) + perm).ravel(),
+                              np.arange(0, perm.size + 1, m)), shape=(n_perm, m * m))
+    r = np.empty((n_perm, y.shape[1]), dtype=y.dtype)
+    step = max(1, (1 << 22) // (m * m))  # products of ~16 MB (float32) per block of neuroids
+    for s in range(0, y.shape[1], step):
+        products = (scaled[:, None, s:s + step] * y[None, :, s:s + step]).reshape(m * m, -1)
+        r[:, s:s + step] = picks @ products
+    return r
 
 
 def _batched_rdms(y: np.ndarray) -> np.ndarray:
@@ -110,27 +187,28 @@ def _batched_rdms(y: np.ndarray) -> np.ndarray:
 
 
 def _rsa_resampler(model_rdm: np.ndarray, y: np.ndarray) -> Resampler:
-    """Resampled RSA of the test stimuli, from the model's RDM of them (shared by all regions)."""
+    """Resampled RSA of the test stimuli, from the model's RDM of them (shared by all regions).
+    Ranks (scipy's average ranks) without sorting where a draw picks entries of a fixed RDM: each
+    entry's rank among all off-diagonal entries is computed once, and a draw's ranks follow from a
+    histogram of its picks; RDMs of resampled neuroids are ranked by one sort per draw."""
     neural_rdm = rdm(y)
     m = len(y)
     i, j = np.triu_indices(m, k=1)
+    model_codes, neural_codes = _entry_codes(model_rdm), _entry_codes(neural_rdm)
 
     def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows_model))
         step = max(1, (1 << 22) // max(len(i), m * y.shape[1]))
         for s in range(0, len(rows_model), step):
             rm, rn, nb = rows_model[s:s + step], rows_neural[s:s + step], neuroids[s:s + step]
-            draws = np.arange(len(rm))[:, None]
-            identity = (nb == np.arange(y.shape[1])).all()
-            neural = (np.broadcast_to(neural_rdm, (len(rm), m, m)) if identity
-                      else _batched_rdms(y[:, nb].transpose(1, 0, 2)))
-            a = model_rdm[rm[:, i], rm[:, j]]
-            b = neural[draws, rn[:, i], rn[:, j]]
             # pairs of a (bootstrap-duplicated) stimulus with itself are left out, as in rdm_similarity
-            same = rm[:, i] == rm[:, j]
-            a[same], b[same] = np.nan, np.nan
-            ra = rankdata(a, axis=1, nan_policy="omit")
-            rb = rankdata(b, axis=1, nan_policy="omit")
+            valid = rm[:, i] != rm[:, j]
+            ra = _ranks_of_codes(model_codes[0][rm[:, i], rm[:, j]], valid, model_codes[1])
+            if (nb == np.arange(y.shape[1])).all():
+                rb = _ranks_of_codes(neural_codes[0][rn[:, i], rn[:, j]], valid, neural_codes[1])
+            else:
+                neural = _batched_rdms(y[:, nb].transpose(1, 0, 2))
+                rb = _rank_rows(np.where(valid, neural[np.arange(len(rm))[:, None], rn[:, i], rn[:, j]], np.nan))
             ra -= np.nanmean(ra, 1, keepdims=True)
             rb -= np.nanmean(rb, 1, keepdims=True)
             denom = np.sqrt(np.nansum(ra * ra, 1) * np.nansum(rb * rb, 1))
@@ -141,27 +219,169 @@ def _rsa_resampler(model_rdm: np.ndarray, y: np.ndarray) -> Resampler:
     return resample
 
 
+def _entry_codes(matrix: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each entry's position among the distinct off-diagonal values (equal values, equal codes)."""
+    off = ~np.eye(len(matrix), dtype=bool)
+    values, codes = np.unique(matrix[off], return_inverse=True)
+    out = np.zeros(matrix.shape, dtype=np.int64)
+    out[off] = codes
+    return out, len(values)
+
+
+def _ranks_of_codes(codes: np.ndarray, valid: np.ndarray, n_codes: int) -> np.ndarray:
+    """Average ranks (1-based, as scipy's rankdata) of each row's valid entries from their codes
+    (NaN where not valid): the entries below a code are the row's count of smaller codes."""
+    flat = codes + n_codes * np.arange(len(codes))[:, None]
+    counts = np.bincount(flat[valid], minlength=len(codes) * n_codes)
+    below = np.cumsum(counts.reshape(len(codes), n_codes), 1).ravel() - counts
+    ranks = below[flat] + (counts[flat] + 1) / 2
+    ranks[~valid] = np.nan
+    return ranks
+
+
+def _rank_rows(values: np.ndarray) -> np.ndarray:
+    """scipy's ``rankdata(values, axis=1, nan_policy="omit")`` (average ranks of ties; NaN stays
+    NaN), from one stable sort per row."""
+    order = np.argsort(values, axis=1, kind="stable")  # NaNs last: they do not change the others' ranks
+    ordered = np.take_along_axis(values, order, 1)
+    n = values.shape[1]
+    position = np.broadcast_to(np.arange(n), values.shape)
+    starts = np.ones(values.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones(values.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty(values.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, 1)
+    ranks[np.isnan(values)] = np.nan
+    return ranks
+
+
 def _cka_resampler(gram_x: np.ndarray, y: np.ndarray) -> Resampler:
     """Resampled CKA of the test stimuli from the model's centred Gram matrix of them (shared by all
     regions): a draw takes sub-matrices (m^2, not m x features). The unbiased HSIC assumes distinct
     stimuli: a bootstrap draw keeps each drawn stimulus once (as the RSA resampler drops the pairs
-    of a stimulus with itself)."""
-    gram_y = _centred_gram(y)
-    identity = np.arange(y.shape[1])
+    of a stimulus with itself). Vectorised over draws: the unbiased HSIC does not change when the
+    features are shifted, so a sub-matrix of the Gram matrices centred over all test stimuli needs
+    no centring of its own; a draw of stimuli is a 0/1 weighting of them (its HSIC terms are
+    quadratic forms, one GEMM for all draws), a permutation a gather of the neural Gram matrix, a
+    draw of neuroids a weighting of each neuroid's outer product by its multiplicity."""
+    m, t = y.shape
+    yc = y - y.mean(0)
+    gram_y = yc @ yc.T
+    k_off, l_off = gram_x * ~np.eye(m, dtype=bool), gram_y * ~np.eye(m, dtype=bool)  # diagonals left out
+    every_stimulus, every_neuroid = np.arange(m), np.arange(t)
+    full = np.full(1, m)
+    kk_all = _hsic_terms(np.sum(k_off * k_off), k_off.sum(), k_off.sum(), k_off.sum(0) @ k_off.sum(0), full)
+    ll_all = _hsic_terms(np.sum(l_off * l_off), l_off.sum(), l_off.sum(), l_off.sum(0) @ l_off.sum(0), full)
 
-    def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
-        out = np.empty(len(rows_model))
-        for b, (rm, rn, nb) in enumerate(zip(rows_model, rows_neural, neuroids, strict=True)):
-            first = np.unique(rm, return_index=True)[1]
-            if len(first) < 4:  # too few distinct stimuli for the estimator
-                out[b] = np.nan
-                continue
-            rm, rn = rm[first], rn[first]
-            neural = gram_y if np.array_equal(nb, identity) else _centred_gram(y[:, nb])
-            out[b] = cka_from_grams(double_centre(gram_x[np.ix_(rm, rm)]), double_centre(neural[np.ix_(rn, rn)]))
+    def stimuli_drawn(rows: np.ndarray) -> np.ndarray:
+        """Each draw's distinct stimuli as 0/1 weights (draws, m)."""
+        weights = np.zeros((len(rows), m))
+        weights[np.arange(len(rows))[:, None], rows] = 1.0
+        return weights
+
+    def boot_stimuli(rows: np.ndarray) -> np.ndarray:
+        u = stimuli_drawn(rows)
+        n = u.sum(1)
+        ku, lu = u @ k_off, u @ l_off
+        sk, sl = (u * ku).sum(1), (u * lu).sum(1)
+
+        def form(a: np.ndarray) -> np.ndarray:
+            return ((u @ a) * u).sum(1)
+
+        kl = _hsic_terms(form(k_off * l_off), sk, sl, (u * ku * lu).sum(1), n)
+        kk = _hsic_terms(form(k_off * k_off), sk, sk, (u * ku * ku).sum(1), n)
+        ll = _hsic_terms(form(l_off * l_off), sl, sl, (u * lu * lu).sum(1), n)
+        return _cka(kl, kk * ll, n)
+
+    def permuted(perm: np.ndarray) -> np.ndarray:
+        out = np.empty(len(perm))
+        ks, ls = k_off.sum(0), l_off.sum(0)
+        step = max(1, (1 << 20) // (m * m))
+        for s in range(0, len(perm), step):
+            p = perm[s:s + step]
+            cross = (gram_y[p[:, :, None], p[:, None, :]] * k_off).sum((1, 2))  # k_off's zero diagonal
+            kl = _hsic_terms(cross, k_off.sum(), l_off.sum(), ls[p] @ ks, np.full(len(p), m))
+            out[s:s + step] = _cka(kl, np.broadcast_to(kk_all * ll_all, kl.shape), np.full(len(p), m))
         return out
 
+    def boot_neuroids(cols: np.ndarray) -> np.ndarray:
+        c = np.bincount((cols + t * np.arange(len(cols))[:, None]).ravel(),
+                        minlength=len(cols) * t).reshape(len(cols), t).astype(np.float64)
+        n = np.full(len(c), m)
+        diag = c @ (yc * yc).T  # (draws, m): the diagonal of each draw's neural Gram matrix
+        sums = c @ (yc * yc.sum(0)).T - diag  # row sums without the diagonal
+        quad = np.einsum("it,ij,jt->t", yc, k_off, yc)  # each neuroid's y' K y
+        squares = ((c @ (yc.T @ yc) ** 2) * c).sum(1) - (diag * diag).sum(1)  # sum of off-diagonal L^2
+        ks = k_off.sum(0)
+        kl = _hsic_terms(c @ quad, np.full(len(c), k_off.sum()), sums.sum(1), sums @ ks, n)
+        ll = _hsic_terms(squares, sums.sum(1), sums.sum(1), (sums * sums).sum(1), n)
+        return _cka(kl, kk_all * ll, n)
+
+    def general(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
+        out = np.empty(len(rows_model))
+        step = max(1, (1 << 20) // (m * max(m, t)))  # (draws, m, m) and (draws, m, neuroids) blocks of ~8 MB
+        for s in range(0, len(rows_model), step):
+            rm, rn, nb = rows_model[s:s + step], rows_neural[s:s + step], neuroids[s:s + step]
+            draws = np.arange(len(rm))[:, None, None]
+            keep = _first_occurrences(rm)  # each drawn stimulus once
+            pairs = keep[:, :, None] & keep[:, None, :] & ~np.eye(m, dtype=bool)  # the diagonal is left out
+            k = np.where(pairs, gram_x[rm[:, :, None], rm[:, None, :]], 0.0)
+            weights = np.bincount((nb + t * np.arange(len(nb))[:, None]).ravel(),
+                                  minlength=len(nb) * t).reshape(len(nb), t)
+            neural = (yc[None] * weights[:, None, :]) @ yc.T  # (draws, m, m) Gram of the drawn neuroids
+            neural = np.where(pairs, neural[draws, rn[:, :, None], rn[:, None, :]], 0.0)
+            n = keep.sum(1)
+            out[s:s + step] = _cka(_masked_hsic(k, neural, n), _masked_hsic(k, k, n) * _masked_hsic(neural, neural, n),
+                                   n)
+        return out
+
+    def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
+        all_neuroids = (neuroids == every_neuroid).all()
+        if all_neuroids and np.array_equal(rows_model, rows_neural):
+            return boot_stimuli(rows_model)
+        if all_neuroids and (rows_model == every_stimulus).all() and (np.sort(rows_neural, 1) == every_stimulus).all():
+            return permuted(rows_neural)
+        if t <= 2048 and (rows_model == every_stimulus).all() and (rows_neural == every_stimulus).all():
+            return boot_neuroids(neuroids)  # holds a (neuroids x neuroids) matrix
+        return general(rows_model, rows_neural, neuroids)
+
     return resample
+
+
+def _hsic_terms(cross: np.ndarray, sum_k: np.ndarray, sum_m: np.ndarray, row_sums: np.ndarray,
+                n: np.ndarray) -> np.ndarray:
+    """Song et al.'s unbiased HSIC from its terms (diagonals left out): sum of K o M, the sums of
+    K and M, the dot product of their row sums, over ``n`` stimuli."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (cross + sum_k * sum_m / ((n - 1) * (n - 2)) - 2.0 * row_sums / (n - 2)) / (n * (n - 3))
+
+
+def _cka(kl: np.ndarray, denom: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Debiased CKA from HSIC(K, M) and HSIC(K, K) HSIC(M, M); NaN with fewer than 4 distinct stimuli."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cka = np.where(denom > 0, kl / np.sqrt(np.where(denom > 0, denom, 1.0)), 0.0)
+    return np.where(n >= 4, cka, np.nan)
+
+
+def _first_occurrences(rows: np.ndarray) -> np.ndarray:
+    """(draws, m) bool: True at the first position of each stimulus in its draw."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, 1)
+    first = np.ones_like(rows, dtype=bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    out = np.empty_like(first)
+    np.put_along_axis(out, order, first, 1)
+    return out
+
+
+def _masked_hsic(k: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`similarity._hsic_unbiased` of each draw's Gram matrices (draws, m, m) whose left-out
+    rows, columns and diagonal are zero, over its ``n`` kept stimuli."""
+    ks, ms = k.sum(1), m.sum(1)
+    return _hsic_terms((k * m).sum((1, 2)), ks.sum(1), ms.sum(1), (ks * ms).sum(1), n)
 
 
 def _resamples(resampler: Resampler, n_test: int, n_neuroids: int, n_boot: int, n_perm: int,
@@ -270,30 +490,40 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                        kernel.cross_validated(design, y[:, mask], splits, inner_folds, seed)]
                 for name, mask in groups.items()}
         extra_attrs = {"pls_components": pls_components, "pls_solver": kernel.solver(design)}
+    # resamples in float32 where the fit is not promised exact (ridge's "mixed" / "float32")
+    resample_dtype = np.float64 if metric == "pls" or dtype == "float64" else np.float32
     scores = _new_scores(groups, len(splits))
-    for name, mask in groups.items():
-        group, cols = scores[name], np.flatnonzero(mask)
-        test_r = np.empty((len(splits), len(cols)))
-        alpha = np.empty_like(test_r)
-        for k, (_, test) in enumerate(splits):
-            target = y[np.ix_(test, cols)]
-            fitted = fits[name]
+    columns = {name: np.flatnonzero(mask) for name, mask in groups.items()}
+    test_r = {name: np.empty((len(splits), len(cols))) for name, cols in columns.items()}
+    alpha = {name: np.empty((len(splits), len(cols))) for name, cols in columns.items()}
+    for k, (_, test) in enumerate(splits):
+        predictions, targets = [], []
+        for name, cols in columns.items():
+            group, fitted = scores[name], fits[name]
             if fitted is None:
                 split = shared[k]
                 prediction = split.prediction[:, cols]
-                alpha[k] = split.extras["alpha"][cols]
+                alpha[name][k] = split.extras["alpha"][cols]
                 train = float(np.median(split.extras["inner_r"][cols]))
             else:
                 prediction, train = fitted[k].prediction, fitted[k].train_score
-            test_r[k] = pearson_columns(prediction, target)
-            group["test_score"][1][k] = np.median(test_r[k])
+            target = y[np.ix_(test, cols)]
+            test_r[name][k] = pearson_columns(prediction, target)
+            group["test_score"][1][k] = np.median(test_r[name][k])
             group["train_score"][1][k] = train
-            for resample, values in _regression_resamples(prediction, target, draws["n_boot"], draws["n_perm"],
-                                                          [resample_seed, k]).items():
-                group[resample].append(values)
-        group["test_r"] = (("split", "neuroid"), test_r)
+            predictions.append(prediction)
+            targets.append(target)
+        # every group's resamples at once: the bootstrap statistics of all neuroids are one GEMM
+        resampled = _split_resamples(np.concatenate(predictions, 1), np.concatenate(targets, 1),
+                                     [len(cols) for cols in columns.values()], draws["n_boot"], draws["n_perm"],
+                                     [resample_seed, k], resample_dtype)
+        for name, values in zip(columns, resampled, strict=True):
+            for resample, draws_k in values.items():
+                scores[name][resample].append(draws_k)
+    for name, group in scores.items():
+        group["test_r"] = (("split", "neuroid"), test_r[name])
         if isinstance(regression, RidgeCV):
-            group["alpha"] = (("split", "neuroid"), alpha)
+            group["alpha"] = (("split", "neuroid"), alpha[name])
     return scores, extra_attrs
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurofit.encoding.fit import normalise
+from neurofit.encoding.fit import median_rows, normalise
 from neurofit.report.tables import (
     CI_LEVEL,
     NORMALISATION_LABELS,
@@ -65,9 +65,9 @@ def sign_flip_p_value(r_a: np.ndarray, r_b: np.ndarray, n_permutations: int, see
     n = r_a.shape[1]
 
     def statistic(flips: np.ndarray) -> np.ndarray:  # (perm, neuroid) bool -> (perm,)
-        a = np.where(flips[:, None, :], r_b[None], r_a[None])
-        b = np.where(flips[:, None, :], r_a[None], r_b[None])
-        return (np.median(a, 2) - np.median(b, 2)).mean(1)
+        a = np.where(flips[:, None, :], r_b[None], r_a[None]).reshape(-1, n)
+        b = np.where(flips[:, None, :], r_a[None], r_b[None]).reshape(-1, n)
+        return (median_rows(a) - median_rows(b)).reshape(len(flips), -1).mean(1)
 
     observed = abs(float((np.median(r_a, 1) - np.median(r_b, 1)).mean()))
     tolerance = 1e-12 * max(1.0, observed)  # a swap pattern equal to the observed one counts as extreme
