@@ -28,6 +28,7 @@ import xarray as xr
 from scipy.stats import rankdata
 
 from neurofit.encoding.backend import get_ops
+from neurofit.encoding.factorised import FactorisedReadout, map_shape
 from neurofit.encoding.layer import LayerFeatures
 from neurofit.encoding.pls import KernelPLS
 from neurofit.encoding.regression import PLS, Regression, RidgeCV, SplitPrediction, cross_validated_predictions
@@ -35,7 +36,8 @@ from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
 from neurofit.encoding.similarity import _centred_gram, cka_from_grams, double_centre, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
 
-METRICS = ("ridge", "pls", "rsa", "cka")
+METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
+REGRESSIONS = ("ridge", "pls", "factorised")
 NORMALISATIONS = ("r/c", "(r/c)^2", "r^2/c", "none")
 RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
 # (rows of the model side, rows of the neural side, neuroid columns) -> one score per resample
@@ -218,7 +220,7 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
     labels = np.asarray([stratify[1][s] for s in ids]) if stratify else None
     splits = stimulus_splits(len(ids), preset, n_splits, train_size, seed, labels)
     draws = {"n_boot": n_boot, "n_perm": n_permutations}
-    if metric in ("ridge", "pls"):
+    if metric in REGRESSIONS:
         scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, seed, draws, resample_seed,
                                                  alphas=alphas, inner_folds=inner_folds, backend=backend, dtype=dtype,
                                                  pls_components=pls_components)
@@ -254,13 +256,23 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                        splits: list, seed: int, draws: dict[str, int], resample_seed: int, *, alphas: np.ndarray,
                        inner_folds: int, backend: str, dtype: str, pls_components: int
                        ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    regression = make_regression(metric, alphas, inner_folds, backend, dtype, pls_components)
+    regression = None if metric == "factorised" else make_regression(metric, alphas, inner_folds, backend, dtype,
+                                                                      pls_components)
     fits: dict[str, list[SplitPrediction] | None]
     if isinstance(regression, RidgeCV):
         # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
         fits = {name: None for name in groups}
         shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
         extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name, "dtype": dtype}
+    elif metric == "factorised":
+        if layer.gram_only:
+            map_shape(None, layer.n_features, layer.source)  # refuses: a Gram matrix has no spatial map
+        readout = FactorisedReadout(map_shape(layer.shape, layer.n_features, layer.source))
+        shared = readout.cross_validated(layer.matrix(), y, splits, seed)
+        fits = {name: [SplitPrediction(split.prediction[:, mask], float(np.median(split.extras["inner_r"][mask])))
+                       for split in shared] for name, mask in groups.items()}
+        extra_attrs = {"map_shape": list(map_shape(layer.shape, layer.n_features)),
+                       "mask_sigmas": list(readout.sigmas), "relative_alphas": list(readout.relative_alphas)}
     elif layer.gram_only or len(y) < 2 * layer.n_features:
         # PLS couples the targets (one fit per group), but NIPALS in kernel form shares the Gram matrix
         # (float64: Brain-Score's numbers) and costs n^2 instead of 2 n p per iteration

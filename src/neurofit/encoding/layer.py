@@ -33,6 +33,7 @@ class LayerFeatures:
         self.n_features = int(values.shape[1]) if values is not None else int(n_features or 0)
         self.source = source
         self.rows = np.arange(len(self.ids))
+        self.shape: tuple[int, ...] | None = None  # the layer's unflattened output (the factorised readout's map)
 
     @classmethod
     def from_xarray(cls, features: xr.DataArray | xr.Dataset, source: str = "features") -> LayerFeatures:
@@ -47,7 +48,10 @@ class LayerFeatures:
             if len(names) != 1:
                 raise ValueError(f"{source}: expected one feature variable or 'gram'; found {names}")
             features = features[names[0]]
-        return cls(features["stimulus_id"].values, values=features.values, source=source)
+        layer = cls(features["stimulus_id"].values, values=features.values, source=source)
+        shape = str(features.attrs.get("output_shape", "")).split()
+        layer.shape = tuple(int(d) for d in shape) or None
+        return layer
 
     @property
     def gram_only(self) -> bool:
