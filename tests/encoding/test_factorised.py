@@ -118,3 +118,23 @@ def test_training_score_sees_only_training_stimuli():
     second = FactorisedReadout((4, 6, 6)).cross_validated(x, changed, splits)
     assert first[0].train_score == second[0].train_score
     np.testing.assert_allclose(first[0].prediction, second[0].prediction)
+
+
+def test_features_keep_their_map_shape_for_the_factorised_readout_and_reduced_ones_do_not(tmp_path):
+    pytest.importorskip("torch")
+    from neurofit.encoding.layer import LayerFeatures
+    from neurofit.features import extract_layer, save_features
+    from neurofit.models.train import ModelSpec
+
+    model = ModelSpec(width=4, image_size=16).build()
+    images = np.random.default_rng(0).integers(0, 255, (12, 16, 16), dtype=np.uint8)
+    stimuli = xr.DataArray(images, dims=("stimulus", "y", "x"),
+                           coords={"stimulus_id": ("stimulus", [f"s{i:02d}" for i in range(12)])})
+    path = tmp_path / "conv1.nc"
+    save_features(extract_layer(model, "conv1", stimuli, 16), str(path))
+    layer = LayerFeatures.from_xarray(xr.load_dataarray(path, engine="h5netcdf"))
+    assert layer.shape == (4, 8, 8)  # (channel, y, x) survives the file
+    fc = extract_layer(model, "fc", stimuli, 16)
+    assert fc.attrs["output_shape"] == "32"  # a vector layer: a 1 x 1 map
+    reduced = extract_layer(model, "conv1", stimuli, 16, reduce="random", max_dims=5, seed=1)
+    assert "output_shape" not in reduced.attrs
