@@ -7,15 +7,17 @@ position and its width one of ``MASK_SIGMAS`` (fractions of the map's side). For
 pooled features ``z = sum_yx mask[y, x] * x[:, c, y, x]`` are a ``(stimulus, channel)`` matrix shared
 by all neuroids, so the feature weights are a ridge regression on them. Every neuroid takes the
 (mask, penalty) pair with the smallest generalised cross-validation error on the training stimuli
-(from one SVD per mask), so nothing is fitted on test stimuli. The training score for nested layer
+(from one eigendecomposition per mask), so nothing is fitted on test stimuli. The training score for nested layer
 choice is the Pearson r of the exact leave-one-out predictions at that choice.
 
 A neuroid then has ``channels + 3`` parameters instead of ``channels * height * width``: a layer whose
-channels do not contain the neuroid's features cannot make them up by mixing positions, which is what
-lets an encoding model tell a trained network's early layer from a random one (a random conv layer
-read out by ridge spans almost any linear image filter). A layer without spatial dims is a 1 x 1 map
-(the mask is a scalar, the readout is ridge on its features); features reduced by ``features.reduce``
-have no map and are refused.
+channels do not contain the neuroid's features cannot make them up by mixing positions (a random conv
+layer read out by ridge spans almost any linear image filter), and the fit needs far fewer stimuli.
+It does not make every random layer distinguishable: on the simulator's smooth images a random conv1's
+channels still span the hidden network's conv1 (README, "What the default run recovers").
+
+A layer without spatial dims is a 1 x 1 map (the mask is a scalar, the readout is ridge on its
+features); features reduced by ``features.reduce`` have no map and are refused.
 """
 
 from __future__ import annotations
