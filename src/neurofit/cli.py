@@ -117,7 +117,8 @@ def stage_ceiling(responses_path: str, settings: dict[str, Any], out: str) -> No
                             "unit_id": ("neuroid", responses["unit_id"].values),
                             "region_name": ("region_name", np.asarray(regions, dtype=str))},
                     attrs={"method": "split-half over repeats (ShuffleSplit train_size=0.5), Spearman-Brown corrected: "
-                                     "Pearson per neuroid (ridge, pls), Spearman of RDMs (rsa), debiased CKA (cka)",
+                                     "Pearson per neuroid (ridge, pls, factorised), Spearman of RDMs (rsa), "
+                                     "debiased CKA (cka)",
                            "n_splits": n_splits, "seed": seed})
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(out, engine="h5netcdf")

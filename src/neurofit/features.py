@@ -381,6 +381,10 @@ def extract_layer(model: nn.Module, layer: str, stimuli: xr.DataArray, image_siz
                               coords=coords, attrs=attrs)
     else:
         values = layer_activations(model, layer, stimuli.values, prep, batch_size)
+        # the unflattened map (channel, y, x) that the factorised readout needs; reduced features lose it
+        shape = next(row["output_shape"] for row in layer_shapes(model, prep) if row["layer"] == layer)
+        if not reduce and isinstance(shape, list) and int(np.prod(shape)) == values.shape[1]:
+            attrs["output_shape"] = " ".join(str(d) for d in shape)
         if reduce:
             if not max_dims:
                 raise ValueError("features.reduce needs features.max_dims")

@@ -38,7 +38,8 @@ def test_table_has_the_documented_schema(tiny_run):
     assert list(table.columns)[: len(COLUMNS)] == COLUMNS  # documented columns first, extras after
     assert set(table["model"]) == {"reference", "untrained"}
     assert set(table["region"]) == {"V1", "V4", "IT"}
-    assert len(table) == 2 * 5 * 3  # models x layers x regions, one metric
+    assert set(table["metric"]) == {"factorised", "ridge"}
+    assert len(table) == 2 * 5 * 3 * 2  # models x layers x regions x metrics
     assert table[["raw", "ceiling", "score"]].notna().all().all()
     assert ((table["ci_low"] <= table["score"]) & (table["score"] <= table["ci_high"])).all()
     assert pd.read_parquet(workdir / "results/tables/predictivity.parquet").equals(table)
@@ -50,21 +51,26 @@ def ground_truth(workdir: Path) -> dict:
     return json.loads(next((workdir / "resources/simulated").glob("sim-*/ground_truth.json")).read_text())
 
 
-# Known misses of the default simulation (measured on config/config.yaml, README "What the default run
+# Known misses of the default simulation (measured on this test's config, README "What the default run
 # recovers"); strict, so a fix that makes one pass turns its mark into a failure to remove.
-V1_SPANNED = ("an untrained conv1 spans the hidden network's conv1 readout: noise-free ridge r^2 0.96 against "
-              "0.98 for the truth, so V1 cannot separate the reference from the untrained control")
+V1_SPANNED = ("an untrained conv1 spans the hidden network's conv1 readout on these smooth procedural images, even "
+              "through the factorised readout: reference 0.959 [0.899, 1.028], untrained 0.934 [0.872, 1.001] "
+              "(noise-free r^2 0.976 against 0.964), so V1 cannot separate the reference from the untrained control")
 MISSES = {
-    "ceiling": {"V1": "reference at conv1 0.874 [0.817, 0.941]: ridge on 216 noisy training stimuli",
-                "V4": "reference at conv3 0.910 [0.837, 0.962]: ridge on 216 noisy training stimuli"},
-    "layer": {"V1": "conv1 in 5 of 10 splits, conv2 in the other 5"},
+    "ceiling": {"V4": "reference at conv3 0.903 [0.840, 0.984] (factorised): the fit on 216 noisy training stimuli "
+                      "falls short of the truth"},
+    "layer": {},
     "control": {"V1": V1_SPANNED},
 }
 REGIONS = ["V1", "V4", "IT"]
+# Each region is scored by the encoding model of its simulated readout's form (README "What the default run
+# recovers"): V1 and V4 units read a Gaussian receptive field x a few channels of a conv map, which the factorised
+# readout fits with channels + 3 parameters; IT units read a dense mixture of a vector layer, which is ridge's form.
+RECOVERY_METRIC = {"V1": "factorised", "V4": "factorised", "IT": "ridge"}
 
 
-# A 5-5 tie can tip either way with another BLAS or thread count: not strict.
-NOT_STRICT = {("layer", "V1")}
+# A miss whose margin another BLAS or thread count could tip: not strict (none now).
+NOT_STRICT: set[tuple[str, str]] = set()
 
 
 def regions(check: str) -> list:
@@ -79,6 +85,7 @@ def test_reference_scores_at_ceiling_at_its_true_layer(tiny_run, region):
     workdir, _ = tiny_run
     true_layer = ground_truth(workdir)["region_layer"][region]
     table = pd.read_csv(workdir / "results/tables/predictivity.csv")
+    table = table[table["metric"] == RECOVERY_METRIC[region]]
     row = table[(table["model"] == "reference") & (table["layer"] == true_layer) & (table["region"] == region)]
     assert len(row) == 1
     assert row["ci_low"].iloc[0] <= 1.0 <= row["ci_high"].iloc[0], row.to_dict("records")
@@ -90,6 +97,7 @@ def test_layer_chosen_on_training_stimuli_is_the_true_one(tiny_run, region):
     workdir, _ = tiny_run
     true_layer = ground_truth(workdir)["region_layer"][region]
     best = pd.read_csv(workdir / "results/tables/best_layer.csv")
+    best = best[best["metric"] == RECOVERY_METRIC[region]]
     row = best[(best["model"] == "reference") & (best["region"] == region)].iloc[0]
     choices = row["layer_choices"].split(",")
     assert choices.count(true_layer) > len(choices) / 2, row.to_dict()
@@ -98,7 +106,8 @@ def test_layer_chosen_on_training_stimuli_is_the_true_one(tiny_run, region):
 @pytest.mark.parametrize("region", regions("control"))
 def test_reference_beats_untrained_control_with_separate_cis(tiny_run, region):
     workdir, _ = tiny_run
-    best = pd.read_csv(workdir / "results/tables/best_layer.csv").set_index(["region", "model"])
+    best = pd.read_csv(workdir / "results/tables/best_layer.csv")
+    best = best[best["metric"] == RECOVERY_METRIC[region]].set_index(["region", "model"])
     reference, untrained = best.loc[(region, "reference")], best.loc[(region, "untrained")]
     assert reference["ci_low"] > untrained["ci_high"], (reference.to_dict(), untrained.to_dict())
 
@@ -116,7 +125,7 @@ def test_changing_one_model_reruns_only_that_model(repo, tiny_run):
     (workdir / "changed.yaml").write_text(config)
     counts = planned_jobs(workdir, workdir / "changed.yaml")
     assert counts.get("train") == 1  # the untrained control only, not the reference
-    assert counts.get("features") == 5 and counts.get("fit_sim") == 5  # one fit job per layer for all 3 regions
+    assert counts.get("features") == 5 and counts.get("fit_sim") == 10  # one fit job per layer and metric
     assert "simulate" not in counts and "responses" not in counts
 
 

@@ -51,7 +51,8 @@ def test_paper_config_dry_runs_without_network(path, tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     # the fit rules are one per dataset, fit_<dataset>
     jobs = {re.sub(r"^fit_.*", "fit", line.split()[0]) for line in dry.stdout.splitlines() if len(line.split()) == 2}
-    assert {"train", "fit", "tables", "figures", "figure_performance", "figure_learning_rules", "figure_neuroids",
+    assert jobs & {"train", "train_checkpoints"}  # checkpoints of one run train in train_checkpoints
+    assert {"fit", "tables", "figures", "figure_performance", "figure_learning_rules", "figure_neuroids",
             "provenance", "data_manifest"} <= jobs
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
@@ -104,7 +105,10 @@ def paper_runs(tmp_path_factory):
 def test_every_figure_is_produced(paper_runs, name):
     figures = paper_runs / "results" / name / "figures"
     config = yaml.safe_load((paper_runs / f"{name}.yaml").read_text())
-    expected = FIGURES + [f"heatmap_{model}" for model in config["models"]]
+    models = [f"{model}_e{k}" for model, entry in config["models"].items()
+              for k in entry.get("checkpoints", [])]
+    models += [model for model, entry in config["models"].items() if "checkpoints" not in entry]
+    expected = FIGURES + [f"heatmap_{model}" for model in models]  # a model with checkpoints: one per checkpoint
     for figure in expected:
         for ext in ("png", "svg"):
             assert (figures / f"{figure}.{ext}").stat().st_size > 1000, (figure, ext)
@@ -126,9 +130,9 @@ def test_yamins_correlates_performance_with_predictivity(paper_runs):
     assert it["n_models"] == 5
     assert it["r"] > 0, correlations
     assert it["ci_low"] <= it["r"] <= it["ci_high"]
-    accuracy = {epochs: performance(paper_runs, name, f"epochs_{epochs}")["heldout_accuracy"]
-                for epochs in (0, 1, 2, 4, 8)}
-    chance = performance(paper_runs, name, "epochs_0")["chance"]
+    accuracy = {epochs: performance(paper_runs, name, f"alexnet_e{epochs}")["heldout_accuracy"]
+                for epochs in (0, 1, 2, 4, 8)}  # one training run's checkpoints
+    chance = performance(paper_runs, name, "alexnet_e0")["chance"]
     assert accuracy[8] >= 2 * chance and accuracy[8] > accuracy[0], accuracy
 
 

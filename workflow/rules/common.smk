@@ -48,7 +48,7 @@ METRICS = list(config["encoding"]["metrics"])
 # Figures 1-3 and 5 show one metric, the first listed; the per-neuroid figure exists only for metrics
 # that score each neuroid (population metrics such as RSA/CKA have no per-neuroid scores).
 FIGURE_METRIC = METRICS[0]
-PER_NEUROID_METRICS = ["ridge", "pls"]
+PER_NEUROID_METRICS = ["ridge", "pls", "factorised"]
 # Read at DAG-build time, so the provenance record reruns when the software changes.
 SOFTWARE = software_versions(workflow.basedir)
 NAME = r"[A-Za-z0-9_.\-]+"

@@ -28,6 +28,7 @@ import xarray as xr
 from scipy import sparse
 
 from neurofit.encoding.backend import get_ops
+from neurofit.encoding.factorised import FactorisedReadout, map_shape
 from neurofit.encoding.layer import LayerFeatures
 from neurofit.encoding.pls import KernelPLS
 from neurofit.encoding.regression import PLS, Regression, RidgeCV, SplitPrediction
@@ -35,7 +36,8 @@ from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
 from neurofit.encoding.similarity import _centred_gram, cka_from_grams, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
 
-METRICS = ("ridge", "pls", "rsa", "cka")
+METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
+REGRESSIONS = ("ridge", "pls", "factorised")
 NORMALISATIONS = ("r/c", "(r/c)^2", "r^2/c", "none")
 RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
 # (rows of the model side, rows of the neural side, neuroid columns) -> one score per resample
@@ -438,7 +440,7 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
     labels = np.asarray([stratify[1][s] for s in ids]) if stratify else None
     splits = stimulus_splits(len(ids), preset, n_splits, train_size, seed, labels)
     draws = {"n_boot": n_boot, "n_perm": n_permutations}
-    if metric in ("ridge", "pls"):
+    if metric in REGRESSIONS:
         scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, seed, draws, resample_seed,
                                                  alphas=alphas, inner_folds=inner_folds, backend=backend, dtype=dtype,
                                                  pls_components=pls_components)
@@ -474,13 +476,23 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                        splits: list, seed: int, draws: dict[str, int], resample_seed: int, *, alphas: np.ndarray,
                        inner_folds: int, backend: str, dtype: str, pls_components: int
                        ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    regression = make_regression(metric, alphas, inner_folds, backend, dtype, pls_components)
+    regression = None if metric == "factorised" else make_regression(metric, alphas, inner_folds, backend, dtype,
+                                                                      pls_components)
     fits: dict[str, list[SplitPrediction] | None]
     if isinstance(regression, RidgeCV):
         # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
         fits = {name: None for name in groups}
         shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
         extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name, "dtype": dtype}
+    elif metric == "factorised":
+        if layer.gram_only:
+            map_shape(None, layer.n_features, layer.source)  # refuses: a Gram matrix has no spatial map
+        readout = FactorisedReadout(map_shape(layer.shape, layer.n_features, layer.source))
+        shared = readout.cross_validated(layer.matrix(), y, splits, seed)
+        fits = {name: [SplitPrediction(split.prediction[:, mask], float(np.median(split.extras["inner_r"][mask])))
+                       for split in shared] for name, mask in groups.items()}
+        extra_attrs = {"map_shape": list(map_shape(layer.shape, layer.n_features)),
+                       "mask_sigmas": list(readout.sigmas), "relative_alphas": list(readout.relative_alphas)}
     else:
         # PLS couples the targets (one fit per group); batched NIPALS shares the Gram matrix or the features
         # (float64: Brain-Score's numbers) across every split and inner fold

@@ -35,6 +35,7 @@ class LayerFeatures:
         self.source = source
         self.reduce = reduce  # how the features stage reduced the layer (its ``reduce`` attribute)
         self.rows = np.arange(len(self.ids))
+        self.shape: tuple[int, ...] | None = None  # the layer's unflattened output (the factorised readout's map)
 
     @classmethod
     def from_xarray(cls, features: xr.DataArray | xr.Dataset, source: str = "features") -> LayerFeatures:
@@ -50,7 +51,10 @@ class LayerFeatures:
             if len(names) != 1:
                 raise ValueError(f"{source}: expected one feature variable or 'gram'; found {names}")
             features = features[names[0]]
-        return cls(features["stimulus_id"].values, values=features.values, source=source, reduce=reduce)
+        layer = cls(features["stimulus_id"].values, values=features.values, source=source, reduce=reduce)
+        shape = str(features.attrs.get("output_shape", "")).split()
+        layer.shape = tuple(int(d) for d in shape) or None
+        return layer
 
     @property
     def gram_only(self) -> bool:

@@ -33,14 +33,14 @@ Ceilings = dict[str, dict[str, dict[str, float]]]  # dataset -> metric -> region
 
 
 def ceiling_by_region(ceilings: xr.Dataset) -> dict[str, dict[str, float]]:
-    """``{metric: {region: ceiling}}``. For ridge and PLS: median over a region's neuroids per
+    """``{metric: {region: ceiling}}``. For ridge, PLS and the factorised readout: median over a region's neuroids per
     split, mean over splits (Brain-Score's aggregation); for RSA and CKA: the mean over splits of
     the region's split-half consistency."""
     per_neuroid = {}
     for region in np.unique(ceilings["region"].values):
         per_split = ceilings["reliability"].sel(neuroid=ceilings["region"].values == region)
         per_neuroid[str(region)] = float(np.nanmedian(per_split.values, axis=1).mean())
-    out = {"ridge": per_neuroid, "pls": dict(per_neuroid)}
+    out = {"ridge": per_neuroid, "pls": dict(per_neuroid), "factorised": dict(per_neuroid)}
     for metric in ("rsa", "cka"):
         name = f"{metric}_reliability"
         if name in ceilings:
