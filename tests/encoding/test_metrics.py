@@ -10,20 +10,10 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
 from neurofit.encoding.ceiling import CeilingError, split_half_ceiling, split_half_similarity
-from neurofit.encoding.regression import PLS, Regression, RidgeCV, cross_validated_predictions
+from neurofit.encoding.pls import KernelPLS
+from neurofit.encoding.ridge import Design
 from neurofit.encoding.similarity import linear_cka, linear_cka_biased, rdm, rsa
 from neurofit.encoding.splits import stimulus_splits
-
-
-def test_pls_equals_sklearn_exactly():
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(80, 60)), rng.normal(size=(80, 7))
-    expected = PLSRegression(n_components=25, scale=False).fit(x[:70], y[:70]).predict(x[70:])
-    np.testing.assert_array_equal(PLS().fit(x[:70], y[:70]).predict(x[70:]), expected)
-
-
-def test_both_regressions_share_one_interface():
-    assert isinstance(PLS(), Regression) and isinstance(RidgeCV(backend="numpy"), Regression)
 
 
 def test_brainscore_splits_are_sklearns_with_brainscore_arguments():
@@ -151,17 +141,18 @@ def test_similarity_ceilings_are_high_for_reliable_data():
     assert all(v.shape == (10,) and v.mean() > 0.8 for by_region in out.values() for v in by_region.values())
 
 
-def test_generic_cross_validation_scores_training_stimuli_only():
+def test_pls_cross_validation_scores_training_stimuli_only():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 20))
     y = x[:, :3] + 0.3 * rng.normal(size=(60, 3))
     splits = stimulus_splits(60)
-    first = cross_validated_predictions(PLS(5), x, y, splits)
+    pls = KernelPLS(5, x.shape[1])
+    first = pls.cross_validated(Design(x), y, splits, 5, 0)
     y_changed = y.copy()
     y_changed[splits[0][1]] = rng.normal(size=(len(splits[0][1]), 3))  # only the first split's test stimuli
-    second = cross_validated_predictions(PLS(5), x, y_changed, splits)
-    assert first[0].train_score == second[0].train_score
-    np.testing.assert_array_equal(first[0].prediction, second[0].prediction)
+    second = pls.cross_validated(Design(x), y_changed, splits, 5, 0)
+    np.testing.assert_array_equal(first[0][1], second[0][1])  # the inner-CV (training) r
+    np.testing.assert_array_equal(first[0][0], second[0][0])
 
 
 def test_cka_resamples_equal_cka_of_the_resampled_data():

@@ -31,7 +31,7 @@ from neurofit.encoding.backend import get_ops
 from neurofit.encoding.factorised import FactorisedReadout, map_shape
 from neurofit.encoding.layer import LayerFeatures
 from neurofit.encoding.pls import KernelPLS
-from neurofit.encoding.regression import PLS, Regression, RidgeCV, SplitPrediction
+from neurofit.encoding.regression import RidgeCV, SplitPrediction
 from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
 from neurofit.encoding.similarity import _centred_gram, cka_from_grams, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
@@ -399,15 +399,6 @@ def _resamples(resampler: Resampler, n_test: int, n_neuroids: int, n_boot: int, 
     }
 
 
-def make_regression(metric: str, alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, backend: str = "auto",
-                    dtype: str = "mixed", pls_components: int = 25) -> Regression:
-    if metric == "ridge":
-        return RidgeCV(alphas, inner_folds, backend=backend, dtype=dtype)
-    if metric == "pls":
-        return PLS(pls_components)
-    raise ValueError(f"{metric!r} is not a regression metric; regressions: ['ridge', 'pls']")
-
-
 def fit_metric(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures, responses: xr.DataArray,
                **settings: Any) -> xr.Dataset:
     """Scores of ``features`` (stimulus, feature) against repeat-averaged ``responses``
@@ -476,10 +467,9 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                        splits: list, seed: int, draws: dict[str, int], resample_seed: int, *, alphas: np.ndarray,
                        inner_folds: int, backend: str, dtype: str, pls_components: int
                        ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    regression = None if metric == "factorised" else make_regression(metric, alphas, inner_folds, backend, dtype,
-                                                                      pls_components)
     fits: dict[str, list[SplitPrediction] | None]
-    if isinstance(regression, RidgeCV):
+    if metric == "ridge":
+        regression = RidgeCV(alphas, inner_folds, backend=backend, dtype=dtype)
         # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
         fits = {name: None for name in groups}
         shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
@@ -534,7 +524,7 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                 scores[name][resample].append(draws_k)
     for name, group in scores.items():
         group["test_r"] = (("split", "neuroid"), test_r[name])
-        if isinstance(regression, RidgeCV):
+        if metric == "ridge":
             group["alpha"] = (("split", "neuroid"), alpha[name])
     return scores, extra_attrs
 

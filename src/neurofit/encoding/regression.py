@@ -1,32 +1,17 @@
-"""The regressions behind the encoding metrics, behind one small interface.
-
-A :class:`Regression` has ``fit(x, y)`` and ``predict(x)``; :func:`cross_validated_predictions`
-runs one over outer splits and also gives each split's *training* score (inner CV on the split's
-training stimuli only) for nested layer selection. A regression may provide a faster
-``cross_validated`` of its own (ridge shares one Gram matrix across all splits and folds)."""
+"""Ridge with per-target alphas as a fit/predict estimator and over outer splits (one shared Gram
+matrix across all splits and folds), each split with its *training* score (inner CV on the split's
+training stimuli only) for nested layer selection. PLS is :class:`neurofit.encoding.pls.KernelPLS`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from sklearn.cross_decomposition import PLSRegression
-from sklearn.model_selection import KFold
 
 from neurofit.encoding.backend import get_ops
-from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, pearson_columns, ridge_coefficients, ridge_cv
+from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, ridge_coefficients, ridge_cv
 
 Splits = list[tuple[np.ndarray, np.ndarray]]
-
-
-@runtime_checkable
-class Regression(Protocol):
-    name: str
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Regression: ...
-
-    def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -83,47 +68,3 @@ class RidgeCV:
             out.append(SplitPrediction(search.prediction + shift, float(np.median(search.inner_r)),
                                        {"alpha": search.alpha, "inner_r": search.inner_r}))
         return out
-
-
-class PLS:
-    """``PLSRegression(n_components=25, scale=False)`` as Brain-Score's ``pls_regression``
-    (brainscore_vision/metrics/regression_correlation/metric.py); fewer components when the data
-    have fewer features or training stimuli than that."""
-
-    name = "pls"
-
-    def __init__(self, n_components: int = 25) -> None:
-        self.n_components = n_components
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> PLS:
-        n = min(self.n_components, x.shape[1], len(x) - 1)
-        self.model_ = PLSRegression(n_components=n, scale=False).fit(x, y)
-        return self
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model_.predict(x)).reshape(len(x), -1)
-
-
-def inner_cv_score(regression: Regression, x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Per-target Pearson r of out-of-fold predictions over ``folds`` shuffled folds of (x, y)."""
-    pred = np.empty_like(y, dtype=np.float64)
-    for train, valid in KFold(folds, shuffle=True, random_state=seed).split(x):
-        pred[valid] = regression.fit(x[train], y[train]).predict(x[valid])
-    return pearson_columns(pred, y)
-
-
-def cross_validated_predictions(regression: Regression, x: np.ndarray, y: np.ndarray, splits: Splits,
-                                inner_folds: int = 5, seed: int = 0) -> list[SplitPrediction]:
-    """Fit on each split's training stimuli (in ``stimulus_id`` order, as Brain-Score's
-    ``XarrayRegression.fit`` sorts them), predict its test stimuli. The training score is an inner
-    CV on the training stimuli only (seed ``seed + k`` for split ``k``)."""
-    fast: Any = getattr(regression, "cross_validated", None)
-    if fast is not None:
-        return fast(x, y, splits, seed)
-    out = []
-    for k, (train, test) in enumerate(splits):
-        train = np.sort(train)
-        inner = inner_cv_score(regression, x[train], y[train], inner_folds, seed + k)
-        prediction = regression.fit(x[train], y[train]).predict(x[test])
-        out.append(SplitPrediction(prediction, float(np.median(inner))))
-    return out
