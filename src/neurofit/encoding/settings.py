@@ -105,4 +105,4 @@ class TrialEncodingSettings(Settings):
     normalisation: str = "r/c"
 
     def alphas(self) -> np.ndarray:
-        return np.logspace(self.min_exp, self.max_exp, self.n_alphas)
+        return AlphaGrid(self.min_exp, self.max_exp, self.n_alphas).values()
