@@ -145,9 +145,9 @@ class FactorisedReadout:
         z = pooled - self.x_mean_[self.mask_][:, None, :]
         return np.einsum("jnc,jc->nj", z, self.coef_) + self.y_mean_
 
-    def cross_validated(self, x: np.ndarray, y: np.ndarray, splits: Splits, seed: int = 0) -> list[SplitPrediction]:
+    def cross_validated(self, x: np.ndarray, y: np.ndarray, splits: Splits) -> list[SplitPrediction]:
         """Fit on each split's training stimuli, predict its test stimuli; the training score is
-        the median leave-one-out r on the training stimuli (``seed`` is unused: LOO draws nothing)."""
+        the median leave-one-out r on the training stimuli (exact: no inner folds to draw)."""
         out = []
         for train, test in splits:
             self.fit(x[train], y[train])

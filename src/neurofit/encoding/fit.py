@@ -475,13 +475,12 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
         shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
         extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name, "dtype": dtype}
     elif metric == "factorised":
-        if layer.gram_only:
-            map_shape(None, layer.n_features, layer.source)  # refuses: a Gram matrix has no spatial map
+        # refuses a Gram-only or reduced layer: it has no spatial map (no output shape)
         readout = FactorisedReadout(map_shape(layer.shape, layer.n_features, layer.source))
-        shared = readout.cross_validated(layer.matrix(), y, splits, seed)
+        shared = readout.cross_validated(layer.matrix(), y, splits)
         fits = {name: [SplitPrediction(split.prediction[:, mask], float(np.median(split.extras["inner_r"][mask])))
                        for split in shared] for name, mask in groups.items()}
-        extra_attrs = {"map_shape": list(map_shape(layer.shape, layer.n_features)),
+        extra_attrs = {"map_shape": [readout.channels, readout.height, readout.width],
                        "mask_sigmas": list(readout.sigmas), "relative_alphas": list(readout.relative_alphas)}
     else:
         # PLS couples the targets (one fit per group); batched NIPALS shares the Gram matrix or the features
