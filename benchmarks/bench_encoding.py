@@ -248,6 +248,7 @@ def pipeline(args: argparse.Namespace) -> None:
 
     from neurofit.encoding import fit as fit_module
     from neurofit.encoding.layer import LayerFeatures
+    from neurofit.encoding.settings import EncodingSettings
 
     n, p, t, regions = (int(v) for v in args.pipeline.split(","))
     x, y = make_data(n, p, t)
@@ -256,7 +257,8 @@ def pipeline(args: argparse.Namespace) -> None:
     region = np.array([f"R{j * regions // t}" for j in range(t)])
     responses = xr.DataArray(y, dims=("stimulus", "neuroid"), coords={
         "stimulus_id": ("stimulus", ids), "region": ("neuroid", region), "unit_id": ("neuroid", np.arange(t))})
-    settings = {"n_boot": 1000, "n_permutations": 1000, "backend": "numpy", "dtype": args.dtype}
+    settings = EncodingSettings.from_config({"bootstrap": {"n": 1000}, "permutations": {"n": 1000}, "backend": "numpy",
+                                             "dtype": args.dtype})
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/features.nc"
         xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)},
@@ -265,7 +267,7 @@ def pipeline(args: argparse.Namespace) -> None:
 
         def job(names: list[str], metric: str = "ridge") -> dict:
             features = LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf"), source=path)
-            return fit_module.fit_groups(metric, features, responses, {r: region == r for r in names}, **settings)
+            return fit_module.fit_groups(metric, features, responses, {r: region == r for r in names}, settings)
 
         names = sorted(set(region))
         # CPU seconds (one thread): the shared machine's load does not count
@@ -281,7 +283,7 @@ def pipeline(args: argparse.Namespace) -> None:
             tracemalloc.stop()
             start = time.process_time()
             fit_module.fit_groups("ridge", LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf")),
-                                  responses, None, **settings)
+                                  responses, None, settings)
             cpu["pooled"].append(time.process_time() - start)
             start = time.process_time()
             for name in names:
@@ -310,6 +312,51 @@ def pipeline(args: argparse.Namespace) -> None:
           f"{100 * resample_time / every:.1f}% of the job")
     print(f"  peak traced memory of the job (file read included): {peak / 2**20:.1f} MB = "
           f"{peak / feature_bytes:.2f}x the feature matrix (Gram matrix {n * n * 8 / 2**20:.1f} MB)")
+    with tempfile.TemporaryDirectory() as tmp:
+        similarity_share(fit_module, make_layer_file(tmp, n, p), responses, {r: region == r for r in names}, settings)
+
+
+def make_layer_file(tmp: str, n: int, p: int) -> str:
+    """The benchmark's features (as :func:`pipeline` writes them) in a netCDF file under ``tmp``."""
+    import xarray as xr
+
+    x = make_data(n, p, 1)[0].astype(np.float32)
+    path = f"{tmp}/features.nc"
+    ids = [f"im{i:05d}" for i in range(n)]
+    layer = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)}, name="features")
+    layer.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def similarity_share(fit_module, path: str, responses, groups: dict, settings) -> None:
+    """The rsa and cka fit jobs (all regions, features read from the file) and the share of their
+    time spent in bootstrap + permutation resampling (:mod:`neurofit.encoding.resampling`, timed
+    inside the job), CPU seconds with one thread."""
+    import xarray as xr
+
+    from neurofit.encoding.layer import LayerFeatures
+
+    for metric, name in (("rsa", "rsa_resamples"), ("cka", "cka_resamples")):
+        original = getattr(fit_module, name)
+        spent = [0.0]
+
+        def timed(*a, original=original, spent=spent):
+            start = time.process_time()
+            try:
+                return original(*a)
+            finally:
+                spent[0] += time.process_time() - start
+
+        setattr(fit_module, name, timed)
+        try:
+            start = time.process_time()
+            fit_module.fit_groups(metric, LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf")),
+                                  responses, groups, settings)
+            job = time.process_time() - start
+        finally:
+            setattr(fit_module, name, original)
+        print(f"  {metric} job (all regions): {job:8.2f} s; bootstrap + permutation resampling {spent[0]:.2f} s = "
+              f"{100 * spent[0] / job:.1f}% of the job")
 
 
 def wide_one(method: str, n: int, p: int, k: int, n_fit: int) -> None:

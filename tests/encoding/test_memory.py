@@ -10,6 +10,7 @@ import pytest
 
 from neurofit.encoding.fit import fit_groups
 from neurofit.encoding.layer import LayerFeatures
+from neurofit.encoding.settings import EncodingSettings
 
 
 @pytest.mark.parametrize(("dtype", "limit"), [("mixed", 2.0), ("float64", 2.5)])
@@ -25,8 +26,9 @@ def test_a_ridge_fit_job_holds_at_most_twice_the_feature_matrix(labelled, dtype,
     del x, features
     tracemalloc.start()
     try:
-        fit_groups("ridge", layer, responses, {r: regions == r for r in ("V1", "V4", "IT")}, n_splits=2,
-                   n_boot=100, n_permutations=100, backend="numpy", dtype=dtype)
+        fit_groups("ridge", layer, responses, {r: regions == r for r in ("V1", "V4", "IT")},
+                   EncodingSettings.from_config({"splits": {"n_splits": 2}, "bootstrap": {"n": 100},
+                                                 "permutations": {"n": 100}, "backend": "numpy", "dtype": dtype}))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -43,14 +43,16 @@ def brainscore_pls_score(x, y, labels):
 
 def test_pls_metric_gives_the_brainscore_procedures_number(labelled):
     from neurofit.encoding.fit import fit_metric
+    from neurofit.encoding.settings import EncodingSettings
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(120, 50))
     y = x @ rng.normal(size=(50, 10)) / 7 + rng.normal(size=(120, 10))
     labels = np.repeat(np.arange(6), 20)
     features, responses, ids = labelled(x, y)
-    fit = fit_metric("pls", features, responses, stratify=("object_name", dict(zip(ids, labels, strict=True))),
-                     n_boot=10, n_permutations=10)
+    settings = EncodingSettings.from_config({"bootstrap": {"n": 10}, "permutations": {"n": 10}})
+    stratify = ("object_name", dict(zip(ids, labels, strict=True)))
+    fit = fit_metric("pls", features, responses, settings, stratify=stratify)
     order = np.argsort(ids)  # Brain-Score splits the target assembly sorted by stimulus_id
     assert abs(float(fit["test_score"].mean()) - brainscore_pls_score(x[order], y[order], labels[order])) < 1e-6
 

@@ -33,7 +33,8 @@ from neurofit.encoding.layer import LayerFeatures
 from neurofit.encoding.pls import KernelPLS
 from neurofit.encoding.regression import RidgeCV, SplitPrediction
 from neurofit.encoding.resampling import cka_resamples, rsa_resamples
-from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
+from neurofit.encoding.ridge import pearson_columns
+from neurofit.encoding.settings import EncodingSettings
 from neurofit.encoding.similarity import _centred_gram, cka_from_grams, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
 
@@ -179,25 +180,29 @@ def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray) -> np.ndarr
 
 
 def fit_metric(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures, responses: xr.DataArray,
-               **settings: Any) -> xr.Dataset:
+               settings: EncodingSettings | None = None, *, stratify: tuple[str, dict] | None = None) -> xr.Dataset:
     """Scores of ``features`` (stimulus, feature) against repeat-averaged ``responses``
     (stimulus, neuroid) on each outer split, all neuroids as one population; see the module
     docstring for the variables and :func:`fit_groups` for the settings."""
-    return fit_groups(metric, features, responses, None, **settings)[""]
+    return fit_groups(metric, features, responses, None, settings, stratify=stratify)[""]
 
 
 def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures, responses: xr.DataArray,
-               groups: dict[str, np.ndarray] | None = None, *, preset: str = "brainscore", n_splits: int = 10,
-               train_size: float = 0.9, seed: int = 1, stratify: tuple[str, dict] | None = None,
-               alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, backend: str = "auto",
-               dtype: str = "mixed", pls_components: int = 25, n_boot: int = 1000, n_permutations: int = 1000,
-               resample_seed: int = 0) -> dict[str, xr.Dataset]:
+               groups: dict[str, np.ndarray] | None = None, settings: EncodingSettings | None = None, *,
+               stratify: tuple[str, dict] | None = None) -> dict[str, xr.Dataset]:
     """One result per group of neuroids (``{name: boolean mask over neuroids}``, e.g. one per region;
     default: all neuroids as group ``""``), each as :func:`fit_metric` would give it for that group
-    alone. What does not depend on the responses is computed once for all groups: the centred
-    features, their Gram matrix and every eigendecomposition (ridge fits every group's neuroids at
-    once: the alphas are per neuroid, so nothing couples them), the model's RDMs and Gram matrices
-    of each split (rsa, cka)."""
+    alone. ``settings``: the config's ``encoding:`` (:class:`EncodingSettings`, built once by
+    ``EncodingSettings.from_config``; default: the schema's defaults); ``stratify``: the stimulus
+    labels the splits stratify on, as :func:`stimulus_labels` gives them. What does not depend on the
+    responses is computed once for all groups: the centred features, their Gram matrix and every
+    eigendecomposition (ridge fits every group's neuroids at once: the alphas are per neuroid, so
+    nothing couples them), the model's RDMs and Gram matrices of each split (rsa, cka)."""
+    if settings is None:
+        settings = EncodingSettings()
+    if not isinstance(settings, EncodingSettings):
+        raise TypeError(f"fit_groups takes the encoding settings as an EncodingSettings "
+                        f"(EncodingSettings.from_config(config['encoding'])), not {type(settings).__name__}")
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {list(METRICS)}")
     layer = features if isinstance(features, LayerFeatures) else LayerFeatures.from_xarray(features)
@@ -208,12 +213,13 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
     if empty:
         raise ValueError(f"no neuroids in group(s) {empty}")
     labels = np.asarray([stratify[1][s] for s in ids]) if stratify else None
-    splits = stimulus_splits(len(ids), preset, n_splits, train_size, seed, labels)
-    draws = {"n_boot": n_boot, "n_perm": n_permutations}
+    split = settings.splits
+    splits = stimulus_splits(len(ids), split.preset, split.n_splits, split.train_size, split.seed, labels)
+    draws = {"n_boot": settings.bootstrap.n, "n_perm": settings.permutations.n}
+    resample_seed = settings.bootstrap.seed
     if metric in REGRESSIONS:
-        scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, seed, draws, resample_seed,
-                                                 alphas=alphas, inner_folds=inner_folds, backend=backend, dtype=dtype,
-                                                 pls_components=pls_components)
+        scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, split.seed, draws, resample_seed,
+                                                 settings)
     else:
         scores, extra_attrs = _similarity_scores(metric, layer, y, groups, splits, draws, resample_seed), {}
     out = {}
@@ -227,11 +233,12 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
         out[name] = xr.Dataset(
             data,
             coords={c: ("neuroid", subset[c].values) for c in ("region", "unit_id") if c in subset.coords},
-            attrs=_attrs(metric=metric, preset=preset, n_splits=len(splits), train_size=train_size, seed=seed,
-                         inner_folds=inner_folds, inner_seeds=[seed + k for k in range(len(splits))],
+            attrs=_attrs(metric=metric, preset=split.preset, n_splits=len(splits), train_size=split.train_size,
+                         seed=split.seed, inner_folds=settings.inner_folds,
+                         inner_seeds=[split.seed + k for k in range(len(splits))],
                          n_stimuli=len(ids), n_neuroids=int(mask.sum()),
-                         stratify_coord=stratify[0] if stratify else "", n_boot=n_boot,
-                         n_permutations=n_permutations, resample_seed=resample_seed,
+                         stratify_coord=stratify[0] if stratify else "", n_boot=settings.bootstrap.n,
+                         n_permutations=settings.permutations.n, resample_seed=resample_seed,
                          **layer.attrs(), **extra_attrs),
         )
     return out
@@ -243,12 +250,12 @@ def _new_scores(groups: dict[str, np.ndarray], n_splits: int) -> dict[str, dict[
 
 
 def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups: dict[str, np.ndarray],
-                       splits: list, seed: int, draws: dict[str, int], resample_seed: int, *, alphas: np.ndarray,
-                       inner_folds: int, backend: str, dtype: str, pls_components: int
+                       splits: list, seed: int, draws: dict[str, int], resample_seed: int, settings: EncodingSettings
                        ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    alphas, inner_folds, dtype = settings.alphas.values(), settings.inner_folds, settings.dtype
     fits: dict[str, list[SplitPrediction] | None]
     if metric == "ridge":
-        regression = RidgeCV(alphas, inner_folds, backend=backend, dtype=dtype)
+        regression = RidgeCV(alphas, inner_folds, backend=settings.backend, dtype=dtype)
         # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
         fits = {name: None for name in groups}
         shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
@@ -264,12 +271,12 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     else:
         # PLS couples the targets (one fit per group); batched NIPALS shares the Gram matrix or the features
         # (float64: Brain-Score's numbers) across every split and inner fold
-        kernel = KernelPLS(pls_components, layer.n_features)
+        kernel = KernelPLS(settings.pls_components, layer.n_features)
         design = layer.design(get_ops("numpy", "float64"))
         fits = {name: [SplitPrediction(pred, float(np.median(inner_r))) for pred, inner_r in
                        kernel.cross_validated(design, y[:, mask], splits, inner_folds, seed)]
                 for name, mask in groups.items()}
-        extra_attrs = {"pls_components": pls_components, "pls_solver": kernel.solver(design)}
+        extra_attrs = {"pls_components": settings.pls_components, "pls_solver": kernel.solver(design)}
     # resamples in float32 where the fit is not promised exact (ridge's "mixed" / "float32")
     resample_dtype = np.float64 if metric == "pls" or dtype == "float64" else np.float32
     scores = _new_scores(groups, len(splits))
