@@ -29,6 +29,7 @@ from neurofit.encoding.backend import Ops, get_ops
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 REFIT_SOLVERS = ("eigh", "cholesky", "auto")
+FORMS = ("auto", "primal", "dual")  # Design.form: which eigenproblem a fit solves (auto: the smaller)
 # one eigendecomposition (LAPACK syevd) costs 15-19 Cholesky factorisations of the same matrix (measured,
 # float64, 1 thread, 360-1440 rows): up to this many distinct alphas the refit factorises per alpha (and
 # needs one n^2 work array where syevd needs three)
@@ -57,7 +58,10 @@ class Design:
     :meth:`from_gram` builds a design from a Gram matrix alone (kernel ridge, always dual)."""
 
     def __init__(self, x: np.ndarray | Any | None, ops: Ops | None = None, rows: np.ndarray | None = None,
-                 block_bytes: int | None = None) -> None:
+                 block_bytes: int | None = None, form: str = "auto") -> None:
+        if form not in FORMS:
+            raise ValueError(f"unknown form {form!r}; known: {list(FORMS)}")
+        self.form = form
         self.ops = ops or get_ops("numpy")
         self._gram: Any = None
         self.x = x
@@ -110,7 +114,11 @@ class Design:
         return self._gram
 
     def is_dual(self, n_fit: int) -> bool:
-        return self.x is None or n_fit <= self.p
+        """Whether a fit on ``n_fit`` stimuli solves in the dual (``form`` auto: when ``n_fit <= p``;
+        the smaller of the two eigenproblems, and the primal never builds the n x n Gram matrix)."""
+        if self.x is None or self.form != "auto":
+            return self.x is None or self.form == "dual"
+        return n_fit <= self.p
 
     def moments(self, y: Any, idx: np.ndarray) -> _Moments:
         """Second moments of the rows ``idx`` (and their targets ``y``, one row per index), in row blocks."""
@@ -174,11 +182,19 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     x_held = design.centred(held)
     if len(held):
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
-        xx, xy = xx - x_held.T @ x_held, xy - x_held.T @ y_held
+        xy = xy - x_held.T @ y_held
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
-    cov = xx - n_fit * (x_mean[:, None] * x_mean[None, :])
+    # the covariance in one p x p array (the rank-one correction in row blocks, no p x p temporaries);
+    # eigh reads one triangle of it, in place through its transpose (Fortran order)
+    cov = xx.clone() if hasattr(xx, "clone") else xx.copy()
+    if len(held):
+        cov -= x_held.T @ x_held
+    step = max(1, CHUNK_ELEMENTS // max(design.p, 1))
+    for start in range(0, design.p, step):
+        cov[start:start + step] -= (n_fit * x_mean[start:start + step, None]) * x_mean[None, :]
     cxy = xy - n_fit * (x_mean[:, None] * y_mean[None, :])
-    spectrum, vectors = ops.eigh((cov + cov.T) * 0.5)
+    spectrum, vectors = ops.eigh(cov.T)
+    del cov
     x_eval = x_held if evaluate is None else design.centred(evaluate)
     return _Spectral((x_eval - x_mean) @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
 
@@ -235,7 +251,8 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
     n_alpha, t = len(alphas), y.shape[1]
     err, s1, s2, sxy = (ops.zeros((n_alpha, t)) for _ in range(4))
     folds = list(KFold(inner_folds, shuffle=True, random_state=seed).split(fit))
-    primal = not design.is_dual(min(len(train) for train, _ in folds))
+    # the refit's form for every fold: a primal refit never builds the Gram matrix for its folds
+    primal = not design.is_dual(len(fit))
     moments = design.moments(y[ops.index(fit)], fit) if primal else None
     for train, valid in folds:
         if moments is not None:
