@@ -184,19 +184,25 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
         xy = xy - x_held.T @ y_held
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
-    # the covariance in one p x p array (the rank-one correction in row blocks, no p x p temporaries);
-    # eigh reads one triangle of it, in place through its transpose (Fortran order)
-    cov = xx.clone() if hasattr(xx, "clone") else xx.copy()
-    if len(held):
-        cov -= x_held.T @ x_held
-    step = max(1, CHUNK_ELEMENTS // max(design.p, 1))
-    for start in range(0, design.p, step):
-        cov[start:start + step] -= (n_fit * x_mean[start:start + step, None]) * x_mean[None, :]
+    # eigh reads one triangle of the covariance, in place through its transpose (Fortran order)
+    cov = _covariance(xx, x_held.T @ x_held if len(held) else None, x_mean, n_fit)
     cxy = xy - n_fit * (x_mean[:, None] * y_mean[None, :])
     spectrum, vectors = ops.eigh(cov.T)
     del cov
     x_eval = x_held if evaluate is None else design.centred(evaluate)
     return _Spectral((x_eval - x_mean) @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+
+
+def _covariance(xx: Any, downdate: Any | None, x_mean: Any, n: int) -> Any:
+    """``xx - downdate - n x_mean x_mean^T`` in one new p x p array: the rank-one correction in row
+    blocks, so no other p x p temporary is held."""
+    cov = xx.clone() if hasattr(xx, "clone") else xx.copy()
+    if downdate is not None:
+        cov -= downdate
+    step = max(1, (1 << 16) // max(len(x_mean), 1))  # row blocks of ~0.5 MB
+    for start in range(0, len(x_mean), step):
+        cov[start:start + step] -= (n * x_mean[start:start + step, None]) * x_mean[None, :]
+    return cov
 
 
 @dataclass
@@ -285,28 +291,33 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
         if refit_ops is not None and refit_ops.dtype_name != ops.dtype_name:
             design, ops = design.with_ops(refit_ops), refit_ops
             y_fit, chosen = ops.asarray(np.asarray(y_given)[fit]), ops.asarray(ops.to_numpy(chosen))
-        prediction = ops.to_numpy(_refit_predictions(design, y_fit, fit, evaluate, chosen, refit_solver))
+            moments = None  # in the search's precision: the refit forms its own (one p x p array at a time)
+        prediction = ops.to_numpy(_refit_predictions(design, y_fit, fit, evaluate, chosen, refit_solver, moments))
     return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
                          prediction=prediction)
 
 
 def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: Any,
-                       solver: str) -> Any:
-    """Predictions of ``evaluate`` from ridge fit on ``fit`` with one alpha per target (``chosen``)."""
+                       solver: str, moments: _Moments | None = None) -> Any:
+    """Predictions of ``evaluate`` from ridge fit on ``fit`` with one alpha per target (``chosen``);
+    ``moments``: the fit rows' (primal), when the alpha search formed them in this precision."""
     values = np.unique(design.ops.to_numpy(chosen))
     if solver == "auto":
         solver = "cholesky" if len(values) <= CHOLESKY_MAX_ALPHAS else "eigh"
     if solver == "cholesky" and values.min() > 0:
         try:
-            return _cholesky_predictions(design, y_fit, fit, evaluate, design.ops.to_numpy(chosen), values)
+            return _cholesky_predictions(design, y_fit, fit, evaluate, design.ops.to_numpy(chosen), values, moments)
         except np.linalg.LinAlgError:
             pass  # not positive definite at this precision: the eigendecomposition clamps the spectrum at 0
-    sp = design.spectral(y_fit, fit, evaluate)
+    if moments is not None:
+        sp = _spectral_held_out(design, moments, None, np.zeros(0, dtype=int), evaluate)
+    else:
+        sp = design.spectral(y_fit, fit, evaluate)
     return sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean
 
 
 def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: np.ndarray,
-                          values: np.ndarray) -> Any:
+                          values: np.ndarray, moments: _Moments | None = None) -> Any:
     """One Cholesky solve of ``(system + alpha I)`` per distinct alpha, for its targets: ``system``
     the centred Gram matrix of the fit rows (dual) or their covariance (primal). The right-hand
     side is the targets or, when a group has more targets than there are evaluation rows, the
@@ -317,9 +328,9 @@ def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate:
         rhs = y_fit - y_mean
         system, to_eval = design.centred_kernels(fit, evaluate)
     else:
-        m = design.moments(y_fit, fit)
+        m = moments if moments is not None else design.moments(y_fit, fit)
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
-        system = m.xx - m.n * (x_mean[:, None] * x_mean[None, :])
+        system = _covariance(m.xx, None, x_mean, m.n)
         rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
         to_eval = design.centred(evaluate) - x_mean
     prediction = ops.zeros((len(evaluate), rhs.shape[1]))
