@@ -206,3 +206,21 @@ def test_design_refuses_an_unknown_form():
 
     with pytest.raises(ValueError, match="unknown form 'kernel'"):
         Design(np.zeros((4, 3)), form="kernel")
+
+
+@pytest.mark.parametrize("dtype", ["mixed", "float64"])
+def test_a_narrow_layer_never_builds_the_stimulus_gram_matrix(dtype):
+    """Fewer features than the refit's stimuli: every fit of the job, inner folds included (whose
+    stimuli may be fewer than the features), solves the p x p primal problem: no n x n Gram matrix."""
+    from neurofit.encoding.regression import RidgeCV
+    from neurofit.encoding.ridge import Design
+    from neurofit.encoding.splits import stimulus_splits
+
+    rng = np.random.default_rng(0)
+    n, p = 200, 170  # outer fit 180 > p > inner fit 144
+    x = rng.normal(size=(n, p)).astype(np.float32)
+    y = x[:, :10].astype(np.float64) @ rng.normal(size=(10, 4)) + rng.normal(size=(n, 4))
+    model = RidgeCV(np.logspace(-2, 4, 7), 5, backend="numpy", dtype=dtype)
+    design = Design(x, model.ops)
+    model.cross_validated(design, y, stimulus_splits(n, n_splits=2), 0)
+    assert design._gram is None

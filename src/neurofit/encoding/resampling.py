@@ -97,8 +97,12 @@ class _SortedRows:
         """``a`` (entries,) or (draws, entries) in each row's sorted order."""
         return a[self.order] if a.ndim == 1 else np.take_along_axis(a, self.order, 1)
 
-    def ranks(self, sw: np.ndarray) -> np.ndarray:
-        """Ranks in sorted order for the weights in sorted order ``sw``."""
+    def ranks(self, sw: np.ndarray | None) -> np.ndarray:
+        """Ranks in sorted order for the weights in sorted order ``sw`` (None: every entry once)."""
+        if sw is None:
+            if self.first is None:  # no ties: the positions
+                return np.broadcast_to(np.arange(1.0, self.order.shape[1] + 1), self.order.shape)
+            sw = np.ones(self.order.shape)
         cw = np.cumsum(sw, 1)
         if self.first is None:
             cw -= (sw - 1) / 2
@@ -173,7 +177,7 @@ def rsa_resamples(model_rdm: np.ndarray, y: np.ndarray, boot_rows: np.ndarray, b
         norms[var <= 1e-12 * (c @ squares.T)] = np.inf  # a constant row correlates 0 with everything
         values = 1.0 - cov / (norms[:, i] * norms[:, j])
         rows = _SortedRows(values)
-        rb = rows.ranks(np.ones(values.shape))
+        rb = rows.ranks(None)
         only[s:s + step] = _weighted_pearson(n_all, sa, saa, rb.sum(1), _rowdot(rb, rb), _rowdot(rows.in_order(ra), rb))
         w = counts[s:s + step, i] * counts[s:s + step, j]
         ra_w = model.ranks(w)

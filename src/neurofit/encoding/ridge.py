@@ -189,8 +189,9 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     cxy = xy - n_fit * (x_mean[:, None] * y_mean[None, :])
     spectrum, vectors = ops.eigh(cov.T)
     del cov
-    x_eval = x_held if evaluate is None else design.centred(evaluate)
-    return _Spectral((x_eval - x_mean) @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+    x_eval = x_held if evaluate is None else design.centred(evaluate)  # a fresh array: centred in place
+    x_eval -= x_mean
+    return _Spectral(x_eval @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
 
 
 def _covariance(xx: Any, downdate: Any | None, x_mean: Any, n: int) -> Any:
