@@ -39,15 +39,16 @@ def _pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(m, k=1)
 
 
-def _counts(draws: np.ndarray, size: int) -> np.ndarray:
-    """Multiplicity of each of ``size`` items in each row of ``draws`` (draws, size), float64."""
+def _counts(draws: np.ndarray, size: int, dtype: type = np.float64) -> np.ndarray:
+    """Multiplicity of each of ``size`` items in each row of ``draws`` (draws, size)."""
     flat = (draws + size * np.arange(len(draws))[:, None]).ravel()
-    return np.bincount(flat, minlength=len(draws) * size).reshape(len(draws), size).astype(np.float64)
+    return np.bincount(flat, minlength=len(draws) * size).reshape(len(draws), size).astype(dtype)
 
 
 class _FixedOrder:
     """Weighted average ranks of a fixed vector's entries (scipy's ``rankdata`` of the multiset in which
-    entry e appears ``w_e`` times) for many weightings at once, from its one sort order."""
+    entry e appears ``w_e`` times) for many weightings at once, from its one sort order. Weights are
+    integers (int64): their cumulative sums are exact and several times faster than in floating point."""
 
     def __init__(self, values: np.ndarray) -> None:
         self.order = np.argsort(values, kind="stable")
@@ -60,17 +61,16 @@ class _FixedOrder:
         self.plain = rankdata(values)  # every entry once
 
     def ranks(self, w: np.ndarray) -> np.ndarray:
-        """(draws, entries) ranks for weights ``w`` (draws, entries)."""
+        """(draws, entries) ranks (float64) for integer weights ``w`` (draws, entries)."""
         sw = w[:, self.order]
         if self.ties:
             totals = np.add.reduceat(sw, self.group_starts, axis=1)
-            before = np.cumsum(totals, 1) - totals
-            ranked = (before + (totals + 1) / 2)[:, self.group_of]
+            doubled = (2 * (np.cumsum(totals, 1) - totals) + totals + 1)[:, self.group_of]
         else:
-            ranked = np.cumsum(sw, 1)
-            ranked -= (sw - 1) / 2
-        out = np.empty_like(ranked)
-        out[:, self.order] = ranked
+            doubled = 2 * np.cumsum(sw, 1) - sw + 1
+        out = np.empty(doubled.shape)
+        out[:, self.order] = doubled
+        out /= 2
         return out
 
 
@@ -98,17 +98,19 @@ class _SortedRows:
         return a[self.order] if a.ndim == 1 else np.take_along_axis(a, self.order, 1)
 
     def ranks(self, sw: np.ndarray | None) -> np.ndarray:
-        """Ranks in sorted order for the weights in sorted order ``sw`` (None: every entry once)."""
+        """Ranks (float64) in sorted order for the integer weights in sorted order ``sw`` (None: every
+        entry once)."""
         if sw is None:
             if self.first is None:  # no ties: the positions
                 return np.broadcast_to(np.arange(1.0, self.order.shape[1] + 1), self.order.shape)
-            sw = np.ones(self.order.shape)
+            sw = np.ones(self.order.shape, dtype=np.int64)
         cw = np.cumsum(sw, 1)
         if self.first is None:
-            cw -= (sw - 1) / 2
-            return cw
-        before = np.take_along_axis(cw - sw, self.first, 1)
-        return before + (np.take_along_axis(cw, self.last, 1) - before + 1) / 2
+            doubled = 2 * cw - sw + 1
+        else:
+            before = np.take_along_axis(cw - sw, self.first, 1)
+            doubled = 2 * before + np.take_along_axis(cw, self.last, 1) - before + 1
+        return doubled / 2
 
 
 def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -136,59 +138,54 @@ def rsa_resamples(model_rdm: np.ndarray, y: np.ndarray, boot_rows: np.ndarray, b
     neural_rdm = rdm(y)
     neural = _FixedOrder(neural_rdm[i, j])
     n_pairs = len(i)
-    out = {}
-    # stimuli: both sides' ranks from their fixed orders
-    counts = _counts(boot_rows, m)
-    boot = np.empty(len(boot_rows))
-    step = max(1, PAIR_BLOCK // n_pairs)
-    for s in range(0, len(boot_rows), step):
-        w = counts[s:s + step, i] * counts[s:s + step, j]
-        ra, rb = model.ranks(w), neural.ranks(w)
-        wa, wb = w * ra, w * rb
-        boot[s:s + step] = _weighted_pearson(w.sum(1), wa.sum(1), _rowdot(wa, ra), wb.sum(1), _rowdot(wb, rb),
-                                             _rowdot(wa, rb))
-    out["boot_stimuli"] = boot
-    # permutations: the neural ranks permuted with the labels, means and variances unchanged
-    ranks_neural = np.zeros((m, m))
-    ranks_neural[i, j] = neural.plain
-    ranks_neural[j, i] = neural.plain
     ra = model.plain
     # every pair once: the sums of the fixed ranks (per draw, broadcast)
     n_all, sa, saa = float(n_pairs), ra.sum(), (ra * ra).sum()
     sb, sbb = neural.plain.sum(), (neural.plain**2).sum()
+    step = max(1, PAIR_BLOCK // n_pairs)
+    # permutations: the neural ranks permuted with the labels, means and variances unchanged
+    ranks_neural = np.zeros((m, m))
+    ranks_neural[i, j] = neural.plain
+    ranks_neural[j, i] = neural.plain
     null = np.empty(len(perm))
     for s in range(0, len(perm), step):
         p = perm[s:s + step]
-        sab = ranks_neural[p[:, i], p[:, j]] @ ra
-        null[s:s + step] = _weighted_pearson(n_all, sa, saa, sb, sbb, sab)
-    out["null"] = null
-    # neuroids (with or without stimuli): each draw's neural RDM from one GEMM, sorted once for both kinds
+        null[s:s + step] = _weighted_pearson(n_all, sa, saa, sb, sbb, ranks_neural[p[:, i], p[:, j]] @ ra)
+    # bootstrap draw b takes stimuli boot_rows[b] and neuroids boot_cols[b]: the stimulus weights and the
+    # model's ranks under them serve the stimuli-only and the both draws, each draw's neural RDM of its
+    # neuroids (one GEMM) and its sort the neuroids-only and the both draws
+    counts = _counts(boot_rows, m, np.int64)
     neuroid_counts = _counts(boot_cols, t)
     yr = y - y.mean(1, keepdims=True)  # a per-stimulus shift leaves each draw's correlations unchanged
     products = yr[i] * yr[j]  # (pairs, neuroids)
     squares = yr * yr
-    both, only = np.empty(len(boot_cols)), np.empty(len(boot_cols))
-    for s in range(0, len(boot_cols), step):
+    stimuli, only, both = (np.empty(len(boot_rows)) for _ in range(3))
+    for s in range(0, len(boot_rows), step):
+        w = counts[s:s + step, i] * counts[s:s + step, j]
+        n_w = w.sum(1)
+        ra_w = model.ranks(w)
+        wa = w * ra_w
+        sa_w, saa_w = wa.sum(1), _rowdot(wa, ra_w)
+        rb = neural.ranks(w)
+        wb = w * rb
+        stimuli[s:s + step] = _weighted_pearson(n_w, sa_w, saa_w, wb.sum(1), _rowdot(wb, rb), _rowdot(wa, rb))
         c = neuroid_counts[s:s + step]
         mean = c @ yr.T / t  # (draws, m): each draw's stimulus means over its neuroids
-        var = c @ squares.T - t * mean * mean
+        second = c @ squares.T
+        var = second - t * mean * mean
         cov = c @ products.T - t * mean[:, i] * mean[:, j]
         norms = np.sqrt(np.maximum(var, 0.0))
-        norms[var <= 1e-12 * (c @ squares.T)] = np.inf  # a constant row correlates 0 with everything
+        norms[var <= 1e-12 * second] = np.inf  # a constant row correlates 0 with everything
         values = 1.0 - cov / (norms[:, i] * norms[:, j])
         rows = _SortedRows(values)
         rb = rows.ranks(None)
         only[s:s + step] = _weighted_pearson(n_all, sa, saa, rb.sum(1), _rowdot(rb, rb), _rowdot(rows.in_order(ra), rb))
-        w = counts[s:s + step, i] * counts[s:s + step, j]
-        ra_w = model.ranks(w)
-        wa = w * ra_w
         sw = rows.in_order(w)
         rb = rows.ranks(sw)
         wrb = sw * rb
-        both[s:s + step] = _weighted_pearson(w.sum(1), wa.sum(1), _rowdot(wa, ra_w), wrb.sum(1), _rowdot(wrb, rb),
+        both[s:s + step] = _weighted_pearson(n_w, sa_w, saa_w, wrb.sum(1), _rowdot(wrb, rb),
                                              _rowdot(rows.in_order(ra_w), wrb))
-    out["boot_neuroids"], out["boot_both"] = only, both
-    return out
+    return {"boot_stimuli": stimuli, "boot_neuroids": only, "boot_both": both, "null": null}
 
 
 def cka_resamples(gram_x: np.ndarray, y: np.ndarray, boot_rows: np.ndarray, boot_cols: np.ndarray,
