@@ -115,6 +115,7 @@ def fit_seconds(metric: str, stimuli: int, features: int, neuroids: int, regions
 
     from neurofit.encoding.fit import fit_groups
     from neurofit.encoding.layer import LayerFeatures
+    from neurofit.encoding.settings import EncodingSettings
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(stimuli, features)).astype(np.float32)
@@ -124,18 +125,11 @@ def fit_seconds(metric: str, stimuli: int, features: int, neuroids: int, regions
     responses = xr.DataArray(y, dims=("stimulus", "neuroid"), coords={"stimulus_id": ("stimulus", ids),
                                                                       "region": ("neuroid", region)})
     layer = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)})
-    splits, alphas = encoding.get("splits", {}), encoding.get("alphas", {})
     # as neurofit.cli.stage_fit reads the encoding settings
-    settings = {"preset": splits.get("preset", "brainscore"), "n_splits": splits.get("n_splits", 10),
-                "train_size": splits.get("train_size", 0.9), "seed": splits.get("seed", 1),
-                "alphas": np.logspace(alphas.get("min_exp", -2), alphas.get("max_exp", 6), alphas.get("n", 17)),
-                "inner_folds": encoding.get("inner_folds", 5), "backend": encoding.get("backend", "auto"),
-                "dtype": encoding.get("dtype", "mixed"), "pls_components": encoding.get("pls_components", 25),
-                "n_boot": encoding.get("bootstrap", {}).get("n", 1000),
-                "n_permutations": encoding.get("permutations", {}).get("n", 1000)}
+    settings = EncodingSettings.from_config({k: v for k, v in encoding.items() if k not in EncodingSettings.ELSEWHERE})
     spent: list[float] = []
     with cpu_timer(spent):
-        fit_groups(metric, LayerFeatures.from_xarray(layer), responses, {r: region == r for r in regions}, **settings)
+        fit_groups(metric, LayerFeatures.from_xarray(layer), responses, {r: region == r for r in regions}, settings)
     return spent[0]
 
 

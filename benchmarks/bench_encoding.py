@@ -248,6 +248,7 @@ def pipeline(args: argparse.Namespace) -> None:
 
     from neurofit.encoding import fit as fit_module
     from neurofit.encoding.layer import LayerFeatures
+    from neurofit.encoding.settings import EncodingSettings
 
     n, p, t, regions = (int(v) for v in args.pipeline.split(","))
     x, y = make_data(n, p, t)
@@ -256,7 +257,8 @@ def pipeline(args: argparse.Namespace) -> None:
     region = np.array([f"R{j * regions // t}" for j in range(t)])
     responses = xr.DataArray(y, dims=("stimulus", "neuroid"), coords={
         "stimulus_id": ("stimulus", ids), "region": ("neuroid", region), "unit_id": ("neuroid", np.arange(t))})
-    settings = {"n_boot": 1000, "n_permutations": 1000, "backend": "numpy", "dtype": args.dtype}
+    settings = EncodingSettings.from_config({"bootstrap": {"n": 1000}, "permutations": {"n": 1000}, "backend": "numpy",
+                                             "dtype": args.dtype})
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/features.nc"
         xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)},
@@ -265,7 +267,7 @@ def pipeline(args: argparse.Namespace) -> None:
 
         def job(names: list[str], metric: str = "ridge") -> dict:
             features = LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf"), source=path)
-            return fit_module.fit_groups(metric, features, responses, {r: region == r for r in names}, **settings)
+            return fit_module.fit_groups(metric, features, responses, {r: region == r for r in names}, settings)
 
         names = sorted(set(region))
         # CPU seconds (one thread): the shared machine's load does not count
@@ -281,7 +283,7 @@ def pipeline(args: argparse.Namespace) -> None:
             tracemalloc.stop()
             start = time.process_time()
             fit_module.fit_groups("ridge", LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf")),
-                                  responses, None, **settings)
+                                  responses, None, settings)
             cpu["pooled"].append(time.process_time() - start)
             start = time.process_time()
             for name in names:
@@ -310,6 +312,87 @@ def pipeline(args: argparse.Namespace) -> None:
           f"{100 * resample_time / every:.1f}% of the job")
     print(f"  peak traced memory of the job (file read included): {peak / 2**20:.1f} MB = "
           f"{peak / feature_bytes:.2f}x the feature matrix (Gram matrix {n * n * 8 / 2**20:.1f} MB)")
+    with tempfile.TemporaryDirectory() as tmp:
+        similarity_share(fit_module, make_layer_file(tmp, n, p), responses, {r: region == r for r in names}, settings)
+
+
+def make_layer_file(tmp: str, n: int, p: int) -> str:
+    """The benchmark's features (as :func:`pipeline` writes them) in a netCDF file under ``tmp``."""
+    import xarray as xr
+
+    x = make_data(n, p, 1)[0].astype(np.float32)
+    path = f"{tmp}/features.nc"
+    ids = [f"im{i:05d}" for i in range(n)]
+    layer = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)}, name="features")
+    layer.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def similarity_share(fit_module, path: str, responses, groups: dict, settings) -> None:
+    """The rsa and cka fit jobs (all regions, features read from the file) and the share of their
+    time spent in bootstrap + permutation resampling (:mod:`neurofit.encoding.resampling`, timed
+    inside the job), CPU seconds with one thread."""
+    import xarray as xr
+
+    from neurofit.encoding.layer import LayerFeatures
+
+    for metric, name in (("rsa", "rsa_resamples"), ("cka", "cka_resamples")):
+        original = getattr(fit_module, name)
+        spent = [0.0]
+
+        def timed(*a, original=original, spent=spent):
+            start = time.process_time()
+            try:
+                return original(*a)
+            finally:
+                spent[0] += time.process_time() - start
+
+        setattr(fit_module, name, timed)
+        try:
+            start = time.process_time()
+            fit_module.fit_groups(metric, LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf")),
+                                  responses, groups, settings)
+            job = time.process_time() - start
+        finally:
+            setattr(fit_module, name, original)
+        print(f"  {metric} job (all regions): {job:8.2f} s; bootstrap + permutation resampling {spent[0]:.2f} s = "
+              f"{100 * spent[0] / job:.1f}% of the job")
+
+
+def memory(args: argparse.Namespace) -> None:
+    """Peak traced memory (numpy's allocations) of one ridge fit job (3 regions, 2 splits, 100 draws:
+    the peak does not grow with either) on features held as stored (float32), relative to the feature
+    matrix: the job's own allocations on top of the held features, and the same less one
+    min(n, p)^2 float64 matrix (the dual's Gram matrix or the primal's covariance, which the issue allows)."""
+    import xarray as xr
+
+    from neurofit.encoding.fit import fit_groups
+    from neurofit.encoding.layer import LayerFeatures
+    from neurofit.encoding.settings import EncodingSettings
+
+    print("\nfit job memory (ridge, 3 regions): peak of traced allocations on top of the held float32 features")
+    print(f"  {'stimuli':>8}{'features':>9}{'neuroids':>9}{'dtype':>8}{'features MB':>12}{'peak MB':>9}"
+          f"{'x features':>11}{'less Gram/cov':>14}{'total x':>9}")
+    for n, p, t in args.memory:
+        x, y = make_data(n, p, t)
+        x = x.astype(np.float32)
+        ids = np.array([f"im{i:05d}" for i in range(n)])
+        region = np.array([f"R{j * 3 // t}" for j in range(t)])
+        responses = xr.DataArray(y, dims=("stimulus", "neuroid"), coords={
+            "stimulus_id": ("stimulus", ids), "region": ("neuroid", region)})
+        layer = LayerFeatures.from_xarray(xr.DataArray(x, dims=("stimulus", "feature"),
+                                                       coords={"stimulus_id": ("stimulus", ids)}))
+        for dtype in ("mixed", "float64"):
+            settings = EncodingSettings.from_config({"splits": {"n_splits": 2}, "bootstrap": {"n": 100},
+                                                     "permutations": {"n": 100}, "backend": "numpy", "dtype": dtype})
+            gc.collect()
+            tracemalloc.start()
+            fit_groups("ridge", layer, responses, {r: region == r for r in sorted(set(region))}, settings)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            allowed = min(n, p) ** 2 * 8
+            print(f"  {n:>8}{p:>9}{t:>9}{dtype:>8}{x.nbytes / 2**20:>12.2f}{peak / 2**20:>9.2f}{peak / x.nbytes:>11.2f}"
+                  f"{(peak - allowed) / x.nbytes:>14.2f}{1 + peak / x.nbytes:>9.2f}")
 
 
 def wide_one(method: str, n: int, p: int, k: int, n_fit: int) -> None:
@@ -367,6 +450,8 @@ def main() -> int:
                         help="substrings of peer names to run")
     parser.add_argument("--pipeline", default=None, metavar="N,P,T,REGIONS",
                         help="also time the pipeline's fit job, e.g. 640,8192,300,3 (--sizes '' for only this)")
+    parser.add_argument("--memory", nargs="*", default=None, metavar="N,P,T",
+                        help="peak memory of a ridge fit job per shape, e.g. 640,128,50 640,512,50 5000,512,50")
     parser.add_argument("--wide", nargs="*", default=None, metavar="METHOD,N,P",
                         help="wide-layer reductions, e.g. sparse_random,5000,802816 gram,5000,50176")
     parser.add_argument("--wide-one", nargs=3, default=None, help=argparse.SUPPRESS)
@@ -394,6 +479,9 @@ def main() -> int:
             run_size(n, p, t, args, rate)
         if args.pipeline:
             pipeline(args)
+        if args.memory:
+            args.memory = [tuple(int(v) for v in m.split(",")) for m in args.memory]
+            memory(args)
     if args.wide:
         wide(args)
     return 0

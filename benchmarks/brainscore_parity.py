@@ -1,7 +1,7 @@
 """neurofit's Brain-Score presets against Brain-Score itself, on the same synthetic data.
 
-Checks that ``fit_metric("pls", preset="brainscore")`` gives Brain-Score's
-``CrossRegressedCorrelation(pls_regression(), pearsonr_correlation())`` score, and that
+Checks that ``fit_metric("pls", ...)`` under the ``brainscore`` split preset (the default settings) gives
+Brain-Score's ``CrossRegressedCorrelation(pls_regression(), pearsonr_correlation())`` score, and that
 ``split_half_ceiling`` gives ``InternalConsistency()``, to 1e-6, at each size, and prints both libraries'
 wall and CPU times (fastest of ``--repeats`` runs, the three interleaved so that a change in the shared
 machine's load hits all of them; BLAS on ``--threads``):

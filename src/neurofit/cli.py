@@ -245,8 +245,8 @@ def stage_fit(features_path: str, responses_path: str, regions: list[str], metri
         raise ValueError(f"{responses_path}: no neuroids in region(s) {missing}; regions there: "
                          f"{sorted(set(region_of))}")
     stratify = stimulus_labels(responses, list(spec.splits.stratify_coords))
-    fits = fit_groups(metric, features, average_repeats(responses), {r: region_of == r for r in regions},
-                      stratify=stratify, **spec.fit_options())
+    fits = fit_groups(metric, features, average_repeats(responses), {r: region_of == r for r in regions}, spec,
+                      stratify=stratify)
     for region, path in zip(regions, out, strict=True):
         fit = fits[region]
         log.info("%s %s: mean test score %.3f over %d splits", metric, region, float(fit["test_score"].mean()),

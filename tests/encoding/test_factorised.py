@@ -10,7 +10,11 @@ from sklearn.linear_model import Ridge
 from neurofit.encoding.factorised import FactorisedReadout, gaussian_masks, map_shape
 from neurofit.encoding.fit import fit_metric
 from neurofit.encoding.ridge import pearson_columns
+from neurofit.encoding.settings import EncodingSettings
 from neurofit.encoding.splits import stimulus_splits
+
+SETTINGS = EncodingSettings.from_config({"splits": {"n_splits": 3}, "bootstrap": {"n": 20}, "permutations": {"n": 20}})
+
 
 
 def planted(n: int, channels: int, side: int, n_units: int, rng: np.random.Generator, factorised: bool = True
@@ -92,7 +96,7 @@ def test_fit_metric_runs_the_factorised_readout_and_refuses_reduced_features(lab
     y = y + 0.3 * y.std(0) * rng.standard_normal(y.shape)
     features, responses, _ = labelled(x, y)
     features.attrs["output_shape"] = "4 6 6"
-    result = fit_metric("factorised", features, responses, n_splits=3, n_boot=20, n_permutations=20)
+    result = fit_metric("factorised", features, responses, SETTINGS)
     assert result.attrs["map_shape"].tolist() == [4, 6, 6]
     assert result["test_score"].sizes["split"] == 3
     assert float(result["test_score"].mean()) > 0.8
@@ -100,12 +104,12 @@ def test_fit_metric_runs_the_factorised_readout_and_refuses_reduced_features(lab
     assert float(result["null"].mean()) < 0.2
     del features.attrs["output_shape"]  # as after features.reduce
     with pytest.raises(ValueError, match="factorised metric needs the layer's output shape"):
-        fit_metric("factorised", features, responses, n_splits=3, n_boot=20, n_permutations=20)
+        fit_metric("factorised", features, responses, SETTINGS)
     gram = xr.Dataset({"gram": (("stimulus", "stimulus_b"), x @ x.T), "row_mean": (("stimulus",), x.mean(1))},
                       coords={"stimulus_id": ("stimulus", features["stimulus_id"].values)},
                       attrs={"n_features": x.shape[1]})
     with pytest.raises(ValueError, match="no spatial map"):
-        fit_metric("factorised", gram, responses, n_splits=3, n_boot=20, n_permutations=20)
+        fit_metric("factorised", gram, responses, SETTINGS)
 
 
 def test_training_score_sees_only_training_stimuli():

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from neurofit.encoding.fit import fit_metric, normalise, stimulus_labels
+from neurofit.encoding.settings import EncodingSettings
 
-FAST = {"n_boot": 100, "n_permutations": 100, "n_splits": 5}
+FAST = EncodingSettings.from_config({"bootstrap": {"n": 100}, "permutations": {"n": 100}, "splits": {"n_splits": 5}})
+SMALL = EncodingSettings.from_config({"splits": {"n_splits": 3, "train_size": 0.8}, "bootstrap": {"n": 10},
+                                     "permutations": {"n": 10}})
 
 
 def linear_data(n=120, p=60, t=12, noise=1.0, seed=0):
@@ -20,7 +25,7 @@ def linear_data(n=120, p=60, t=12, noise=1.0, seed=0):
 def test_every_metric_scores_signal_and_not_shuffled_targets(metric, labelled):
     x, y = linear_data(noise=0.5)
     features, responses, _ = labelled(x, y)
-    fit = fit_metric(metric, features, responses, **FAST)
+    fit = fit_metric(metric, features, responses, FAST)
     assert fit.attrs["metric"] == metric and fit.attrs["n_neuroids"] == 12 and fit.attrs["n_stimuli"] == 120
     assert fit["test_score"].dims == ("split",) and fit["train_score"].dims == ("split",)
     assert fit["boot_both"].shape == (100, 5) and fit["null"].shape == (100, 5)
@@ -28,7 +33,7 @@ def test_every_metric_scores_signal_and_not_shuffled_targets(metric, labelled):
     p_value = (1 + (fit["null"].mean("split") >= fit["test_score"].mean()).sum()) / 101
     assert p_value < 0.05
     shuffled = responses.copy(data=responses.values[np.random.default_rng(5).permutation(120)])
-    null_fit = fit_metric(metric, features, shuffled, **FAST)
+    null_fit = fit_metric(metric, features, shuffled, FAST)
     assert abs(float(null_fit["test_score"].mean())) < 0.1
     if metric in ("ridge", "pls"):
         assert fit["test_r"].shape == (5, 12)
@@ -38,13 +43,13 @@ def test_every_metric_scores_signal_and_not_shuffled_targets(metric, labelled):
 def test_train_score_never_sees_the_test_stimuli(labelled):
     x, y = linear_data()
     features, responses, _ = labelled(x, y)
-    fit = fit_metric("ridge", features, responses, n_splits=3, train_size=0.8, n_boot=10, n_permutations=10)
+    fit = fit_metric("ridge", features, responses, SMALL)
     from neurofit.encoding.splits import stimulus_splits
 
     _, test = stimulus_splits(120, n_splits=3, train_size=0.8)[0]
     changed = responses.copy(data=responses.values.copy())
     changed.values[test] = np.random.default_rng(9).normal(size=(len(test), 12)) * 10
-    refit = fit_metric("ridge", features, changed, n_splits=3, train_size=0.8, n_boot=10, n_permutations=10)
+    refit = fit_metric("ridge", features, changed, SMALL)
     # identical up to rounding: a constant shift of all targets is removed first (shift invariant)
     assert float(refit["train_score"][0]) == pytest.approx(float(fit["train_score"][0]), abs=1e-12)
     np.testing.assert_array_equal(refit["alpha"][0], fit["alpha"][0])
@@ -54,8 +59,8 @@ def test_train_score_never_sees_the_test_stimuli(labelled):
 def test_resamples_are_paired_across_layers_and_centre_on_the_score(labelled):
     x, y = linear_data()
     features, responses, _ = labelled(x, y)
-    a = fit_metric("ridge", features, responses, **FAST)
-    b = fit_metric("ridge", features.copy(data=features.values * 2 + 1), responses, **FAST)
+    a = fit_metric("ridge", features, responses, FAST)
+    b = fit_metric("ridge", features.copy(data=features.values * 2 + 1), responses, FAST)
     # scaling the features changes the penalty's effect but not which stimuli each draw takes
     np.testing.assert_allclose(a["boot_stimuli"].mean("boot"), a["test_score"], atol=0.1)
     assert b["boot_both"].shape == a["boot_both"].shape
@@ -108,10 +113,10 @@ def test_one_fit_for_all_regions_equals_a_fit_per_region(metric, dtype, toleranc
     x, y, regions = three_regions(p=p)
     features, responses, _ = labelled(x, y)
     responses = responses.assign_coords(region=("neuroid", regions))
-    settings = {**FAST, "dtype": dtype}
-    together = fit_groups(metric, features, responses, {r: regions == r for r in ("V1", "V4", "IT")}, **settings)
+    settings = dataclasses.replace(FAST, dtype=dtype)
+    together = fit_groups(metric, features, responses, {r: regions == r for r in ("V1", "V4", "IT")}, settings)
     for region, fit in together.items():
-        alone = fit_metric(metric, features, responses.isel(neuroid=regions == region), **settings)
+        alone = fit_metric(metric, features, responses.isel(neuroid=regions == region), settings)
         assert set(fit.data_vars) == set(alone.data_vars) and fit.attrs["n_neuroids"] == (regions == region).sum()
         assert list(fit["region"].values) == [region] * int((regions == region).sum())
         for name in alone.data_vars:
@@ -177,3 +182,19 @@ def test_float32_resamples_are_within_1e5_of_float64():
         for name in a:
             assert b[name].dtype == np.float64
             np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-5, err_msg=name)
+
+
+def test_fit_takes_its_settings_as_one_typed_object(labelled):
+    from neurofit.encoding.fit import fit_groups
+    from neurofit.settings import SettingsError
+
+    x, y = linear_data()
+    features, responses, _ = labelled(x, y)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_splits'"):
+        fit_metric("ridge", features, responses, n_splits=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"EncodingSettings\.from_config"):
+        fit_groups("ridge", features, responses, None, {"splits": {"n_splits": 3}})  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match=r"encoding: unknown option\(s\) \['n_split'\]"):
+        EncodingSettings.from_config({"n_split": 3})
+    fit = fit_metric("ridge", features, responses, SMALL)
+    assert fit.attrs["n_splits"] == 3 and fit.attrs["train_size"] == 0.8 and fit["null"].shape == (10, 3)

@@ -43,14 +43,16 @@ def brainscore_pls_score(x, y, labels):
 
 def test_pls_metric_gives_the_brainscore_procedures_number(labelled):
     from neurofit.encoding.fit import fit_metric
+    from neurofit.encoding.settings import EncodingSettings
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(120, 50))
     y = x @ rng.normal(size=(50, 10)) / 7 + rng.normal(size=(120, 10))
     labels = np.repeat(np.arange(6), 20)
     features, responses, ids = labelled(x, y)
-    fit = fit_metric("pls", features, responses, stratify=("object_name", dict(zip(ids, labels, strict=True))),
-                     n_boot=10, n_permutations=10)
+    settings = EncodingSettings.from_config({"bootstrap": {"n": 10}, "permutations": {"n": 10}})
+    stratify = ("object_name", dict(zip(ids, labels, strict=True)))
+    fit = fit_metric("pls", features, responses, settings, stratify=stratify)
     order = np.argsort(ids)  # Brain-Score splits the target assembly sorted by stimulus_id
     assert abs(float(fit["test_score"].mean()) - brainscore_pls_score(x[order], y[order], labels[order])) < 1e-6
 
@@ -155,22 +157,6 @@ def test_pls_cross_validation_scores_training_stimuli_only():
     np.testing.assert_array_equal(first[0][0], second[0][0])
 
 
-def test_cka_resamples_equal_cka_of_the_resampled_data():
-    from neurofit.encoding.fit import _cka_resampler
-    from neurofit.encoding.similarity import _centred_gram
-
-    rng = np.random.default_rng(2)
-    x, y = rng.normal(size=(12, 40)), rng.normal(size=(12, 6))
-    rows = np.array([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [3, 3, 1, 0, 5, 7, 7, 8, 9, 2, 11, 4]])
-    perm = np.array([rng.permutation(12), rng.permutation(12)])
-    cols = np.array([[0, 1, 2, 3, 4, 5], [1, 1, 2, 5, 5, 0]])
-    got = _cka_resampler(_centred_gram(x), y)(rows, perm, cols)
-    for b in range(2):
-        first = np.unique(rows[b], return_index=True)[1]
-        want = linear_cka(x[rows[b][first]], y[perm[b][first]][:, cols[b]])
-        assert got[b] == pytest.approx(want, abs=1e-10)
-
-
 @pytest.mark.parametrize("shape", [(90, 300, 7), (60, 200, 1), (50, 20, 4)])
 def test_kernel_pls_predicts_as_sklearn_pls(shape):
     from sklearn.cross_decomposition import PLSRegression
@@ -189,54 +175,67 @@ def test_kernel_pls_predicts_as_sklearn_pls(shape):
     np.testing.assert_allclose(kernel_pls_predict(k_ff, k_ef, y[fit], components), expected, atol=1e-9)
 
 
-def test_cka_resamples_of_each_kind_equal_cka_of_the_resampled_data():
-    """Each kind the fit draws (stimuli, permutation, neuroids) has its own vectorised path."""
-    from neurofit.encoding.fit import _cka_resampler
+def _draws_with_edge_cases(m, t, n_draws, seed, one_neuroid=True):
+    from neurofit.encoding.fit import _draws
+
+    rows, cols, perm = _draws(m, t, n_draws, n_draws, [seed, 1])
+    rows[0] = rows[0, 0]  # one distinct stimulus: too few pairs (RSA scores 0, CKA NaN)
+    rows[1, :3] = rows[1, 0]  # fewer than 4 distinct stimuli in CKA
+    rows[1, 3:] = rows[1, 1]
+    if one_neuroid:  # (its rows are constant: rdm's correlations of them are rounding noise, so not for RSA)
+        cols[2] = cols[2, 0]
+    return rows, cols, perm
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_vectorised_cka_resamples_equal_a_per_draw_loop(seed):
+    """Every kind of draw the fit makes, vectorised, against CKA of each draw's resampled data."""
+    from neurofit.encoding.resampling import cka_resamples
     from neurofit.encoding.similarity import _centred_gram
 
-    rng = np.random.default_rng(3)
-    x, y = rng.normal(size=(14, 30)) + 2, rng.normal(size=(14, 5)) - 1
-    resample = _cka_resampler(_centred_gram(x), y)
-    rows, cols = np.arange(14), np.arange(5)
-    drawn = rng.integers(0, 14, (6, 14))
-    drawn[0, :] = drawn[0, 0]  # one distinct stimulus: too few for the estimator
-    perm = np.array([rng.permutation(14) for _ in range(6)])
-    neuroids = rng.integers(0, 5, (6, 5))
-    kinds = {"stimuli": (drawn, drawn, np.tile(cols, (6, 1))),
-             "permutation": (np.tile(rows, (6, 1)), perm, np.tile(cols, (6, 1))),
-             "neuroids": (np.tile(rows, (6, 1)), np.tile(rows, (6, 1)), neuroids)}
-    for kind, (rm, rn, nb) in kinds.items():
-        got = resample(rm, rn, nb)
-        for b in range(6):
-            first = np.unique(rm[b], return_index=True)[1]
-            if len(first) < 4:
-                assert np.isnan(got[b]), kind
-                continue
-            want = linear_cka(x[rm[b][first]], y[rn[b][first]][:, nb[b]])
-            assert got[b] == pytest.approx(want, abs=1e-10), kind
+    rng = np.random.default_rng(seed)
+    m, t = 14, 5
+    x, y = rng.normal(size=(m, 30)) + 2, rng.normal(size=(m, t)) - 1
+    rows, cols, perm = _draws_with_edge_cases(m, t, 12, seed)
+    got = cka_resamples(_centred_gram(x), y, rows, cols, perm)
+    for b in range(12):
+        first = np.sort(np.unique(rows[b]))
+        want = {"boot_stimuli": linear_cka(x[first], y[first]) if len(first) >= 4 else np.nan,
+                "boot_neuroids": linear_cka(x, y[:, cols[b]]),
+                "boot_both": linear_cka(x[first], y[first][:, cols[b]]) if len(first) >= 4 else np.nan,
+                "null": linear_cka(x, y[perm[b]])}
+        for kind, value in want.items():
+            if np.isnan(value):
+                assert np.isnan(got[kind][b]), (kind, b)
+            else:
+                assert got[kind][b] == pytest.approx(value, abs=1e-10), (kind, b)
 
 
-def test_rsa_resamples_equal_rsa_of_the_resampled_data():
-    """Ranks from histograms of a fixed RDM's entries (stimulus draws, permutations) and from one sort
-    per draw (neuroid draws) equal Spearman of the resampled RDMs, ties and left-out pairs included."""
-    from neurofit.encoding.fit import _rsa_resampler
+@pytest.mark.parametrize("ties", [False, True])
+def test_vectorised_rsa_resamples_equal_a_per_draw_loop(ties):
+    """Ranks from the fixed RDMs' sort orders (stimulus draws, permutations) and from one sort per
+    neuroid draw equal Spearman of each draw's resampled RDMs, ties and left-out pairs included."""
+    from neurofit.encoding.resampling import rsa_resamples
     from neurofit.encoding.similarity import rdm_similarity
 
     rng = np.random.default_rng(5)
-    x, y = rng.normal(size=(12, 20)).round(1), rng.normal(size=(12, 4))
-    x[3] = x[2]  # equal RDM entries: tied ranks
+    # draws of two distinct neuroids are left out: their RDM entries are all 0 or 2 up to rounding, whose ties
+    # then depend on the order of the floating-point operations
+    m, t = 12, 6
+    x, y = rng.normal(size=(m, 20)), rng.normal(size=(m, t))
+    if ties:
+        x = x.round(1)
+        x[3] = x[2]  # equal model RDM entries: tied ranks
+        y[5] = y[4]  # equal neural RDM entries in every draw
     model = rdm(x)
-    resample = _rsa_resampler(model, y)
-    rows, cols = np.arange(12), np.arange(4)
-    drawn = rng.integers(0, 12, (5, 12))
-    perm = np.array([rng.permutation(12) for _ in range(5)])
-    neuroids = rng.integers(0, 4, (5, 4))
-    kinds = {"stimuli": (drawn, drawn, np.tile(cols, (5, 1))),
-             "permutation": (np.tile(rows, (5, 1)), perm, np.tile(cols, (5, 1))),
-             "neuroids": (np.tile(rows, (5, 1)), np.tile(rows, (5, 1)), neuroids),
-             "both": (drawn, drawn, neuroids)}
-    for kind, (rm, rn, nb) in kinds.items():
-        got = resample(rm, rn, nb)
-        for b in range(5):
-            want = rdm_similarity(model, rdm(y[:, nb[b]]), rm[b], rn[b])
-            assert got[b] == pytest.approx(want, abs=1e-12), kind
+    rows, cols, perm = _draws_with_edge_cases(m, t, 15, 2, one_neuroid=False)
+    assert all(len(np.unique(c)) != 2 for c in cols)
+    got = rsa_resamples(model, y, rows, cols, perm)
+    every = np.arange(m)
+    for b in range(15):
+        want = {"boot_stimuli": rdm_similarity(model, rdm(y), rows[b]),
+                "boot_neuroids": rdm_similarity(model, rdm(y[:, cols[b]])),
+                "boot_both": rdm_similarity(model, rdm(y[:, cols[b]]), rows[b]),
+                "null": rdm_similarity(model, rdm(y), every, perm[b])}
+        for kind, value in want.items():
+            assert got[kind][b] == pytest.approx(value, abs=1e-12), (kind, b)

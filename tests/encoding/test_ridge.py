@@ -175,3 +175,52 @@ def test_pearson_columns_along_either_axis_with_a_chosen_value_for_constant_colu
     assert pearson_columns(a, b)[2] == 0.0 and np.isnan(pearson_columns(a, b, constant=np.nan)[2])
     np.testing.assert_array_equal(pearson_columns(a.T, b.T, axis=1, constant=np.nan),
                                   pearson_columns(a, b, constant=np.nan))
+
+
+@pytest.mark.parametrize(("n", "p"), [(90, 20), (90, 70), (60, 200), (120, 100)])
+@pytest.mark.parametrize("refit_solver", ["eigh", "cholesky"])
+def test_primal_and_dual_forms_give_the_same_fit(n, p, refit_solver):
+    """The primal (p x p covariance) and dual (n x n Gram) eigenproblems are one ridge: equal alphas per
+    neuroid, CV errors, inner r and predictions, in float64, whichever is the smaller."""
+    from neurofit.encoding.backend import get_ops
+    from neurofit.encoding.ridge import Design, ridge_cv
+
+    rng = np.random.default_rng(n + p)
+    x = rng.normal(size=(n, p)) @ np.diag(np.linspace(0.2, 3, p)) + 1.5
+    y = x @ rng.normal(size=(p, 6)) / np.sqrt(p) + np.linspace(0.1, 3, 6) * rng.normal(size=(n, 6))
+    fit, evaluate = np.arange(n - n // 10), np.arange(n - n // 10, n)
+    ops = get_ops("numpy", "float64")
+    results = {form: ridge_cv(Design(x, ops, form=form), y, fit, evaluate, np.logspace(-2, 4, 13), 5, 0,
+                              refit_solver=refit_solver) for form in ("primal", "dual")}
+    primal, dual = results["primal"], results["dual"]
+    assert len(np.unique(dual.alpha)) > 1  # per-neuroid alphas
+    np.testing.assert_array_equal(primal.alpha, dual.alpha)
+    scale = np.abs(dual.cv_error).max()
+    np.testing.assert_allclose(primal.cv_error / scale, dual.cv_error / scale, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(primal.inner_r, dual.inner_r, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(primal.prediction, dual.prediction, rtol=0, atol=1e-10)
+
+
+def test_design_refuses_an_unknown_form():
+    from neurofit.encoding.ridge import Design
+
+    with pytest.raises(ValueError, match="unknown form 'kernel'"):
+        Design(np.zeros((4, 3)), form="kernel")
+
+
+@pytest.mark.parametrize("dtype", ["mixed", "float64"])
+def test_a_narrow_layer_never_builds_the_stimulus_gram_matrix(dtype):
+    """Fewer features than the refit's stimuli: every fit of the job, inner folds included (whose
+    stimuli may be fewer than the features), solves the p x p primal problem: no n x n Gram matrix."""
+    from neurofit.encoding.regression import RidgeCV
+    from neurofit.encoding.ridge import Design
+    from neurofit.encoding.splits import stimulus_splits
+
+    rng = np.random.default_rng(0)
+    n, p = 200, 170  # outer fit 180 > p > inner fit 144
+    x = rng.normal(size=(n, p)).astype(np.float32)
+    y = x[:, :10].astype(np.float64) @ rng.normal(size=(10, 4)) + rng.normal(size=(n, 4))
+    model = RidgeCV(np.logspace(-2, 4, 7), 5, backend="numpy", dtype=dtype)
+    design = Design(x, model.ops)
+    model.cross_validated(design, y, stimulus_splits(n, n_splits=2), 0)
+    assert design._gram is None

@@ -8,10 +8,12 @@ import xarray as xr
 
 from neurofit.encoding.fit import fit_metric
 from neurofit.encoding.layer import LayerFeatures
+from neurofit.encoding.settings import EncodingSettings
 from neurofit.features import reduce_batches
 from neurofit.reduction import ColumnSpill, sparse_random_matrix, spill_gram
 
-FAST = {"n_boot": 50, "n_permutations": 50, "n_splits": 4, "dtype": "float64"}
+FAST = EncodingSettings.from_config({"bootstrap": {"n": 50}, "permutations": {"n": 50}, "splits": {"n_splits": 4},
+                                    "dtype": "float64"})
 
 
 def batches(x: np.ndarray, size: int = 7):
@@ -48,7 +50,7 @@ def test_gram_only_features_fit_every_metric_exactly(labelled):
     gram_only = LayerFeatures.from_xarray(stored)
     assert gram_only.gram_only and gram_only.n_features == 300
     for metric in ("ridge", "pls", "rsa", "cka"):
-        a, b = fit_metric(metric, features, responses, **FAST), fit_metric(metric, gram_only, responses, **FAST)
+        a, b = fit_metric(metric, features, responses, FAST), fit_metric(metric, gram_only, responses, FAST)
         assert b.attrs["features_form"] == "gram" and b.attrs["n_features"] == 300
         for name in ("test_score", "train_score", "boot_both", "null"):
             np.testing.assert_allclose(b[name], a[name], atol=1e-7, err_msg=f"{metric} {name}")

@@ -9,6 +9,7 @@ import xarray as xr
 
 from neurofit.cli import stage_ceiling, stage_tables
 from neurofit.encoding.fit import fit_metric, normalise
+from neurofit.encoding.settings import EncodingSettings
 from neurofit.report.comparisons import (
     COMPARISON_COLUMNS,
     bootstrap_p_value,
@@ -83,8 +84,10 @@ def test_pipeline_stages_write_every_metric_into_one_table(tmp_path):
         for metric in ("ridge", "pls", "rsa", "cka"):
             for region in ("V1", "IT"):
                 path = tmp_path / f"{metric}-{layer}-{region}.nc"
-                fit_metric(metric, features, mean.isel(neuroid=mean["region"].values == region), n_splits=4,
-                           n_boot=50, n_permutations=50, pls_components=5).to_netcdf(path, engine="h5netcdf")
+                settings = EncodingSettings.from_config({"splits": {"n_splits": 4}, "bootstrap": {"n": 50},
+                                                         "permutations": {"n": 50}, "pls_components": 5})
+                fit_metric(metric, features, mean.isel(neuroid=mean["region"].values == region),
+                           settings).to_netcdf(path, engine="h5netcdf")
                 fits.append({"dataset": "sim", "metric": metric, "model": "m", "layer": layer, "region": region,
                              "path": str(path)})
     out = {name: str(tmp_path / f"{name}.csv") for name in ("csv_out", "best_out")}
@@ -117,7 +120,8 @@ def test_tables_name_the_features_form_and_reduction_each_fit_read(tmp_path):
                       coords={"stimulus_id": ("stimulus", ids)}, attrs={"n_features": 20, "reduce": "gram"})
     fits = []
     for layer, features in (("projected", projected), ("gram", gram), ("old", projected.copy(data=x))):
-        fit = fit_metric("ridge", features, responses, n_splits=3, n_boot=10, n_permutations=10)
+        fit = fit_metric("ridge", features, responses, EncodingSettings.from_config(
+            {"splits": {"n_splits": 3}, "bootstrap": {"n": 10}, "permutations": {"n": 10}}))
         if layer == "old":
             fit.attrs = {k: v for k, v in fit.attrs.items() if k not in ("reduce", "features_form")}
         fit.to_netcdf(tmp_path / f"{layer}.nc", engine="h5netcdf")
@@ -197,8 +201,12 @@ def _write_fits(tmp_path, models, responses, ids, metric="ridge", **fit_kwargs):
     for model, x in models.items():
         features = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)})
         path = tmp_path / f"{model}-{metric}.nc"
-        settings = {"n_splits": 4, "train_size": 0.6, "n_boot": 200, "n_permutations": 300, **fit_kwargs.get(model, {})}
-        fit_metric(metric, features, responses, **settings).to_netcdf(path, engine="h5netcdf")
+        given = fit_kwargs.get(model, {})  # (a fit's own bootstrap options)
+        settings = EncodingSettings.from_config({"splits": {"n_splits": 4, "train_size": 0.6},
+                                                 "bootstrap": {"n": 200, **given.get("bootstrap", {})},
+                                                 "permutations": {"n": 300},
+                                                 **{k: v for k, v in given.items() if k != "bootstrap"}})
+        fit_metric(metric, features, responses, settings).to_netcdf(path, engine="h5netcdf")
         fits.append(({"dataset": "sim", "model": model, "layer": "fc", "region": "IT"}, path))
     return fits
 
@@ -244,7 +252,7 @@ def test_paired_draws_are_tighter_than_unpaired_ones(tmp_path):
 def test_comparisons_refuse_fits_with_different_resamples(tmp_path):
     ids, truth, responses, rng = _region()
     fits = _write_fits(tmp_path, {"a": truth, "b": rng.normal(size=(60, 8))}, responses, ids,
-                       b={"resample_seed": 3})
+                       b={"bootstrap": {"seed": 3}})
     with pytest.raises(ValueError, match="resample_seed: 0 vs 3"):
         comparison_table(fits, {"sim": {"ridge": {"IT": 0.8}}}, "r^2/c")
 

@@ -32,7 +32,9 @@ from neurofit.encoding.factorised import FactorisedReadout, map_shape
 from neurofit.encoding.layer import LayerFeatures
 from neurofit.encoding.pls import KernelPLS
 from neurofit.encoding.regression import RidgeCV, SplitPrediction
-from neurofit.encoding.ridge import DEFAULT_ALPHAS, pearson_columns
+from neurofit.encoding.resampling import cka_resamples, rsa_resamples
+from neurofit.encoding.ridge import pearson_columns
+from neurofit.encoding.settings import EncodingSettings
 from neurofit.encoding.similarity import _centred_gram, cka_from_grams, rdm, rdm_similarity
 from neurofit.encoding.splits import stimulus_splits
 
@@ -40,8 +42,6 @@ METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
 REGRESSIONS = ("ridge", "pls", "factorised")
 NORMALISATIONS = ("r/c", "(r/c)^2", "r^2/c", "none")
 RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
-# (rows of the model side, rows of the neural side, neuroid columns) -> one score per resample
-Resampler = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def stimulus_labels(responses: xr.DataArray, coords: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
@@ -172,253 +172,37 @@ def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray) -> np.ndarr
     picks = sparse.csr_array((np.ones(perm.size, dtype=y.dtype), (m * np.arange(m) + perm).ravel(),
                               np.arange(0, perm.size + 1, m)), shape=(n_perm, m * m))
     r = np.empty((n_perm, y.shape[1]), dtype=y.dtype)
-    step = max(1, (1 << 22) // (m * m))  # products of ~16 MB (float32) per block of neuroids
+    step = max(1, (1 << 19) // (m * m))  # products of ~2 MB (float32) per block of neuroids
     for s in range(0, y.shape[1], step):
         products = (scaled[:, None, s:s + step] * y[None, :, s:s + step]).reshape(m * m, -1)
         r[:, s:s + step] = picks @ products
     return r
 
 
-def _batched_rdms(y: np.ndarray) -> np.ndarray:
-    """Correlation-distance RDMs of a batch (draw, stimulus, neuroid) -> (draw, stimulus, stimulus)."""
-    yc = y - y.mean(2, keepdims=True)
-    norms = np.sqrt((yc**2).sum(2, keepdims=True))
-    norms[norms == 0] = np.inf
-    unit = yc / norms
-    return 1.0 - unit @ unit.transpose(0, 2, 1)
-
-
-def _rsa_resampler(model_rdm: np.ndarray, y: np.ndarray) -> Resampler:
-    """Resampled RSA of the test stimuli, from the model's RDM of them (shared by all regions).
-    Ranks (scipy's average ranks) without sorting where a draw picks entries of a fixed RDM: each
-    entry's rank among all off-diagonal entries is computed once, and a draw's ranks follow from a
-    histogram of its picks; RDMs of resampled neuroids are ranked by one sort per draw."""
-    neural_rdm = rdm(y)
-    m = len(y)
-    i, j = np.triu_indices(m, k=1)
-    model_codes, neural_codes = _entry_codes(model_rdm), _entry_codes(neural_rdm)
-
-    def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
-        out = np.empty(len(rows_model))
-        step = max(1, (1 << 22) // max(len(i), m * y.shape[1]))
-        for s in range(0, len(rows_model), step):
-            rm, rn, nb = rows_model[s:s + step], rows_neural[s:s + step], neuroids[s:s + step]
-            # pairs of a (bootstrap-duplicated) stimulus with itself are left out, as in rdm_similarity
-            valid = rm[:, i] != rm[:, j]
-            ra = _ranks_of_codes(model_codes[0][rm[:, i], rm[:, j]], valid, model_codes[1])
-            if (nb == np.arange(y.shape[1])).all():
-                rb = _ranks_of_codes(neural_codes[0][rn[:, i], rn[:, j]], valid, neural_codes[1])
-            else:
-                neural = _batched_rdms(y[:, nb].transpose(1, 0, 2))
-                rb = _rank_rows(np.where(valid, neural[np.arange(len(rm))[:, None], rn[:, i], rn[:, j]], np.nan))
-            ra -= np.nanmean(ra, 1, keepdims=True)
-            rb -= np.nanmean(rb, 1, keepdims=True)
-            denom = np.sqrt(np.nansum(ra * ra, 1) * np.nansum(rb * rb, 1))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[s:s + step] = np.where(denom > 0, np.nansum(ra * rb, 1) / denom, 0.0)
-        return out
-
-    return resample
-
-
-def _entry_codes(matrix: np.ndarray) -> tuple[np.ndarray, int]:
-    """Each entry's position among the distinct off-diagonal values (equal values, equal codes)."""
-    off = ~np.eye(len(matrix), dtype=bool)
-    values, codes = np.unique(matrix[off], return_inverse=True)
-    out = np.zeros(matrix.shape, dtype=np.int64)
-    out[off] = codes
-    return out, len(values)
-
-
-def _ranks_of_codes(codes: np.ndarray, valid: np.ndarray, n_codes: int) -> np.ndarray:
-    """Average ranks (1-based, as scipy's rankdata) of each row's valid entries from their codes
-    (NaN where not valid): the entries below a code are the row's count of smaller codes."""
-    flat = codes + n_codes * np.arange(len(codes))[:, None]
-    counts = np.bincount(flat[valid], minlength=len(codes) * n_codes)
-    below = np.cumsum(counts.reshape(len(codes), n_codes), 1).ravel() - counts
-    ranks = below[flat] + (counts[flat] + 1) / 2
-    ranks[~valid] = np.nan
-    return ranks
-
-
-def _rank_rows(values: np.ndarray) -> np.ndarray:
-    """scipy's ``rankdata(values, axis=1, nan_policy="omit")`` (average ranks of ties; NaN stays
-    NaN), from one stable sort per row."""
-    order = np.argsort(values, axis=1, kind="stable")  # NaNs last: they do not change the others' ranks
-    ordered = np.take_along_axis(values, order, 1)
-    n = values.shape[1]
-    position = np.broadcast_to(np.arange(n), values.shape)
-    starts = np.ones(values.shape, dtype=bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    ends = np.ones(values.shape, dtype=bool)
-    ends[:, :-1] = starts[:, 1:]
-    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
-    last = np.minimum.accumulate(np.where(ends, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty(values.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2 + 1, 1)
-    ranks[np.isnan(values)] = np.nan
-    return ranks
-
-
-def _cka_resampler(gram_x: np.ndarray, y: np.ndarray) -> Resampler:
-    """Resampled CKA of the test stimuli from the model's centred Gram matrix of them (shared by all
-    regions): a draw takes sub-matrices (m^2, not m x features). The unbiased HSIC assumes distinct
-    stimuli: a bootstrap draw keeps each drawn stimulus once (as the RSA resampler drops the pairs
-    of a stimulus with itself). Vectorised over draws: the unbiased HSIC does not change when the
-    features are shifted, so a sub-matrix of the Gram matrices centred over all test stimuli needs
-    no centring of its own; a draw of stimuli is a 0/1 weighting of them (its HSIC terms are
-    quadratic forms, one GEMM for all draws), a permutation a gather of the neural Gram matrix, a
-    draw of neuroids a weighting of each neuroid's outer product by its multiplicity."""
-    m, t = y.shape
-    yc = y - y.mean(0)
-    gram_y = yc @ yc.T
-    k_off, l_off = gram_x * ~np.eye(m, dtype=bool), gram_y * ~np.eye(m, dtype=bool)  # diagonals left out
-    every_stimulus, every_neuroid = np.arange(m), np.arange(t)
-    full = np.full(1, m)
-    kk_all = _hsic_terms(np.sum(k_off * k_off), k_off.sum(), k_off.sum(), k_off.sum(0) @ k_off.sum(0), full)
-    ll_all = _hsic_terms(np.sum(l_off * l_off), l_off.sum(), l_off.sum(), l_off.sum(0) @ l_off.sum(0), full)
-
-    def stimuli_drawn(rows: np.ndarray) -> np.ndarray:
-        """Each draw's distinct stimuli as 0/1 weights (draws, m)."""
-        weights = np.zeros((len(rows), m))
-        weights[np.arange(len(rows))[:, None], rows] = 1.0
-        return weights
-
-    def boot_stimuli(rows: np.ndarray) -> np.ndarray:
-        u = stimuli_drawn(rows)
-        n = u.sum(1)
-        ku, lu = u @ k_off, u @ l_off
-        sk, sl = (u * ku).sum(1), (u * lu).sum(1)
-
-        def form(a: np.ndarray) -> np.ndarray:
-            return ((u @ a) * u).sum(1)
-
-        kl = _hsic_terms(form(k_off * l_off), sk, sl, (u * ku * lu).sum(1), n)
-        kk = _hsic_terms(form(k_off * k_off), sk, sk, (u * ku * ku).sum(1), n)
-        ll = _hsic_terms(form(l_off * l_off), sl, sl, (u * lu * lu).sum(1), n)
-        return _cka(kl, kk * ll, n)
-
-    def permuted(perm: np.ndarray) -> np.ndarray:
-        out = np.empty(len(perm))
-        ks, ls = k_off.sum(0), l_off.sum(0)
-        step = max(1, (1 << 20) // (m * m))
-        for s in range(0, len(perm), step):
-            p = perm[s:s + step]
-            cross = (gram_y[p[:, :, None], p[:, None, :]] * k_off).sum((1, 2))  # k_off's zero diagonal
-            kl = _hsic_terms(cross, k_off.sum(), l_off.sum(), ls[p] @ ks, np.full(len(p), m))
-            out[s:s + step] = _cka(kl, np.broadcast_to(kk_all * ll_all, kl.shape), np.full(len(p), m))
-        return out
-
-    def boot_neuroids(cols: np.ndarray) -> np.ndarray:
-        c = np.bincount((cols + t * np.arange(len(cols))[:, None]).ravel(),
-                        minlength=len(cols) * t).reshape(len(cols), t).astype(np.float64)
-        n = np.full(len(c), m)
-        diag = c @ (yc * yc).T  # (draws, m): the diagonal of each draw's neural Gram matrix
-        sums = c @ (yc * yc.sum(0)).T - diag  # row sums without the diagonal
-        quad = np.einsum("it,ij,jt->t", yc, k_off, yc)  # each neuroid's y' K y
-        squares = ((c @ (yc.T @ yc) ** 2) * c).sum(1) - (diag * diag).sum(1)  # sum of off-diagonal L^2
-        ks = k_off.sum(0)
-        kl = _hsic_terms(c @ quad, np.full(len(c), k_off.sum()), sums.sum(1), sums @ ks, n)
-        ll = _hsic_terms(squares, sums.sum(1), sums.sum(1), (sums * sums).sum(1), n)
-        return _cka(kl, kk_all * ll, n)
-
-    def general(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
-        out = np.empty(len(rows_model))
-        step = max(1, (1 << 20) // (m * max(m, t)))  # (draws, m, m) and (draws, m, neuroids) blocks of ~8 MB
-        for s in range(0, len(rows_model), step):
-            rm, rn, nb = rows_model[s:s + step], rows_neural[s:s + step], neuroids[s:s + step]
-            draws = np.arange(len(rm))[:, None, None]
-            keep = _first_occurrences(rm)  # each drawn stimulus once
-            pairs = keep[:, :, None] & keep[:, None, :] & ~np.eye(m, dtype=bool)  # the diagonal is left out
-            k = np.where(pairs, gram_x[rm[:, :, None], rm[:, None, :]], 0.0)
-            weights = np.bincount((nb + t * np.arange(len(nb))[:, None]).ravel(),
-                                  minlength=len(nb) * t).reshape(len(nb), t)
-            neural = (yc[None] * weights[:, None, :]) @ yc.T  # (draws, m, m) Gram of the drawn neuroids
-            neural = np.where(pairs, neural[draws, rn[:, :, None], rn[:, None, :]], 0.0)
-            n = keep.sum(1)
-            out[s:s + step] = _cka(_masked_hsic(k, neural, n), _masked_hsic(k, k, n) * _masked_hsic(neural, neural, n),
-                                   n)
-        return out
-
-    def resample(rows_model: np.ndarray, rows_neural: np.ndarray, neuroids: np.ndarray) -> np.ndarray:
-        all_neuroids = (neuroids == every_neuroid).all()
-        if all_neuroids and np.array_equal(rows_model, rows_neural):
-            return boot_stimuli(rows_model)
-        if all_neuroids and (rows_model == every_stimulus).all() and (np.sort(rows_neural, 1) == every_stimulus).all():
-            return permuted(rows_neural)
-        if t <= 2048 and (rows_model == every_stimulus).all() and (rows_neural == every_stimulus).all():
-            return boot_neuroids(neuroids)  # holds a (neuroids x neuroids) matrix
-        return general(rows_model, rows_neural, neuroids)
-
-    return resample
-
-
-def _hsic_terms(cross: np.ndarray, sum_k: np.ndarray, sum_m: np.ndarray, row_sums: np.ndarray,
-                n: np.ndarray) -> np.ndarray:
-    """Song et al.'s unbiased HSIC from its terms (diagonals left out): sum of K o M, the sums of
-    K and M, the dot product of their row sums, over ``n`` stimuli."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (cross + sum_k * sum_m / ((n - 1) * (n - 2)) - 2.0 * row_sums / (n - 2)) / (n * (n - 3))
-
-
-def _cka(kl: np.ndarray, denom: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Debiased CKA from HSIC(K, M) and HSIC(K, K) HSIC(M, M); NaN with fewer than 4 distinct stimuli."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cka = np.where(denom > 0, kl / np.sqrt(np.where(denom > 0, denom, 1.0)), 0.0)
-    return np.where(n >= 4, cka, np.nan)
-
-
-def _first_occurrences(rows: np.ndarray) -> np.ndarray:
-    """(draws, m) bool: True at the first position of each stimulus in its draw."""
-    order = np.argsort(rows, axis=1, kind="stable")
-    ordered = np.take_along_axis(rows, order, 1)
-    first = np.ones_like(rows, dtype=bool)
-    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    out = np.empty_like(first)
-    np.put_along_axis(out, order, first, 1)
-    return out
-
-
-def _masked_hsic(k: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """:func:`similarity._hsic_unbiased` of each draw's Gram matrices (draws, m, m) whose left-out
-    rows, columns and diagonal are zero, over its ``n`` kept stimuli."""
-    ks, ms = k.sum(1), m.sum(1)
-    return _hsic_terms((k * m).sum((1, 2)), ks.sum(1), ms.sum(1), (ks * ms).sum(1), n)
-
-
-def _resamples(resampler: Resampler, n_test: int, n_neuroids: int, n_boot: int, n_perm: int,
-               seed: list[int]) -> dict[str, np.ndarray]:
-    boot_rows, boot_cols, perm = _draws(n_test, n_neuroids, n_boot, n_perm, seed)
-    rows = np.tile(np.arange(n_test), (n_boot, 1))
-    cols = np.tile(np.arange(n_neuroids), (n_boot, 1))
-    return {
-        "boot_stimuli": resampler(boot_rows, boot_rows, cols),
-        "boot_neuroids": resampler(rows, rows, boot_cols),
-        "boot_both": resampler(boot_rows, boot_rows, boot_cols),
-        "null": resampler(np.tile(np.arange(n_test), (n_perm, 1)), perm, np.tile(np.arange(n_neuroids), (n_perm, 1))),
-    }
-
-
 def fit_metric(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures, responses: xr.DataArray,
-               **settings: Any) -> xr.Dataset:
+               settings: EncodingSettings | None = None, *, stratify: tuple[str, dict] | None = None) -> xr.Dataset:
     """Scores of ``features`` (stimulus, feature) against repeat-averaged ``responses``
     (stimulus, neuroid) on each outer split, all neuroids as one population; see the module
     docstring for the variables and :func:`fit_groups` for the settings."""
-    return fit_groups(metric, features, responses, None, **settings)[""]
+    return fit_groups(metric, features, responses, None, settings, stratify=stratify)[""]
 
 
 def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures, responses: xr.DataArray,
-               groups: dict[str, np.ndarray] | None = None, *, preset: str = "brainscore", n_splits: int = 10,
-               train_size: float = 0.9, seed: int = 1, stratify: tuple[str, dict] | None = None,
-               alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, backend: str = "auto",
-               dtype: str = "mixed", pls_components: int = 25, n_boot: int = 1000, n_permutations: int = 1000,
-               resample_seed: int = 0) -> dict[str, xr.Dataset]:
+               groups: dict[str, np.ndarray] | None = None, settings: EncodingSettings | None = None, *,
+               stratify: tuple[str, dict] | None = None) -> dict[str, xr.Dataset]:
     """One result per group of neuroids (``{name: boolean mask over neuroids}``, e.g. one per region;
     default: all neuroids as group ``""``), each as :func:`fit_metric` would give it for that group
-    alone. What does not depend on the responses is computed once for all groups: the centred
-    features, their Gram matrix and every eigendecomposition (ridge fits every group's neuroids at
-    once: the alphas are per neuroid, so nothing couples them), the model's RDMs and Gram matrices
-    of each split (rsa, cka)."""
+    alone. ``settings``: the config's ``encoding:`` (:class:`EncodingSettings`, built once by
+    ``EncodingSettings.from_config``; default: the schema's defaults); ``stratify``: the stimulus
+    labels the splits stratify on, as :func:`stimulus_labels` gives them. What does not depend on the
+    responses is computed once for all groups: the centred features, their Gram matrix and every
+    eigendecomposition (ridge fits every group's neuroids at once: the alphas are per neuroid, so
+    nothing couples them), the model's RDMs and Gram matrices of each split (rsa, cka)."""
+    if settings is None:
+        settings = EncodingSettings()
+    if not isinstance(settings, EncodingSettings):
+        raise TypeError(f"fit_groups takes the encoding settings as an EncodingSettings "
+                        f"(EncodingSettings.from_config(config['encoding'])), not {type(settings).__name__}")
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {list(METRICS)}")
     layer = features if isinstance(features, LayerFeatures) else LayerFeatures.from_xarray(features)
@@ -429,12 +213,13 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
     if empty:
         raise ValueError(f"no neuroids in group(s) {empty}")
     labels = np.asarray([stratify[1][s] for s in ids]) if stratify else None
-    splits = stimulus_splits(len(ids), preset, n_splits, train_size, seed, labels)
-    draws = {"n_boot": n_boot, "n_perm": n_permutations}
+    split = settings.splits
+    splits = stimulus_splits(len(ids), split.preset, split.n_splits, split.train_size, split.seed, labels)
+    draws = {"n_boot": settings.bootstrap.n, "n_perm": settings.permutations.n}
+    resample_seed = settings.bootstrap.seed
     if metric in REGRESSIONS:
-        scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, seed, draws, resample_seed,
-                                                 alphas=alphas, inner_folds=inner_folds, backend=backend, dtype=dtype,
-                                                 pls_components=pls_components)
+        scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, split.seed, draws, resample_seed,
+                                                 settings)
     else:
         scores, extra_attrs = _similarity_scores(metric, layer, y, groups, splits, draws, resample_seed), {}
     out = {}
@@ -448,11 +233,12 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
         out[name] = xr.Dataset(
             data,
             coords={c: ("neuroid", subset[c].values) for c in ("region", "unit_id") if c in subset.coords},
-            attrs=_attrs(metric=metric, preset=preset, n_splits=len(splits), train_size=train_size, seed=seed,
-                         inner_folds=inner_folds, inner_seeds=[seed + k for k in range(len(splits))],
+            attrs=_attrs(metric=metric, preset=split.preset, n_splits=len(splits), train_size=split.train_size,
+                         seed=split.seed, inner_folds=settings.inner_folds,
+                         inner_seeds=[split.seed + k for k in range(len(splits))],
                          n_stimuli=len(ids), n_neuroids=int(mask.sum()),
-                         stratify_coord=stratify[0] if stratify else "", n_boot=n_boot,
-                         n_permutations=n_permutations, resample_seed=resample_seed,
+                         stratify_coord=stratify[0] if stratify else "", n_boot=settings.bootstrap.n,
+                         n_permutations=settings.permutations.n, resample_seed=resample_seed,
                          **layer.attrs(), **extra_attrs),
         )
     return out
@@ -464,12 +250,12 @@ def _new_scores(groups: dict[str, np.ndarray], n_splits: int) -> dict[str, dict[
 
 
 def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups: dict[str, np.ndarray],
-                       splits: list, seed: int, draws: dict[str, int], resample_seed: int, *, alphas: np.ndarray,
-                       inner_folds: int, backend: str, dtype: str, pls_components: int
+                       splits: list, seed: int, draws: dict[str, int], resample_seed: int, settings: EncodingSettings
                        ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    alphas, inner_folds, dtype = settings.alphas.values(), settings.inner_folds, settings.dtype
     fits: dict[str, list[SplitPrediction] | None]
     if metric == "ridge":
-        regression = RidgeCV(alphas, inner_folds, backend=backend, dtype=dtype)
+        regression = RidgeCV(alphas, inner_folds, backend=settings.backend, dtype=dtype)
         # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
         fits = {name: None for name in groups}
         shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
@@ -485,12 +271,12 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     else:
         # PLS couples the targets (one fit per group); batched NIPALS shares the Gram matrix or the features
         # (float64: Brain-Score's numbers) across every split and inner fold
-        kernel = KernelPLS(pls_components, layer.n_features)
+        kernel = KernelPLS(settings.pls_components, layer.n_features)
         design = layer.design(get_ops("numpy", "float64"))
         fits = {name: [SplitPrediction(pred, float(np.median(inner_r))) for pred, inner_r in
                        kernel.cross_validated(design, y[:, mask], splits, inner_folds, seed)]
                 for name, mask in groups.items()}
-        extra_attrs = {"pls_components": pls_components, "pls_solver": kernel.solver(design)}
+        extra_attrs = {"pls_components": settings.pls_components, "pls_solver": kernel.solver(design)}
     # resamples in float32 where the fit is not promised exact (ridge's "mixed" / "float32")
     resample_dtype = np.float64 if metric == "pls" or dtype == "float64" else np.float32
     scores = _new_scores(groups, len(splits))
@@ -530,7 +316,9 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
 
 def _similarity_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups: dict[str, np.ndarray], splits: list,
                        draws: dict[str, int], resample_seed: int) -> dict[str, dict[str, Any]]:
-    """RSA / CKA: the model side of each split (RDM or centred Gram of its stimuli) made once for every group."""
+    """RSA / CKA: the model side of each split (RDM or centred Gram of its stimuli, sub-matrices of one
+    matrix of all stimuli) made once for every group; the resamples vectorised over draws
+    (:mod:`neurofit.encoding.resampling`)."""
     scores = _new_scores(groups, len(splits))
     for k, (train, test) in enumerate(splits):
         if metric == "rsa":
@@ -542,14 +330,13 @@ def _similarity_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
             if metric == "rsa":
                 group["test_score"][1][k] = rdm_similarity(model_test, rdm(yk[test]))
                 group["train_score"][1][k] = rdm_similarity(model_train, rdm(yk[train]))
-                resampler = _rsa_resampler(model_test, yk[test])
             else:
                 group["test_score"][1][k] = cka_from_grams(model_test, _centred_gram(yk[test]))
                 group["train_score"][1][k] = cka_from_grams(model_train, _centred_gram(yk[train]))
-                resampler = _cka_resampler(model_test, yk[test])
-            for resample, values in _resamples(resampler, len(test), int(mask.sum()), draws["n_boot"],
-                                               draws["n_perm"], [resample_seed, k]).items():
-                group[resample].append(values)
+            resample = rsa_resamples if metric == "rsa" else cka_resamples
+            drawn = _draws(len(test), int(mask.sum()), draws["n_boot"], draws["n_perm"], [resample_seed, k])
+            for name_r, values in resample(model_test, yk[test], *drawn).items():
+                group[name_r].append(values)
     return scores
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from neurofit.encoding.backend import Ops
+from neurofit.encoding.backend import Ops, get_ops
 from neurofit.encoding.ridge import Design
-from neurofit.encoding.similarity import _centred_gram, double_centre, rdm
+from neurofit.encoding.similarity import double_centre
 
 
 class LayerFeatures:
@@ -35,6 +35,7 @@ class LayerFeatures:
         self.source = source
         self.reduce = reduce  # how the features stage reduced the layer (its ``reduce`` attribute)
         self.rows = np.arange(len(self.ids))
+        self._whole: dict[str, np.ndarray] = {}  # RDM / centred Gram of all aligned stimuli, made on first use
         self.shape: tuple[int, ...] | None = None  # the layer's unflattened output (the factorised readout's map)
 
     @classmethod
@@ -72,6 +73,7 @@ class LayerFeatures:
         f_pos = {s: i for i, s in enumerate(self.ids)}
         r_pos = {s: i for i, s in enumerate(resp_ids)}
         self.rows = np.asarray([f_pos[s] for s in shared])
+        self._whole.clear()
         return responses.values[[r_pos[s] for s in shared]].astype(np.float64), shared
 
     def design(self, ops: Ops) -> Design:
@@ -92,22 +94,43 @@ class LayerFeatures:
         return np.asarray(self.gram[np.ix_(rows, rows)], dtype=np.float64)
 
     def rdm(self, idx: np.ndarray) -> np.ndarray:
-        """Correlation-distance RDM of the aligned stimuli ``idx`` (as :func:`similarity.rdm`)."""
-        if self.values is not None:
-            return rdm(np.asarray(self.values[self.rows[idx]], dtype=np.float64))
-        assert self.row_mean is not None
-        mu = np.asarray(self.row_mean[self.rows[idx]], dtype=np.float64)
-        # (x_i - mu_i) . (x_j - mu_j) = x_i . x_j - p mu_i mu_j
-        products = self._raw_gram(idx) - self.n_features * np.outer(mu, mu)
+        """Correlation-distance RDM of the aligned stimuli ``idx`` (as :func:`similarity.rdm`): an entry
+        depends on its two stimuli only, so every split's RDMs are sub-matrices of one of all stimuli."""
+        if "rdm" not in self._whole:
+            self._whole["rdm"] = self._whole_rdm()
+        return self._whole["rdm"][np.ix_(idx, idx)]
+
+    def _whole_rdm(self) -> np.ndarray:
+        if self.values is None:
+            assert self.row_mean is not None
+            mu = np.asarray(self.row_mean[self.rows], dtype=np.float64)
+            # (x_i - mu_i) . (x_j - mu_j) = x_i . x_j - p mu_i mu_j
+            products = self._raw_gram(np.arange(len(self.rows))) - self.n_features * np.outer(mu, mu)
+        else:
+            # rows centred on their own mean over features, in blocks of features (one float64 block at a time)
+            n, p = len(self.rows), self.n_features
+            step = max(1, min(64 << 20, max(1 << 20, self.values.nbytes // 8)) // (8 * n))
+            mu = np.zeros(n)
+            for start in range(0, p, step):
+                mu += self.values[self.rows, start:start + step].sum(1, dtype=np.float64)
+            mu /= p
+            products = np.zeros((n, n))
+            for start in range(0, p, step):
+                block = np.asarray(self.values[self.rows, start:start + step], dtype=np.float64) - mu[:, None]
+                products += block @ block.T
         norms = np.sqrt(np.maximum(np.diag(products), 0.0))
-        norms[norms == 0] = np.inf
+        norms[norms == 0] = np.inf  # a constant row correlates 0 with everything
         return 1.0 - products / np.outer(norms, norms)
 
     def centred_gram(self, idx: np.ndarray) -> np.ndarray:
-        """Gram matrix of the aligned stimuli ``idx``, centred on their own feature means."""
-        if self.values is not None:
-            return _centred_gram(np.asarray(self.values[self.rows[idx]], dtype=np.float64))
-        return double_centre(self._raw_gram(idx))
+        """Gram matrix of the aligned stimuli ``idx``, centred on their own feature means: the
+        double-centred sub-matrix of one Gram matrix of all stimuli (centring does not depend on a shift)."""
+        if "gram" not in self._whole:
+            if self.values is None:
+                self._whole["gram"] = self._raw_gram(np.arange(len(self.rows)))
+            else:
+                self._whole["gram"] = np.asarray(self.design(get_ops("numpy", "float64")).gram())
+        return double_centre(self._whole["gram"][np.ix_(idx, idx)])
 
     def attrs(self) -> dict[str, Any]:
         return {"n_features": self.n_features, "features_form": "gram" if self.gram_only else "matrix",

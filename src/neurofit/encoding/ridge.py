@@ -29,6 +29,7 @@ from neurofit.encoding.backend import Ops, get_ops
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 REFIT_SOLVERS = ("eigh", "cholesky", "auto")
+FORMS = ("auto", "primal", "dual")  # Design.form: which eigenproblem a fit solves (auto: the smaller)
 # one eigendecomposition (LAPACK syevd) costs 15-19 Cholesky factorisations of the same matrix (measured,
 # float64, 1 thread, 360-1440 rows): up to this many distinct alphas the refit factorises per alpha (and
 # needs one n^2 work array where syevd needs three)
@@ -57,7 +58,10 @@ class Design:
     :meth:`from_gram` builds a design from a Gram matrix alone (kernel ridge, always dual)."""
 
     def __init__(self, x: np.ndarray | Any | None, ops: Ops | None = None, rows: np.ndarray | None = None,
-                 block_bytes: int | None = None) -> None:
+                 block_bytes: int | None = None, form: str = "auto") -> None:
+        if form not in FORMS:
+            raise ValueError(f"unknown form {form!r}; known: {list(FORMS)}")
+        self.form = form
         self.ops = ops or get_ops("numpy")
         self._gram: Any = None
         self.x = x
@@ -110,7 +114,11 @@ class Design:
         return self._gram
 
     def is_dual(self, n_fit: int) -> bool:
-        return self.x is None or n_fit <= self.p
+        """Whether a fit on ``n_fit`` stimuli solves in the dual (``form`` auto: when ``n_fit <= p``;
+        the smaller of the two eigenproblems, and the primal never builds the n x n Gram matrix)."""
+        if self.x is None or self.form != "auto":
+            return self.x is None or self.form == "dual"
+        return n_fit <= self.p
 
     def moments(self, y: Any, idx: np.ndarray) -> _Moments:
         """Second moments of the rows ``idx`` (and their targets ``y``, one row per index), in row blocks."""
@@ -174,13 +182,28 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     x_held = design.centred(held)
     if len(held):
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
-        xx, xy = xx - x_held.T @ x_held, xy - x_held.T @ y_held
+        xy = xy - x_held.T @ y_held
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
-    cov = xx - n_fit * (x_mean[:, None] * x_mean[None, :])
+    # eigh reads one triangle of the covariance, in place through its transpose (Fortran order)
+    cov = _covariance(xx, x_held.T @ x_held if len(held) else None, x_mean, n_fit)
     cxy = xy - n_fit * (x_mean[:, None] * y_mean[None, :])
-    spectrum, vectors = ops.eigh((cov + cov.T) * 0.5)
-    x_eval = x_held if evaluate is None else design.centred(evaluate)
-    return _Spectral((x_eval - x_mean) @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+    spectrum, vectors = ops.eigh(cov.T)
+    del cov
+    x_eval = x_held if evaluate is None else design.centred(evaluate)  # a fresh array: centred in place
+    x_eval -= x_mean
+    return _Spectral(x_eval @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+
+
+def _covariance(xx: Any, downdate: Any | None, x_mean: Any, n: int) -> Any:
+    """``xx - downdate - n x_mean x_mean^T`` in one new p x p array: the rank-one correction in row
+    blocks, so no other p x p temporary is held."""
+    cov = xx.clone() if hasattr(xx, "clone") else xx.copy()
+    if downdate is not None:
+        cov -= downdate
+    step = max(1, (1 << 16) // max(len(x_mean), 1))  # row blocks of ~0.5 MB
+    for start in range(0, len(x_mean), step):
+        cov[start:start + step] -= (n * x_mean[start:start + step, None]) * x_mean[None, :]
+    return cov
 
 
 @dataclass
@@ -235,7 +258,8 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
     n_alpha, t = len(alphas), y.shape[1]
     err, s1, s2, sxy = (ops.zeros((n_alpha, t)) for _ in range(4))
     folds = list(KFold(inner_folds, shuffle=True, random_state=seed).split(fit))
-    primal = not design.is_dual(min(len(train) for train, _ in folds))
+    # the refit's form for every fold: a primal refit never builds the Gram matrix for its folds
+    primal = not design.is_dual(len(fit))
     moments = design.moments(y[ops.index(fit)], fit) if primal else None
     for train, valid in folds:
         if moments is not None:
@@ -268,28 +292,33 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
         if refit_ops is not None and refit_ops.dtype_name != ops.dtype_name:
             design, ops = design.with_ops(refit_ops), refit_ops
             y_fit, chosen = ops.asarray(np.asarray(y_given)[fit]), ops.asarray(ops.to_numpy(chosen))
-        prediction = ops.to_numpy(_refit_predictions(design, y_fit, fit, evaluate, chosen, refit_solver))
+            moments = None  # in the search's precision: the refit forms its own (one p x p array at a time)
+        prediction = ops.to_numpy(_refit_predictions(design, y_fit, fit, evaluate, chosen, refit_solver, moments))
     return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
                          prediction=prediction)
 
 
 def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: Any,
-                       solver: str) -> Any:
-    """Predictions of ``evaluate`` from ridge fit on ``fit`` with one alpha per target (``chosen``)."""
+                       solver: str, moments: _Moments | None = None) -> Any:
+    """Predictions of ``evaluate`` from ridge fit on ``fit`` with one alpha per target (``chosen``);
+    ``moments``: the fit rows' (primal), when the alpha search formed them in this precision."""
     values = np.unique(design.ops.to_numpy(chosen))
     if solver == "auto":
         solver = "cholesky" if len(values) <= CHOLESKY_MAX_ALPHAS else "eigh"
     if solver == "cholesky" and values.min() > 0:
         try:
-            return _cholesky_predictions(design, y_fit, fit, evaluate, design.ops.to_numpy(chosen), values)
+            return _cholesky_predictions(design, y_fit, fit, evaluate, design.ops.to_numpy(chosen), values, moments)
         except np.linalg.LinAlgError:
             pass  # not positive definite at this precision: the eigendecomposition clamps the spectrum at 0
-    sp = design.spectral(y_fit, fit, evaluate)
+    if moments is not None:
+        sp = _spectral_held_out(design, moments, None, np.zeros(0, dtype=int), evaluate)
+    else:
+        sp = design.spectral(y_fit, fit, evaluate)
     return sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean
 
 
 def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: np.ndarray,
-                          values: np.ndarray) -> Any:
+                          values: np.ndarray, moments: _Moments | None = None) -> Any:
     """One Cholesky solve of ``(system + alpha I)`` per distinct alpha, for its targets: ``system``
     the centred Gram matrix of the fit rows (dual) or their covariance (primal). The right-hand
     side is the targets or, when a group has more targets than there are evaluation rows, the
@@ -300,9 +329,9 @@ def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate:
         rhs = y_fit - y_mean
         system, to_eval = design.centred_kernels(fit, evaluate)
     else:
-        m = design.moments(y_fit, fit)
+        m = moments if moments is not None else design.moments(y_fit, fit)
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
-        system = m.xx - m.n * (x_mean[:, None] * x_mean[None, :])
+        system = _covariance(m.xx, None, x_mean, m.n)
         rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
         to_eval = design.centred(evaluate) - x_mean
     prediction = ops.zeros((len(evaluate), rhs.shape[1]))

@@ -8,7 +8,6 @@ the time-resolved fit's. Each default equals the schema's (``tests/test_settings
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -69,15 +68,6 @@ class EncodingSettings(Settings):
     pls_components: int = 25
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
     permutations: PermutationSettings = field(default_factory=PermutationSettings)
-
-    def fit_options(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`neurofit.encoding.fit.fit_groups` (all but the stratification
-        labels, which come from the responses)."""
-        return {"preset": self.splits.preset, "n_splits": self.splits.n_splits, "train_size": self.splits.train_size,
-                "seed": self.splits.seed, "alphas": self.alphas.values(), "inner_folds": self.inner_folds,
-                "backend": self.backend, "dtype": self.dtype, "pls_components": self.pls_components,
-                "n_boot": self.bootstrap.n, "n_permutations": self.permutations.n,
-                "resample_seed": self.bootstrap.seed}
 
 
 @dataclass(frozen=True)

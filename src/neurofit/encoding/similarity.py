@@ -5,10 +5,12 @@ RSA follows Brain-Score's ``RDMMetric`` (brainscore_vision/metrics/rdm/metric.py
 correlation of their upper triangles.
 
 Linear CKA (Kornblith et al. 2019) is computed with the unbiased HSIC estimator (Song et al. 2012;
-"debiased CKA"). Brain-Score's ``linear_CKA`` (brainscore_vision/metrics/cka/metric.py) uses the
-biased estimator, which on held-out sets of tens of stimuli is dominated by the dimensionality: two
-unrelated random matrices of 16 stimuli score ~0.8. :func:`linear_cka_biased` is that estimator,
-kept for comparison."""
+"debiased CKA"), as Brain-Score's ``CKA`` metric does by default (``unbiased=True``,
+``unbiased_linear_CKA`` in brainscore_vision/metrics/cka/metric.py: equal to :func:`linear_cka` up
+to its 1e-12 guard in the denominator, checked against the installed copy). Brain-Score's
+``linear_CKA`` is the biased estimator, which on held-out sets of tens of stimuli is dominated by the
+dimensionality: two unrelated random matrices of 16 stimuli score ~0.8. :func:`linear_cka_biased`
+is that estimator, kept for comparison."""
 
 from __future__ import annotations
 
