@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neurofit.image_files import is_image_file
 from neurofit.settings import Settings
 
 # Images per forward pass when ``batch_size`` is unset: built-in networks are small, named ones are not.
@@ -43,14 +44,10 @@ class FeatureSettings(Settings):
         return {key: getattr(self, key) for key in PREPROCESS_KEYS if getattr(self, key) is not None}
 
 
-# The image files a ``pca_images`` folder may hold (read in name order).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
 def image_set_files(path: str | Path) -> list[Path]:
     """What ``features.pca_images`` names, file by file: the stimuli ``.nc`` file itself, or the image
     files of a folder in name order (none for a path that is neither)."""
     source = Path(path)
     if source.is_dir():
-        return sorted(f for f in source.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(f for f in source.iterdir() if is_image_file(f))
     return [source] if source.is_file() else []

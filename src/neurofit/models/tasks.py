@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from neurofit.image_files import IMAGE_SUFFIXES, is_image_file
 from neurofit.images import CATEGORIES, render_objects
 
 
@@ -47,7 +48,6 @@ TASK_SOURCES = ("image_folder", "torchvision")
 _KNOWN = f"known: {list(TASKS)} or a mapping with one of {list(TASK_SOURCES)}"
 # Sizes when the config leaves n_train / n_test unset (real-image tasks use every image).
 DEFAULT_SIZES = {"objects": (4000, 1000), "digits": (4000, 1000)}
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
 class TaskError(ValueError):
@@ -159,9 +159,9 @@ def _image_files(root: Path, classes: list[str], key: str) -> tuple[list[Path], 
     files: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        found = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = sorted(p for p in (root / name).rglob("*") if is_image_file(p) and p.is_file())
         if not found:
-            raise TaskError(f"{key}: class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise TaskError(f"{key}: class folder {root / name} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         files += found
         labels += [index] * len(found)
     return files, np.asarray(labels, dtype=np.int64)

@@ -13,7 +13,7 @@ import yaml
 
 from neurofit.neural.inspect_trials import propose
 from neurofit.neural.nwb import (
-    IMAGE_SUFFIXES,
+    STIMULUS_FILE_SUFFIXES,
     NWBContentError,
     intervals_tables,
     is_url,
@@ -198,7 +198,7 @@ def suggest_responses(report: dict[str, Any]) -> tuple[dict[str, Any], list[str]
         images, videos, strings = [], [], []
         for t, info in tables.items():
             for c, col in info["columns"].items():
-                if _looks_like_file(col["values"], tuple(IMAGE_SUFFIXES)):
+                if _looks_like_file(col["values"], STIMULUS_FILE_SUFFIXES):
                     images.append((t, c))
                 elif _looks_like_file(col["values"], VIDEO_SUFFIXES):
                     videos.append((t, c))

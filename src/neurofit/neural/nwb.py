@@ -14,12 +14,14 @@ import numpy as np
 import pandas as pd
 
 from neurofit.data.local import unreadable_nwb_message
+from neurofit.image_files import IMAGE_SUFFIXES
 from neurofit.neural.regions import decode
 
 # Columns of a units table that are not per-unit scalars (ragged or references).
 NON_SCALAR_UNIT_COLUMNS = {"spike_times", "electrodes", "obs_intervals", "waveforms", "waveform_mean",
                            "waveform_sd", "electrode_group"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".npy"}
+# Stimulus files: any image, or an array saved with numpy.
+STIMULUS_FILE_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
 
 
 class NWBContentError(ValueError):
@@ -295,8 +297,8 @@ def check_stimulus_pattern(pattern: str) -> None:
 
 
 def read_image_file(file: Path) -> np.ndarray:
-    if file.suffix.lower() not in IMAGE_SUFFIXES:
-        raise NWBContentError(f"{file}: not an image file this stage reads ({sorted(IMAGE_SUFFIXES)}); "
+    if file.suffix.lower() not in STIMULUS_FILE_SUFFIXES:
+        raise NWBContentError(f"{file}: not an image file this stage reads ({list(STIMULUS_FILE_SUFFIXES)}); "
                               f"videos must be converted to frames first")
     if file.suffix.lower() == ".npy":
         return to_unit_range(np.load(file))
