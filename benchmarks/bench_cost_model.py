@@ -161,8 +161,9 @@ def simulated_shape(config: dict, name: str) -> tuple[int, int, list[str]]:
     return int(settings["n_stimuli"]), int(settings["units_per_region"]) * len(regions), regions
 
 
-def layer_sizes(config: dict, configfile: Path, model: str) -> list[int]:
-    """Features of each of the model's configured layers (a random-weight forward pass)."""
+def layer_sizes(config: dict, configfile: Path, model: str) -> list[tuple[int, str]]:
+    """(features, output shape as the features file's attribute) of each of the model's configured layers
+    (a random-weight forward pass)."""
     import json
 
     from neurofit import config as nf_config
@@ -170,17 +171,20 @@ def layer_sizes(config: dict, configfile: Path, model: str) -> list[int]:
 
     rows = json.loads(describe_layers(str(configfile), model, as_json=True))["layers"]
     wanted = nf_config.layers(config, model)
-    sizes = {row["layer"]: row["features"] for row in rows}
-    return [int(sizes[layer]) for layer in wanted]
+    sizes = {row["layer"]: (int(row["features"]), " ".join(map(str, row["output_shape"]))
+                            if isinstance(row["output_shape"], list) else "") for row in rows}
+    return [sizes[layer] for layer in wanted]
 
 
-def fit_seconds(metric: str, stimuli: int, features: int, neuroids: int, regions: list[str], encoding: dict) -> float:
+def fit_seconds(metric: str, stimuli: int, size: tuple[int, str], neuroids: int, regions: list[str],
+                encoding: dict) -> float:
     """CPU seconds of one fit job (all regions) on synthetic features and responses of this size."""
     import xarray as xr
 
     from neurofit.encoding.fit import fit_groups
     from neurofit.encoding.layer import LayerFeatures
 
+    features, output_shape = size
     rng = np.random.default_rng(0)
     x = rng.normal(size=(stimuli, features)).astype(np.float32)
     y = x[:, :min(features, 64)] @ rng.normal(size=(min(features, 64), neuroids)) + rng.normal(size=(stimuli, neuroids))
@@ -188,7 +192,8 @@ def fit_seconds(metric: str, stimuli: int, features: int, neuroids: int, regions
     region = np.array([regions[j * len(regions) // neuroids] for j in range(neuroids)])
     responses = xr.DataArray(y, dims=("stimulus", "neuroid"), coords={"stimulus_id": ("stimulus", ids),
                                                                       "region": ("neuroid", region)})
-    layer = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)})
+    layer = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)},
+                         attrs={"output_shape": output_shape} if output_shape else {})
     splits, alphas = encoding.get("splits", {}), encoding.get("alphas", {})
     # as neurofit.cli.stage_fit reads the encoding settings
     settings = {"preset": splits.get("preset", "brainscore"), "n_splits": splits.get("n_splits", 10),
@@ -288,7 +293,9 @@ def calibrate(config: dict, configfile: Path, counts: dict[str, int], tmp: Path,
     for name in datasets:
         stimuli, neuroids, regions = simulated_shape(config, name)
         for metric in metrics:
-            fit_seconds(metric, stimuli, 16, neuroids, regions, config["encoding"])  # imports: counted in the start
+            # a first small fit: its imports are counted in the start
+            fit_seconds(metric, stimuli, (16, "4 2 2"), neuroids, regions,
+                        config["encoding"])
             by_size = {p: fit_seconds(metric, stimuli, p, neuroids, regions, config["encoding"])
                        for p in sorted({p for layer in sizes.values() for p in layer})}
             fits += [by_size[p] for layer in sizes.values() for p in layer]
