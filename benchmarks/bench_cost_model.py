@@ -340,9 +340,9 @@ def main() -> int:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--no-run", action="store_true", help="calibrate and predict only")
     parser.add_argument("--keep", type=Path, default=None, help="run in this directory and keep it")
-    parser.add_argument("--other-work", type=float, default=1.0,
+    parser.add_argument("--other-work", type=float, default=0.6,
                         help="CPU s of work per job of the other rules (data files, tables, figures) beyond its "
-                             "imports; default 1.0, measured on the default config (README 'Cost model')")
+                             "imports; default 0.6, measured on the default config (README 'Cost model')")
     args = parser.parse_args()
     from neurofit.cost_model import STAGES, cpu_seconds, wall_seconds
 
