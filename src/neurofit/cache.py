@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -81,6 +82,29 @@ def _parse_source(source: str) -> ast.Module:
     return ast.parse(source)
 
 
+@lru_cache(maxsize=512)
+def _module_imports(source: str, module: str, is_package: bool) -> tuple[str, ...]:
+    """:func:`_imported` of a module's whole source, once per distinct source (every rule's hash walks
+    the same modules: uncached, the walks cost each Snakemake start a second)."""
+    return tuple(_imported(_parse_source(source), module, is_package))
+
+
+@lru_cache(maxsize=8)
+def _source_lines(source: str) -> list[str]:
+    """``source`` split as :func:`ast.get_source_segment` splits it (at \\r\\n, \\r, \\n; endings kept)."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", source)
+
+
+def _source_segment(source: str, node: ast.stmt) -> str:
+    """``ast.get_source_segment(source, node)``, splitting ``source`` once rather than per call."""
+    lines = _source_lines(source)
+    first, last = node.lineno - 1, node.end_lineno - 1  # type: ignore[operator]
+    if first == last:
+        return lines[first].encode()[node.col_offset:node.end_col_offset].decode()
+    return "".join([lines[first].encode()[node.col_offset:].decode(), *lines[first + 1:last],
+                    lines[last].encode()[:node.end_col_offset].decode()])
+
+
 def module_closure(modules: tuple[str, ...], root: Path = PACKAGE_DIR) -> dict[str, Path]:
     """Every ``neurofit`` module that importing ``modules`` can run (their parents and everything
     they import, at module or function level, transitively): ``{module name: source file}``."""
@@ -94,7 +118,7 @@ def module_closure(modules: tuple[str, ...], root: Path = PACKAGE_DIR) -> dict[s
         if path is None:  # a name imported from a module (a function, a class), not a module
             continue
         seen[name] = path
-        todo += [parent for found in _imported(_parse(path), name, path.name == "__init__.py")
+        todo += [parent for found in _module_imports(path.read_text(), name, path.name == "__init__.py")
                  for parent in _with_parents(found)]
     return seen
 
@@ -141,7 +165,7 @@ def stage_code_hash(stage: str, root: Path = PACKAGE_DIR) -> str:
     defs = _top_level_defs(_parse(root / "cli.py"))
     digest = hashlib.sha256()
     for name in cli_defs:
-        digest.update(f"cli.{name}\0{ast.get_source_segment(cli_source, defs[name])}\0".encode())
+        digest.update(f"cli.{name}\0{_source_segment(cli_source, defs[name])}\0".encode())
     for name, path in sorted(module_closure(tuple(imports), root).items()):
         digest.update(f"{name}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]

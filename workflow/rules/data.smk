@@ -16,6 +16,8 @@ rule simulate:
         LAYOUT.log("simulate", "{dataset}-{hash}"),
     benchmark:
         LAYOUT.benchmark("simulate", "{dataset}-{hash}")
+    # First: every stimulus, response, feature and fit waits on the simulated dandiset (the run's critical path).
+    priority: 50
     resources:
         **job_resources("simulate"),
     conda:

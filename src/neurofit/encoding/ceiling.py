@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from sklearn.model_selection import ShuffleSplit
 
 from neurofit.encoding.ridge import pearson_columns
 from neurofit.encoding.similarity import linear_cka, rsa
+from neurofit.encoding.splits import shuffle_split
 
 
 class CeilingError(ValueError):
@@ -37,7 +37,7 @@ def split_halves(counts: np.ndarray, stimulus: np.ndarray, repeat: np.ndarray, n
     if len(repeats) < 2:
         raise CeilingError(f"a ceiling needs at least 2 repeats per stimulus; found {len(repeats)}")
     stimuli, stim_index = np.unique(stimulus, return_inverse=True)
-    for half_a, half_b in ShuffleSplit(n_splits=n_splits, train_size=0.5, random_state=seed).split(repeats):
+    for half_a, half_b in shuffle_split(len(repeats), n_splits, 0.5, seed):
         means = []
         for half in (half_a, half_b):
             rows = np.isin(repeat, repeats[half])

@@ -28,10 +28,9 @@ from collections.abc import Iterator
 
 import numpy as np
 from scipy.linalg import pinv
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold
 
 from neurofit.encoding.ridge import Design, pearson_columns
+from neurofit.encoding.splits import kfold
 
 MAX_ITER, TOL = 500, 1e-06  # PLSRegression's defaults
 BATCH_BYTES = 128 << 20  # work arrays held at once by one batched NIPALS call
@@ -240,6 +239,8 @@ def _power_method_iterate(g: np.ndarray, first: np.ndarray, live: np.ndarray) ->
             prev_norm2, prev_step = norm2, length
             if iteration == MAX_ITER - 1:
                 out[active[pending]] = za[pending]
+                from sklearn.exceptions import ConvergenceWarning  # here: scikit-learn is slow to import
+
                 warnings.warn("Maximum number of iterations reached", ConvergenceWarning, stacklevel=3)
                 break
             za = step / length[:, None]
@@ -264,7 +265,7 @@ class KernelPLS:
         trains = [np.sort(train) for train, _ in splits]
         outer = [(train, test) for train, (_, test) in zip(trains, splits, strict=True)]
         inner = [[(train[fit], train[valid]) for fit, valid in
-                  KFold(inner_folds, shuffle=True, random_state=seed + k).split(train)]
+                  kfold(len(train), inner_folds, seed + k)]
                  for k, train in enumerate(trains)] if train_score else []
         problems = outer + [fold for folds in inner for fold in folds]
         predictions = self._predict_all(design, y, problems)

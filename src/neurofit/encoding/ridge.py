@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import KFold
 
 from neurofit.encoding.backend import Ops, get_ops
+from neurofit.encoding.splits import kfold
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 REFIT_SOLVERS = ("eigh", "cholesky", "auto")
@@ -257,7 +257,7 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
     alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
     n_alpha, t = len(alphas), y.shape[1]
     err, s1, s2, sxy = (ops.zeros((n_alpha, t)) for _ in range(4))
-    folds = list(KFold(inner_folds, shuffle=True, random_state=seed).split(fit))
+    folds = kfold(len(fit), inner_folds, seed)
     # the refit's form for every fold: a primal refit never builds the Gram matrix for its folds
     primal = not design.is_dual(len(fit))
     moments = design.moments(y[ops.index(fit)], fit) if primal else None

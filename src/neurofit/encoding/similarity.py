@@ -15,7 +15,6 @@ is that estimator, kept for comparison."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def rdm(x: np.ndarray) -> np.ndarray:
@@ -38,6 +37,8 @@ def rdm_similarity(rdm_a: np.ndarray, rdm_b: np.ndarray, index: np.ndarray | Non
     """Spearman r between the upper triangles of two RDMs, optionally of the stimuli ``index``
     (with repeats, as in a bootstrap: pairs of a stimulus with itself are left out); ``index_b``
     (default ``index``) picks the matching stimuli of ``rdm_b``, e.g. a permutation."""
+    from scipy.stats import rankdata  # here: scipy.stats costs a job that never ranks 0.3 s to import
+
     if index is None:
         index = np.arange(len(rdm_a))
     if index_b is None:
