@@ -32,13 +32,15 @@ def test_the_fit_stage_and_its_auto_backend_import_no_torch_sklearn_or_scipy_sta
 def test_a_ridge_fit_through_the_auto_backend_imports_none_of_them(tmp_path):
     code = ("import numpy as np, xarray as xr\n"
             "from neurofit.encoding.fit import fit_groups\nfrom neurofit.encoding.layer import LayerFeatures\n"
+            "from neurofit.encoding.settings import EncodingSettings\n"
             "rng = np.random.default_rng(0)\nids = [f's{i:03d}' for i in range(40)]\n"
             "x = xr.DataArray(rng.normal(size=(40, 12)), dims=('stimulus', 'feature'),"
             " coords={'stimulus_id': ('stimulus', ids)})\n"
             "y = xr.DataArray(rng.normal(size=(40, 4)), dims=('stimulus', 'neuroid'),"
             " coords={'stimulus_id': ('stimulus', ids), 'region': ('neuroid', ['V1'] * 4)})\n"
-            "fit_groups('ridge', LayerFeatures.from_xarray(x), y, {'V1': np.ones(4, bool)}, n_splits=3, n_boot=5,"
-            " n_permutations=5)")
+            "fit_groups('ridge', LayerFeatures.from_xarray(x), y, {'V1': np.ones(4, bool)},"
+            " EncodingSettings.from_config({'splits': {'n_splits': 3}, 'bootstrap': {'n': 5},"
+            " 'permutations': {'n': 5}}))")
     assert _imported_after(code) == []
 
 
