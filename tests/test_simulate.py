@@ -14,7 +14,7 @@ def test_layout_is_a_dandiset_with_truth_beside_it(simulated):
     assert yaml.safe_load((dandiset / "dandiset.yaml").read_text())["identifier"] == "sim"
     assert [p.name for p in dandiset.rglob("*.nwb")] == ["sub-sim_ses-1_ecephys.nwb"]
     truth = json.loads((simulated / "ground_truth.json").read_text())
-    assert truth["region_layer"] == {"V1": "conv1", "V4": "conv2", "IT": "fc"}
+    assert truth["region_layer"] == {"V1": "conv1", "V4": "conv3", "IT": "fc"}
     assert not list(dandiset.rglob("ground_truth*")) and (simulated / "reference_model.pt").exists()
 
 

@@ -12,12 +12,11 @@ DEFAULTS: dict[str, Any] = {
     "units_per_region": 24,
     "image_size": 32,
     # Stimulus backgrounds (images.render_objects): clutter contrast and the exponent of its 1/f**e
-    # amplitude spectrum. Full-contrast clutter flatter than natural images (the object task keeps 0.35 and 1):
-    # on smooth low-contrast backgrounds the object's luminance step dominates every conv1 response, so 16
-    # random 5x5 filters span the hidden network's conv1 readout (README, "What the default run recovers").
-    "clutter": 1.0,
-    "clutter_exponent": 0.5,
-    "regions": {"V1": "conv1", "V4": "conv2", "IT": "fc"},
+    # amplitude spectrum, as the object task's images have them. The default config sets 1.0 and 0.5
+    # so that V1 can tell the hidden network from a random one (README, "What the default run recovers").
+    "clutter": 0.35,
+    "clutter_exponent": 1.0,
+    "regions": {"V1": "conv1", "V4": "conv3", "IT": "fc"},
     "architecture": "alexnet_small",
     "width": 16,
     "reference_epochs": 3,
@@ -31,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "gain_noise": 0.25,
     # Readout of a conv layer: Gaussian receptive field (sigma as a fraction of the map's side, per
     # region; 0.1 for a region not listed) times weights on a few channels.
-    "rf_sigma": {"V1": 0.04, "V4": 0.15},
+    "rf_sigma": {"V1": 0.08, "V4": 0.15},
     "channels_per_unit": 3,
     # rate = peak_hz * gain * softplus(nonlinearity * drive + threshold) / 3: mildly rectified, so a
     # linear readout of the true layer can reach the noise ceiling: for a Gaussian drive the rate is
