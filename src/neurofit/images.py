@@ -73,8 +73,10 @@ def render_objects(
     variation_levels: tuple[int, ...] = (0, 1, 2, 3),
     categories: tuple[str, ...] = CATEGORIES,
     clutter: float = 0.35,
+    clutter_exponent: float = 1.0,
 ) -> ImageSet:
-    """Render ``n`` images with categories balanced (round-robin) and random poses."""
+    """Render ``n`` images with categories balanced (round-robin) and random poses, on backgrounds
+    whose amplitude spectrum falls as 1/f**``clutter_exponent`` (1: natural image statistics)."""
     unknown = set(categories) - set(SHAPES)
     if unknown:
         raise ValueError(f"unknown shape categories {sorted(unknown)}; known: {list(SHAPES)}")
@@ -104,7 +106,7 @@ def render_objects(
         if members.any():
             mask[members] = SHAPES[name](ox[members], oy[members])
 
-    background = 0.5 + clutter * (pink_noise(rng, n, size) - 0.5)
+    background = 0.5 + clutter * (pink_noise(rng, n, size, exponent=clutter_exponent) - 0.5)
     # Object with a random polarity and contrast, lightly textured so that it is not a flat blob.
     polarity = rng.choice([-1.0, 1.0], size=n)[:, None, None]
     contrast = rng.uniform(0.3, 0.5, size=n)[:, None, None]

@@ -36,6 +36,8 @@ class SimulationSpec:
     n_repeats: int
     units_per_region: int
     image_size: int
+    clutter: float  # background contrast of the stimuli
+    clutter_exponent: float  # background amplitude spectrum 1/f**clutter_exponent
     regions: dict[str, str]
     architecture: str
     width: int
@@ -138,7 +140,8 @@ def simulate(spec: SimulationSpec, out_dir: str | Path) -> dict[str, Any]:
 
     out = Path(out_dir)
     rng = np.random.default_rng(spec.seed)
-    stimuli = render_objects(spec.n_stimuli, spec.image_size, seed=spec.seed + 1)
+    stimuli = render_objects(spec.n_stimuli, spec.image_size, seed=spec.seed + 1, clutter=spec.clutter,
+                             clutter_exponent=spec.clutter_exponent)
     # The hidden network is trained briefly on the object task, so its late layers carry category
     # information that a random network of the same architecture lacks (as in the ventral stream).
     model, _ = train(ModelSpec(architecture=spec.architecture, objective="supervised" if spec.reference_epochs

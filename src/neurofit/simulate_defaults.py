@@ -11,6 +11,11 @@ DEFAULTS: dict[str, Any] = {
     "n_repeats": 6,
     "units_per_region": 24,
     "image_size": 32,
+    # Stimulus backgrounds (images.render_objects): clutter contrast and the exponent of its 1/f**e
+    # amplitude spectrum, as the object task's images have them. The default config sets 1.0 and 0.5
+    # so that V1 can tell the hidden network from a random one (README, "What the default run recovers").
+    "clutter": 0.35,
+    "clutter_exponent": 1.0,
     "regions": {"V1": "conv1", "V4": "conv3", "IT": "fc"},
     "architecture": "alexnet_small",
     "width": 16,
