@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from neurofit import cli
+from neurofit.cache import stage_code_hash, stage_params
 
 RULES = Path(__file__).resolve().parents[1] / "workflow" / "rules"
 
@@ -28,9 +29,9 @@ def test_every_rule_runs_the_one_script_with_a_stage_and_its_code_hash():
     assert len(rules) >= 25 and sorted(p.name for p in (RULES.parent / "scripts").iterdir()) == ["stage.py"]
     for name, block in rules.items():
         assert re.search(r'script:\s*\n\s*"\.\./scripts/stage\.py"', block), name
-        stage = re.search(r'\n\s*stage="(\w+)",', block)
+        stage = re.search(r'\n\s*\*\*stage_params\("(\w+)"\),', block)  # the stage named once
         assert stage and stage[1] in cli.STAGES, name
-        assert f'code=stage_code_hash("{stage[1]}")' in block, name
+    assert stage_params("fit") == {"stage": "fit", "code": stage_code_hash("fit")}
 
 
 def test_an_unknown_stage_name_is_refused_with_the_known_ones():

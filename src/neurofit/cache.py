@@ -157,6 +157,12 @@ def stage_parts(stage: str, root: Path = PACKAGE_DIR) -> tuple[list[str], list[s
     return sorted(used), sorted(set(imports))
 
 
+def stage_params(stage: str) -> dict[str, str]:
+    """A rule's two fixed params: the ``stage`` its script runs and that stage's ``code`` hash (a changed
+    hash reruns the rule's jobs: Snakemake compares params)."""
+    return {"stage": stage, "code": stage_code_hash(stage)}
+
+
 def stage_code_hash(stage: str, root: Path = PACKAGE_DIR) -> str:
     """12 hex digits that change when any code the stage runs changes: its definitions in ``cli.py``
     and every ``neurofit`` module they import (so a rule's ``code`` param reruns it exactly then)."""

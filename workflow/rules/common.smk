@@ -7,7 +7,7 @@ from snakemake.exceptions import NestedCoroutineError
 from snakemake.utils import min_version, validate
 
 from neurofit import config as nf_config
-from neurofit.cache import canonical, stage_code_hash
+from neurofit.cache import canonical, stage_params
 from neurofit.data.dandi import DandiSpec
 from neurofit.neural.stimuli import stimulus_settings
 from neurofit.paths import Layout

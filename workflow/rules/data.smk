@@ -10,8 +10,7 @@ rule simulate:
     params:
         out_dir=lambda w: LAYOUT.simulated_dir(f"{w.dataset}-{w.hash}"),
         settings=lambda w: canonical(sim_settings(w.dataset)),
-        stage="simulate",
-        code=stage_code_hash("simulate"),
+        **stage_params("simulate"),
     log:
         LAYOUT.log("simulate", "{dataset}-{hash}"),
     benchmark:
@@ -35,8 +34,7 @@ rule manifest:
         dataset=lambda w: canonical(nf_config.manifest_settings(config, w.dataset)),
         name=lambda w: w.dataset,
         cache=lambda w: dandi_cache(w.dataset),
-        stage="manifest",
-        code=stage_code_hash("manifest"),
+        **stage_params("manifest"),
     log:
         LAYOUT.log("manifest", "{dataset}"),
     benchmark:

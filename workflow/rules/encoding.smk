@@ -20,8 +20,7 @@ for _dataset in DATASETS:
             settings=lambda w: {
                 k: v for k, v in config["encoding"].items() if k not in ("metrics", "normalisation", "ci", "ceiling")
             },
-            stage="fit",
-            code=stage_code_hash("fit"),
+            **stage_params("fit"),
         log:
             LAYOUT.log("fit", _dataset, "{metric}", "{model}", "{layer}"),
         benchmark:

@@ -12,8 +12,7 @@ rule train:
     params:
         settings=lambda w: canonical(nf_config.training_settings(config, w.model)),
         checkpoint=lambda w: LAYOUT.checkpoint(w.model),
-        stage="train",
-        code=stage_code_hash("train"),
+        **stage_params("train"),
     log:
         LAYOUT.log("train", "{model}"),
     benchmark:
@@ -37,8 +36,7 @@ rule train_checkpoints:
     params:
         settings=lambda w: canonical(nf_config.training_settings(config, w.model)),
         checkpoint=lambda w: LAYOUT.checkpoint(w.model),
-        stage="train",
-        code=stage_code_hash("train"),
+        **stage_params("train"),
     log:
         LAYOUT.log("train", "{model}"),
     benchmark:
@@ -66,8 +64,7 @@ rule checkpoint_variant:
         run=nf_config.name_pattern(CHECKPOINT_RUNS),
         epoch="[0-9]+",
     params:
-        stage="checkpoint_variant",
-        code=stage_code_hash("checkpoint_variant"),
+        **stage_params("checkpoint_variant"),
     log:
         LAYOUT.log("checkpoint_variant", "{run}_e{epoch}"),
     conda:
@@ -86,8 +83,7 @@ rule features:
         out=LAYOUT.features("{dataset}", "{model}", "{layer}"),
     params:
         settings=lambda w: canonical(nf_config.feature_settings(config, w.model)),
-        stage="features",
-        code=stage_code_hash("features"),
+        **stage_params("features"),
     log:
         LAYOUT.log("features", "{dataset}", "{model}", "{layer}"),
     benchmark:

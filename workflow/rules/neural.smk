@@ -11,8 +11,7 @@ rule responses:
     params:
         settings=lambda w: canonical(config["datasets"][w.dataset].get("responses", {})),
         regions=lambda w: nf_config.regions(config, w.dataset),
-        stage="responses",
-        code=stage_code_hash("responses"),
+        **stage_params("responses"),
     log:
         LAYOUT.log("responses", "{dataset}"),
     benchmark:
@@ -34,8 +33,7 @@ rule stimuli:
         out=LAYOUT.stimuli("{dataset}"),
     params:
         settings=lambda w: canonical(stimulus_settings(config["datasets"][w.dataset].get("responses", {}))),
-        stage="stimuli",
-        code=stage_code_hash("stimuli"),
+        **stage_params("stimuli"),
     log:
         LAYOUT.log("stimuli", "{dataset}"),
     benchmark:
@@ -55,8 +53,7 @@ rule ceiling:
         out=LAYOUT.ceiling("{dataset}"),
     params:
         settings=canonical(config["encoding"]["ceiling"]),
-        stage="ceiling",
-        code=stage_code_hash("ceiling"),
+        **stage_params("ceiling"),
     log:
         LAYOUT.log("ceiling", "{dataset}"),
     benchmark:

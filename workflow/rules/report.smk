@@ -13,8 +13,7 @@ rule tables:
         fits=[{**key, "path": LAYOUT.fit(**key)} for key in fit_keys()],
         ceilings={d: LAYOUT.ceiling(d) for d in DATASETS},
         settings={k: config["encoding"][k] for k in ("ci", "normalisation")},
-        stage="tables",
-        code=stage_code_hash("tables"),
+        **stage_params("tables"),
     log:
         LAYOUT.log("tables"),
     benchmark:
@@ -37,8 +36,7 @@ rule comparisons:
         fits=[{**key, "path": LAYOUT.fit(**key)} for key in fit_keys()],
         ceilings={d: LAYOUT.ceiling(d) for d in DATASETS},
         settings={k: config["encoding"][k] for k in ("ci", "normalisation")},
-        stage="comparisons",
-        code=stage_code_hash("comparisons"),
+        **stage_params("comparisons"),
     log:
         LAYOUT.log("comparisons"),
     benchmark:
@@ -71,8 +69,7 @@ rule figures:
         layer_orders=canonical({m: nf_config.layers(config, m) for m in MODELS}),
         region_order=region_order(),
         heatmap_paths={m: [LAYOUT.figure(f"heatmap_{m}", ext) for ext in ("png", "svg")] for m in MODELS},
-        stage="figures",
-        code=stage_code_hash("figures"),
+        **stage_params("figures"),
     log:
         LAYOUT.log("figures"),
     benchmark:
@@ -109,8 +106,7 @@ rule figure_performance:
         performance={m: LAYOUT.performance(m) for m in MODELS},
         models={m: nf_config.model_settings(config, m) for m in MODELS},
         region_order=region_order(),
-        stage="figure_performance",
-        code=stage_code_hash("figure_performance"),
+        **stage_params("figure_performance"),
     log:
         LAYOUT.log("figure_performance"),
     benchmark:
@@ -140,8 +136,7 @@ rule figure_neuroids:
         fits=lambda w: [{**key, "path": LAYOUT.fit(**key)} for key in fit_keys(w.dataset, w.metric)],
         normalisation=config["encoding"]["normalisation"],
         region_order=region_order(),
-        stage="figure_neuroids",
-        code=stage_code_hash("figure_neuroids"),
+        **stage_params("figure_neuroids"),
     wildcard_constraints:
         metric="|".join(PER_NEUROID_METRICS),
     log:
@@ -170,8 +165,7 @@ rule figure_learning_rules:
         models=canonical({m: nf_config.training_settings(config, m) for m in MODELS}),
         performance={m: LAYOUT.performance(m) for m in MODELS},
         region_order=region_order(),
-        stage="figure_learning_rules",
-        code=stage_code_hash("figure_learning_rules"),
+        **stage_params("figure_learning_rules"),
     log:
         LAYOUT.log("figure_learning_rules"),
     benchmark:
@@ -200,8 +194,7 @@ rule table_pages:
             LAYOUT.table("comparisons", "html"), caption="../report/comparisons.rst", category="Tables"
         ),
     params:
-        stage="table_pages",
-        code=stage_code_hash("table_pages"),
+        **stage_params("table_pages"),
     log:
         LAYOUT.log("table_pages"),
     benchmark:
@@ -224,8 +217,7 @@ rule provenance:
     params:
         config=canonical(config),
         software=canonical(SOFTWARE),
-        stage="provenance",
-        code=stage_code_hash("provenance"),
+        **stage_params("provenance"),
     log:
         LAYOUT.log("provenance"),
     benchmark:
@@ -252,8 +244,7 @@ rule data_manifest:
         manifests={d: LAYOUT.manifest(d) for d in DATASETS},
         responses={d: LAYOUT.responses(d) for d in DATASETS},
         summaries={d: LAYOUT.responses_summary(d) for d in DATASETS},
-        stage="data_manifest",
-        code=stage_code_hash("data_manifest"),
+        **stage_params("data_manifest"),
     log:
         LAYOUT.log("data_manifest"),
     benchmark:
@@ -274,8 +265,7 @@ rule models_manifest:
         json_out=LAYOUT.provenance("models.json"),
     params:
         performance={m: LAYOUT.performance(m) for m in MODELS},
-        stage="models_manifest",
-        code=stage_code_hash("models_manifest"),
+        **stage_params("models_manifest"),
     log:
         LAYOUT.log("models_manifest"),
     benchmark:

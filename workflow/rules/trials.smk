@@ -14,8 +14,7 @@ rule trial_simulate:
     params:
         out_dir=lambda w: TLAYOUT.trial_simulated_dir(f"{w.dataset}-{w.hash}"),
         settings=lambda w: TRIALS["datasets"][w.dataset].get("simulate", {}),
-        stage="trial_simulate",
-        code=stage_code_hash("trial_simulate"),
+        **stage_params("trial_simulate"),
     log:
         TLAYOUT.log("trial_simulate", "{dataset}-{hash}"),
     benchmark:
@@ -37,8 +36,7 @@ rule trial_manifest:
         dataset=lambda w: TRIALS["datasets"][w.dataset],
         name=lambda w: f"trials.datasets.{w.dataset}",
         cache=lambda w: TRIALS["datasets"][w.dataset].get("cache_dir", config["resources"]),
-        stage="manifest",
-        code=stage_code_hash("manifest"),
+        **stage_params("manifest"),
     log:
         TLAYOUT.log("trial_manifest", "{dataset}"),
     benchmark:
@@ -61,8 +59,7 @@ rule trial_responses:
         settings=lambda w: TRIALS["datasets"][w.dataset]["responses"],
         regions=lambda w: trial_regions(w.dataset),
         ceiling=TRIALS.get("encoding", {}).get("ceiling", {}),
-        stage="trial_responses",
-        code=stage_code_hash("trial_responses"),
+        **stage_params("trial_responses"),
     log:
         TLAYOUT.log("trial_responses", "{dataset}"),
     benchmark:
@@ -83,8 +80,7 @@ rule trial_train:
         performance_out=TLAYOUT.trial_performance("{model}"),
     params:
         settings=lambda w: {k: v for k, v in TRIALS["models"][w.model].items() if k != "weights"},
-        stage="trial_train",
-        code=stage_code_hash("trial_train"),
+        **stage_params("trial_train"),
     log:
         TLAYOUT.log("trial_train", "{model}"),
     benchmark:
@@ -106,8 +102,7 @@ rule trial_features:
         out=TLAYOUT.trial_features("{dataset}", "{model}"),
     params:
         task_map=lambda w: TRIALS["datasets"][w.dataset]["task"],
-        stage="trial_features",
-        code=stage_code_hash("trial_features"),
+        **stage_params("trial_features"),
     log:
         TLAYOUT.log("trial_features", "{dataset}", "{model}"),
     benchmark:
@@ -130,8 +125,7 @@ rule trial_fit:
     params:
         settings={k: v for k, v in TRIALS.get("encoding", {}).items() if k != "ceiling"},
         regions=lambda w: trial_regions(w.dataset),
-        stage="trial_fit",
-        code=stage_code_hash("trial_fit"),
+        **stage_params("trial_fit"),
     log:
         TLAYOUT.log("trial_fit", "{dataset}", "{model}"),
     benchmark:
@@ -153,8 +147,7 @@ rule trial_tables:
         parquet_out=TLAYOUT.trial_table("predictivity", "parquet"),
     params:
         performance={m: TLAYOUT.trial_performance(m) for m in TRIAL_MODELS},
-        stage="trial_tables",
-        code=stage_code_hash("trial_tables"),
+        **stage_params("trial_tables"),
     log:
         TLAYOUT.log("trial_tables"),
     benchmark:
@@ -181,8 +174,7 @@ rule trial_figures:
     params:
         features=lambda w: {m: TLAYOUT.trial_features(w.dataset, m) for m in TRIAL_MODELS},
         time_curves=lambda w: {m: TLAYOUT.trial_fit_time(w.dataset, m) for m in TRIAL_MODELS},
-        stage="trial_figures",
-        code=stage_code_hash("trial_figures"),
+        **stage_params("trial_figures"),
     log:
         TLAYOUT.log("trial_figures", "{dataset}"),
     benchmark:
