@@ -215,13 +215,10 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
     labels = np.asarray([stratify[1][s] for s in ids]) if stratify else None
     split = settings.splits
     splits = stimulus_splits(len(ids), split.preset, split.n_splits, split.train_size, split.seed, labels)
-    draws = {"n_boot": settings.bootstrap.n, "n_perm": settings.permutations.n}
-    resample_seed = settings.bootstrap.seed
     if metric in REGRESSIONS:
-        scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, split.seed, draws, resample_seed,
-                                                 settings)
+        scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, settings)
     else:
-        scores, extra_attrs = _similarity_scores(metric, layer, y, groups, splits, draws, resample_seed), {}
+        scores, extra_attrs = _similarity_scores(metric, layer, y, groups, splits, settings), {}
     out = {}
     for name, mask in groups.items():
         group = scores[name]
@@ -238,7 +235,7 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
                          inner_seeds=[split.seed + k for k in range(len(splits))],
                          n_stimuli=len(ids), n_neuroids=int(mask.sum()),
                          stratify_coord=stratify[0] if stratify else "", n_boot=settings.bootstrap.n,
-                         n_permutations=settings.permutations.n, resample_seed=resample_seed,
+                         n_permutations=settings.permutations.n, resample_seed=settings.bootstrap.seed,
                          **layer.attrs(), **extra_attrs),
         )
     return out
@@ -250,9 +247,9 @@ def _new_scores(groups: dict[str, np.ndarray], n_splits: int) -> dict[str, dict[
 
 
 def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups: dict[str, np.ndarray],
-                       splits: list, seed: int, draws: dict[str, int], resample_seed: int, settings: EncodingSettings
-                       ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+                       splits: list, settings: EncodingSettings) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     alphas, inner_folds, dtype = settings.alphas.values(), settings.inner_folds, settings.dtype
+    seed = settings.splits.seed  # split k's inner folds use seed + k
     fits: dict[str, list[SplitPrediction] | None]
     if metric == "ridge":
         regression = RidgeCV(alphas, inner_folds, backend=settings.backend, dtype=dtype)
@@ -302,8 +299,8 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
             targets.append(target)
         # every group's resamples at once: the bootstrap statistics of all neuroids are one GEMM
         resampled = _split_resamples(np.concatenate(predictions, 1), np.concatenate(targets, 1),
-                                     [len(cols) for cols in columns.values()], draws["n_boot"], draws["n_perm"],
-                                     [resample_seed, k], resample_dtype)
+                                     [len(cols) for cols in columns.values()], settings.bootstrap.n,
+                                     settings.permutations.n, [settings.bootstrap.seed, k], resample_dtype)
         for name, values in zip(columns, resampled, strict=True):
             for resample, draws_k in values.items():
                 scores[name][resample].append(draws_k)
@@ -315,7 +312,7 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
 
 
 def _similarity_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups: dict[str, np.ndarray], splits: list,
-                       draws: dict[str, int], resample_seed: int) -> dict[str, dict[str, Any]]:
+                       settings: EncodingSettings) -> dict[str, dict[str, Any]]:
     """RSA / CKA: the model side of each split (RDM or centred Gram of its stimuli, sub-matrices of one
     matrix of all stimuli) made once for every group; the resamples vectorised over draws
     (:mod:`neurofit.encoding.resampling`)."""
@@ -334,7 +331,8 @@ def _similarity_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                 group["test_score"][1][k] = cka_from_grams(model_test, _centred_gram(yk[test]))
                 group["train_score"][1][k] = cka_from_grams(model_train, _centred_gram(yk[train]))
             resample = rsa_resamples if metric == "rsa" else cka_resamples
-            drawn = _draws(len(test), int(mask.sum()), draws["n_boot"], draws["n_perm"], [resample_seed, k])
+            drawn = _draws(len(test), int(mask.sum()), settings.bootstrap.n, settings.permutations.n,
+                           [settings.bootstrap.seed, k])
             for name_r, values in resample(model_test, yk[test], *drawn).items():
                 group[name_r].append(values)
     return scores

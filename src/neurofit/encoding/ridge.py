@@ -116,8 +116,10 @@ class Design:
     def is_dual(self, n_fit: int) -> bool:
         """Whether a fit on ``n_fit`` stimuli solves in the dual (``form`` auto: when ``n_fit <= p``;
         the smaller of the two eigenproblems, and the primal never builds the n x n Gram matrix)."""
-        if self.x is None or self.form != "auto":
-            return self.x is None or self.form == "dual"
+        if self.x is None:  # a Gram matrix alone
+            return True
+        if self.form != "auto":
+            return self.form == "dual"
         return n_fit <= self.p
 
     def moments(self, y: Any, idx: np.ndarray) -> _Moments:
