@@ -300,32 +300,20 @@ def pipeline(args: argparse.Namespace) -> None:
         for k in range(10):
             fit_module._split_resamples(pred, target, sizes, 1000, 1000, [0, k], resample_dtype)
         resample_time = time.process_time() - start
-    feature_bytes = n * p * 4
-    every, pooled, per_region = (min(cpu[k]) for k in ("regions", "pooled", "per_region"))
-    print(f"\npipeline fit job (ridge, {args.dtype}): {n} stimuli x {p} features (float32 file, "
-          f"{feature_bytes / 2**20:.1f} MB), {t} neuroids in {regions} regions, 10 splits, 1000 boot + 1000 perm; "
-          "CPU seconds, one thread")
-    print(f"  one job, all neuroids as one population: {pooled:8.2f} s")
-    print(f"  one job, all {regions} regions (the pipeline): {every:8.2f} s = {every / pooled:.2f}x the pooled job")
-    print(f"  one job per region (before):           {per_region:8.2f} s = {per_region / pooled:.2f}x the pooled job")
-    print(f"  bootstrap + permutation resampling of all regions: {resample_time:.2f} s = "
-          f"{100 * resample_time / every:.1f}% of the job")
-    print(f"  peak traced memory of the job (file read included): {peak / 2**20:.1f} MB = "
-          f"{peak / feature_bytes:.2f}x the feature matrix (Gram matrix {n * n * 8 / 2**20:.1f} MB)")
-    with tempfile.TemporaryDirectory() as tmp:
-        similarity_share(fit_module, make_layer_file(tmp, n, p), responses, {r: region == r for r in names}, settings)
-
-
-def make_layer_file(tmp: str, n: int, p: int) -> str:
-    """The benchmark's features (as :func:`pipeline` writes them) in a netCDF file under ``tmp``."""
-    import xarray as xr
-
-    x = make_data(n, p, 1)[0].astype(np.float32)
-    path = f"{tmp}/features.nc"
-    ids = [f"im{i:05d}" for i in range(n)]
-    layer = xr.DataArray(x, dims=("stimulus", "feature"), coords={"stimulus_id": ("stimulus", ids)}, name="features")
-    layer.to_netcdf(path, engine="h5netcdf")
-    return path
+        feature_bytes = n * p * 4
+        every, pooled, per_region = (min(cpu[k]) for k in ("regions", "pooled", "per_region"))
+        print(f"\npipeline fit job (ridge, {args.dtype}): {n} stimuli x {p} features (float32 file, "
+              f"{feature_bytes / 2**20:.1f} MB), {t} neuroids in {regions} regions, 10 splits, 1000 boot + 1000 perm; "
+              "CPU seconds, one thread")
+        print(f"  one job, all neuroids as one population: {pooled:8.2f} s")
+        print(f"  one job, all {regions} regions (the pipeline): {every:8.2f} s = {every / pooled:.2f}x the pooled job")
+        print(f"  one job per region (before):           {per_region:8.2f} s = "
+              f"{per_region / pooled:.2f}x the pooled job")
+        print(f"  bootstrap + permutation resampling of all regions: {resample_time:.2f} s = "
+              f"{100 * resample_time / every:.1f}% of the job")
+        print(f"  peak traced memory of the job (file read included): {peak / 2**20:.1f} MB = "
+              f"{peak / feature_bytes:.2f}x the feature matrix (Gram matrix {n * n * 8 / 2**20:.1f} MB)")
+        similarity_share(fit_module, path, responses, {r: region == r for r in names}, settings)
 
 
 def similarity_share(fit_module, path: str, responses, groups: dict, settings) -> None:
