@@ -146,7 +146,8 @@ def simulate(spec: SimulationSpec, out_dir: str | Path) -> dict[str, Any]:
     # information that a random network of the same architecture lacks (as in the ventral stream).
     model, _ = train(ModelSpec(architecture=spec.architecture, objective="supervised" if spec.reference_epochs
                                else "untrained", epochs=spec.reference_epochs, seed=spec.seed,
-                               image_size=spec.image_size, width=spec.width))
+                               image_size=spec.image_size, width=spec.width),
+                     evaluate_heldout=False)  # its scores are not used here
     images = np.round(stimuli.images * 255).astype(np.uint8)  # the bytes the NWB file stores
     activations = reference_activations(model, images, list(spec.regions.values()), spec.image_size)
     rates = region_rates(activations, spec, rng)
@@ -201,9 +202,10 @@ def _nwbfile(spec: SimulationSpec, images: np.ndarray, labels: np.ndarray, order
              onsets: np.ndarray, spike_trains: list[np.ndarray], unit_regions: list[str]):
     from pynwb import NWBFile
     from pynwb.base import Images
-    from pynwb.epoch import TimeIntervals
     from pynwb.file import Subject
     from pynwb.image import GrayscaleImage
+
+    from neurofit.nwb_tables import intervals_table, units_table
 
     nwbfile = NWBFile(
         session_description="Simulated passive viewing of procedurally generated objects",
@@ -221,8 +223,7 @@ def _nwbfile(spec: SimulationSpec, images: np.ndarray, labels: np.ndarray, order
     for region in unit_regions:
         nwbfile.add_electrode(location=region, group=groups[region], x=0.0, y=0.0, z=0.0,
                               imp=float("nan"), filtering="none")
-    for index, (spikes, _region) in enumerate(zip(spike_trains, unit_regions, strict=True)):
-        nwbfile.add_unit(spike_times=spikes, electrodes=[index])
+    nwbfile.units = units_table(spike_trains, nwbfile.electrodes)  # unit i on electrode i
 
     names = [f"image_{i:04d}" for i in range(len(images))]
     template = Images(
@@ -232,13 +233,12 @@ def _nwbfile(spec: SimulationSpec, images: np.ndarray, labels: np.ndarray, order
         description="procedurally generated object images; image_index indexes them in order",
     )
     nwbfile.add_stimulus_template(template)
-    table = TimeIntervals(name="natural_scenes_presentations", description="one row per image presentation")
-    table.add_column("image_index", "index of the image in stimulus_template natural_scenes")
-    table.add_column("category", "object category of the image")
-    for onset, image in zip(onsets, order, strict=True):
-        table.add_row(start_time=float(onset), stop_time=float(onset + spec.stimulus_ms / 1000.0),
-                      image_index=int(image), category=CATEGORIES[labels[image]])
-    nwbfile.add_time_intervals(table)
+    nwbfile.add_time_intervals(intervals_table(
+        "natural_scenes_presentations", "one row per image presentation",
+        {"start_time": onsets, "stop_time": onsets + spec.stimulus_ms / 1000.0, "image_index": order.astype(np.int64),
+         "category": np.asarray(CATEGORIES, dtype=object)[labels[order]]},
+        descriptions={"image_index": "index of the image in stimulus_template natural_scenes",
+                      "category": "object category of the image"}))
     _fix_object_ids(nwbfile, spec.seed)
     return nwbfile
 

@@ -270,13 +270,17 @@ def _check_training(spec: ModelSpec) -> None:
 def train(spec: ModelSpec, checkpoint: str | Path | None = None,
           on_epoch: Callable[[int], None] | None = None,
           on_checkpoint: Callable[[int, nn.Module, dict[str, Any]], None] | None = None,
+          evaluate_heldout: bool = True,
           ) -> tuple[nn.Module, dict[str, Any]]:
     """Train (or, for ``objective: untrained``, only initialise) a model by its learning rule;
     returns it on the CPU with its held-out performance. With ``checkpoint``, the state after each
     epoch is saved there and a run with the same settings resumes from it; ``on_epoch(epoch)`` is
     called after each epoch's checkpoint. ``on_checkpoint(epoch, model, performance)`` is called for
     each epoch in ``spec.checkpoints`` (0: before training) with a scored copy of the network
-    (batch-norm statistics re-estimated, on the CPU); a resumed run skips the epochs it had done."""
+    (batch-norm statistics re-estimated, on the CPU); a resumed run skips the epochs it had done.
+    ``evaluate_heldout=False`` leaves out the held-out scores (accuracy, loss, linear probe) of the
+    returned performance, for a caller that needs only the network: the weights are the same (the
+    evaluation draws from no training random state)."""
     _check_training(spec)
     torch.use_deterministic_algorithms(True, warn_only=True)
     data = spec.task_data()
@@ -365,7 +369,7 @@ def train(spec: ModelSpec, checkpoint: str | Path | None = None,
             if on_epoch is not None:
                 on_epoch(epoch)
     recalibrated = bool(history) and recalibrate_batch_norm(model, data.train_images)
-    performance = evaluate(model, objective, spec, data)
+    performance = evaluate(model, objective, spec, data) if evaluate_heldout else {}
     performance.update({"batch_norm_recalibrated": recalibrated, "train_loss": history, "train_seconds": seconds,
                         "seconds_per_epoch": seconds / len(history) if history else None, "device": str(dev),
                         "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype is not None else None,
