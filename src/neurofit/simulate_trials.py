@@ -139,6 +139,8 @@ def _write_nwb(path: Path, spec: TrialSimulationSpec, rows: list[dict[str, Any]]
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.file import Subject
 
+    from neurofit.nwb_tables import intervals_table, units_table
+
     nwbfile = NWBFile(session_description="Simulated tactile delayed-response task",
                       identifier=f"simtrials-{spec.seed}",
                       session_start_time=datetime(2026, 1, 1, tzinfo=UTC), institution="neurofit",
@@ -151,16 +153,12 @@ def _write_nwb(path: Path, spec: TrialSimulationSpec, rows: list[dict[str, Any]]
         # 000006 writes its locations as key-value strings; the reader parses them the same way.
         nwbfile.add_electrode(location=f"brain_region: {region}; cortical_layer: 5", group=groups[region],
                               x=0.0, y=0.0, z=0.0, imp=float("nan"), filtering="none")
-    for index, train in enumerate(trains.values()):
-        nwbfile.add_unit(spike_times=train, electrodes=[index])
-    columns = [c for c in rows[0] if c not in ("start_time", "stop_time")]
+    nwbfile.units = units_table(list(trains.values()), nwbfile.electrodes)  # unit i on electrode i
     descriptions = {"type": "instructed side (lick left / lick right)", "response": "the network's choice was correct",
                     "is_good": "1 = a usable trial", "pole_in_time": "sample onset, s from the trial start",
                     "pole_out_time": "sample offset, s from the trial start",
                     "cue_start_time": "go cue, s from the trial start", "sample_strength": "sample amplitude"}
-    for column in columns:
-        nwbfile.add_trial_column(name=column, description=descriptions[column])
-    for row in rows:
-        nwbfile.add_trial(**row)
+    nwbfile.trials = intervals_table("trials", "experimental trials",
+                                     {column: [row[column] for row in rows] for column in rows[0]}, descriptions)
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwbfile)
