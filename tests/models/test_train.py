@@ -212,3 +212,13 @@ def test_batch_norm_net_with_a_last_batch_of_one_image() -> None:
     """A batch of one cannot be batch-normalised: it is left out of training and of the re-estimation."""
     _, perf = train(ModelSpec(norm="batch", **{**TINY, "n_train": 65}))
     assert perf["batch_norm_recalibrated"] and np.isfinite(perf["train_loss"][0])
+
+
+@pytest.mark.parametrize("architecture", ["alexnet_small", "resnet_small"])  # resnet_small: batch norm recalibrated
+def test_training_without_the_heldout_evaluation_gives_the_same_weights(architecture: str) -> None:
+    spec = ModelSpec(architecture=architecture, **TINY)
+    evaluated, perf = train(spec)
+    bare, bare_perf = train(spec, evaluate_heldout=False)
+    assert state_hash(bare) == state_hash(evaluated)
+    assert bare_perf["train_loss"] == perf["train_loss"]
+    assert "probe_accuracy" in perf and not {"probe_accuracy", "heldout_accuracy", "performance"} & set(bare_perf)
