@@ -65,12 +65,39 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
-def _sum_squared_ranks(n: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """sum_e w_e r_e^2 of the weighted average ranks r of a multiset of ``n`` (per row) items whose tie
-    groups have total weights ``totals`` (draws, groups): the N ranks' squares less each group's spread
-    T(T^2-1)/12 about its average rank (exact in float64 while N^3 < 2^53)."""
+class _Work:
+    """Work arrays of one shape (draws per block x pairs), allocated once and reused by every block of
+    draws and every group: numpy's fresh (draws x pairs) temporaries of ~1 MB are mapped and unmapped by
+    glibc around each block, and their page faults cost about as much as the arithmetic (measured: twice
+    the time of the RSA resamples without them)."""
+
+    def __init__(self, rows: int, cols: int) -> None:
+        self.shape = (rows, cols)
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, rows: int, dtype: type = np.float64) -> np.ndarray:
+        """The first ``rows`` rows of work array ``name`` (contiguous; its contents are left over)."""
+        if name not in self.arrays:
+            self.arrays[name] = np.empty(self.shape, dtype)
+        return self.arrays[name][:rows]
+
+
+def _take(a: np.ndarray, index: np.ndarray, out: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """``np.take`` into ``out``; the indices are valid, so no bounds-checked (buffered) copy."""
+    return np.take(a, index, axis=axis, out=out, mode="clip")
+
+
+def _sum_squared_ranks(n: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """sum_e w_e r_e^2 of the weighted average ranks r of a multiset of ``n`` (per row) items: the N
+    ranks' squares less each tie group's spread about its average rank, ``spread`` = sum T^3 - T over
+    the groups' total weights T (divided by 12; exact in float64 while N^3 < 2^53)."""
+    return n * (n + 1) * (2 * n + 1) / 6 - spread / 12
+
+
+def _spread(totals: np.ndarray) -> np.ndarray:
+    """sum T^3 - T over the groups' total weights ``totals`` (draws, groups), exact (float64)."""
     t = totals.astype(np.float64)
-    return n * (n + 1) * (2 * n + 1) / 6 - (t * t * t - t).sum(1) / 12
+    return (t * t * t - t).sum(1)
 
 
 class _FixedOrder:
@@ -145,51 +172,63 @@ def _permuted_pair_sums(table: np.ndarray, perm: np.ndarray, i: np.ndarray, j: n
     m = table.shape[0]
     flat = table.ravel()
     out = np.empty(len(perm))
-    for rows in _blocks(len(perm), len(i), GATHER_BLOCK):
+    blocks = _blocks(len(perm), len(i), GATHER_BLOCK)
+    work = _Work(blocks[0].stop, len(i))
+    for rows in blocks:
         p = perm[rows]
-        out[rows] = np.take(flat, np.take(p * m, i, 1) + np.take(p, j, 1)) @ weights
+        codes, second = work.get("codes", len(p), np.int64), work.get("second", len(p), np.int64)
+        _take(p * m, i, codes, axis=1)
+        codes += _take(p, j, second, axis=1)
+        out[rows] = _take(flat, codes, work.get("gathered", len(p))) @ weights
     return out
 
 
-def _neuroid_draw_rdms(c: np.ndarray, yr: np.ndarray, products: np.ndarray, squares: np.ndarray,
-                       i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Correlation-distance RDM entries (draws, pairs) of the stimuli's responses over each draw's
-    neuroids (multiplicities ``c``), from the row-centred responses ``yr`` and their per-pair products
-    (in place on the GEMM's output: no (draws, pairs) temporaries beyond the gathers)."""
-    t = yr.shape[1]
-    mean = c @ yr.T / t  # (draws, m): each draw's stimulus means over its neuroids
-    second = c @ squares.T
-    var = second - t * mean * mean
-    norms = np.sqrt(np.maximum(var, 0.0))
-    norms[var <= 1e-12 * second] = np.inf  # a constant row correlates 0 with everything
-    values = c @ products.T
-    values -= (t * mean)[:, i] * mean[:, j]  # the covariances
-    values /= norms[:, i] * norms[:, j]
-    return np.subtract(1.0, values, out=values)
-
-
-def _row_orders(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's sort order of ``values`` (draws, entries; finite), and the rows with tied entries.
-    Sorting integer keys is about 1.5x faster than ``argsort``: a key is the value's bits (an order-
-    preserving map of float64 to int64) with its low bits replaced by the entry's index, so the sorted
-    keys carry the order. Two values that agree in the kept bits (a relative gap under ~2^-(52 - index
-    bits)) can sort either way: those rows are sorted again by ``argsort`` and checked for true ties."""
+def _row_orders(values: np.ndarray, keys: np.ndarray, high: np.ndarray, equal: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's sort order of ``values`` (draws, entries; finite), written into ``keys`` (int64, same
+    shape; ``high`` int64 and ``equal`` bool are work arrays), and the rows with tied entries. Sorting
+    integer keys is about twice as fast as ``argsort``: a key is the value's bits (an order-preserving map
+    of float64 to int64) with its low bits replaced by the entry's index, so the sorted keys carry the
+    order. Two values that agree in the kept bits (a relative gap under ~2^-(52 - index bits)) can sort
+    either way: those rows are sorted again by ``argsort`` and checked for true ties."""
     n = values.shape[1]
     shift = max(1, (n - 1).bit_length())
     bits = values.view(np.int64)
-    keys = bits ^ ((bits >> 63) & np.int64(0x7FFFFFFFFFFFFFFF))  # negative floats: reverse their order
+    np.right_shift(bits, 63, out=keys)
+    keys &= np.int64(0x7FFFFFFFFFFFFFFF)
+    keys ^= bits  # negative floats: their bits reversed
     keys >>= shift
     keys <<= shift
     keys |= np.arange(n)
     keys.sort(axis=1)
-    high = keys >> shift
-    unsure = np.flatnonzero((high[:, 1:] == high[:, :-1]).any(1))
-    order = keys & np.int64((1 << shift) - 1)
+    np.right_shift(keys, shift, out=high)
+    np.equal(high[:, 1:], high[:, :-1], out=equal[:, 1:])
+    unsure = np.flatnonzero(equal[:, 1:].any(1))
+    keys &= np.int64((1 << shift) - 1)
     if not len(unsure):
-        return order, unsure
-    order[unsure] = np.argsort(values[unsure], axis=1)
-    ordered = np.take_along_axis(values[unsure], order[unsure], 1)
-    return order, unsure[(ordered[:, 1:] == ordered[:, :-1]).any(1)]
+        return keys, unsure
+    keys[unsure] = np.argsort(values[unsure], axis=1)
+    ordered = np.take_along_axis(values[unsure], keys[unsure], 1)
+    return keys, unsure[(ordered[:, 1:] == ordered[:, :-1]).any(1)]
+
+
+def _neuroid_draw_rdms(c: np.ndarray, yr: np.ndarray, products: np.ndarray, squares: np.ndarray,
+                       i: np.ndarray, j: np.ndarray, out: np.ndarray, work: tuple[np.ndarray, np.ndarray]
+                       ) -> np.ndarray:
+    """Correlation-distance RDM entries (draws, pairs) of the stimuli's responses over each draw's
+    neuroids (multiplicities ``c``), from the row-centred responses ``yr`` and their per-pair products,
+    into ``out`` (``work``: two work arrays of its shape)."""
+    t = yr.shape[1]
+    mean = c @ yr.T / t  # (draws, m): each draw's stimulus means over its neuroids
+    squared = c @ squares.T
+    var = squared - t * mean * mean
+    norms = np.sqrt(np.maximum(var, 0.0))
+    norms[var <= 1e-12 * squared] = np.inf  # a constant row correlates 0 with everything
+    np.matmul(c, products.T, out=out)
+    first, second = work
+    out -= np.multiply(_take(t * mean, i, first, axis=1), _take(mean, j, second, axis=1), out=first)  # covariances
+    out /= np.multiply(_take(norms, i, first, axis=1), _take(norms, j, second, axis=1), out=first)
+    return np.subtract(1.0, out, out=out)
 
 
 def rsa_resamples(model_rdm: np.ndarray, ys: list[np.ndarray], boot_rows: np.ndarray,
@@ -202,36 +241,76 @@ def rsa_resamples(model_rdm: np.ndarray, ys: list[np.ndarray], boot_rows: np.nda
     i, j = _pairs(m)
     model = _FixedOrder(model_rdm[i, j])
     i, j = i[model.order], j[model.order]  # pairs in the model's sort order
-    n_pairs = len(i)
     ra = model.plain[model.order]
-    # every pair once: the sums of the fixed ranks (per draw, broadcast)
-    n_all, sa, saa = float(n_pairs), ra.sum(), (ra * ra).sum()
-    groups = [_RsaGroup(y, i, j, ra, n_all, sa, saa, *drawn) for y, drawn in zip(ys, draws, strict=True)]
+    groups = [_RsaGroup(y, i, j, ra, *drawn) for y, drawn in zip(ys, draws, strict=True)]
     counts = _counts(boot_rows, m, np.int64)
-    for rows in _blocks(len(boot_rows), n_pairs):
-        # the stimulus draws' pair weights and the model's ranks under them, shared by the groups
-        w = counts[rows, i] * counts[rows, j]
-        n_w = w.sum(1).astype(np.float64)
-        wa = w * (model.doubled_ranks(w) / 2)
-        sa_w, saa_w = n_w * (n_w + 1) / 2, _sum_squared_ranks(n_w, model.totals(w))
+    blocks = _blocks(len(boot_rows), len(i))
+    work = _Work(blocks[0].stop, len(i))
+    for rows in blocks:
+        block = _StimulusBlock(counts[rows], i, j, model, work)
         for group in groups:
-            group.stimulus_block(rows, w, wa, n_w, sa_w, saa_w)
+            group.resample_block(rows, block, work)
     return [group.out for group in groups]
+
+
+class _StimulusBlock:
+    """A block of stimulus draws as pair weights ``w`` (draws, pairs in the model's order) and what
+    every group's draws of it share: the model's ranks under them times the weights (``wa``), the
+    weights' sums and the sums of the model's ranks and their squares."""
+
+    def __init__(self, counts: np.ndarray, i: np.ndarray, j: np.ndarray, model: _FixedOrder, work: _Work) -> None:
+        rows = len(counts)
+        self.w = w = _take(counts, i, work.get("w", rows, np.int64), axis=1)
+        w *= _take(counts, j, work.get("int", rows, np.int64), axis=1)
+        self.n = w.sum(1).astype(np.float64)
+        self.sum_ranks = self.n * (self.n + 1) / 2  # of any weighted average ranks
+        cubes = np.multiply(w, w, out=work.get("int", rows, np.int64))
+        cubes *= w
+        cubes -= w
+        # sum of the squared ranks of an order without ties (each entry its own group)
+        self.sum_squares = _sum_squared_ranks(self.n, cubes.sum(1).astype(np.float64))
+        if model.ties:
+            doubled = model.doubled_ranks(w)
+            self.model_sum_squares = _sum_squared_ranks(self.n, _spread(model.totals(w)))
+        else:  # pairs in the model's order: its ranks are the cumulative weights
+            doubled = np.cumsum(w, 1, out=work.get("int", rows, np.int64))
+            doubled *= 2
+            doubled -= w
+            doubled += 1
+            self.model_sum_squares = self.sum_squares
+        self.wa = np.multiply(w, doubled, out=work.get("wa", rows))
+        self.wa /= 2
+        self.wa_w = _rowdot(self.wa, w)
+
+    def cross(self, flat_order: np.ndarray, work: _Work) -> np.ndarray:
+        """sum_e wa_e r_e for the weighted ranks r of an order without ties, ``flat_order`` (each row's
+        order, as positions in the flat (draws, pairs) block): in that order a rank is the cumulative
+        weight less half the entry's own weight less one, so sum wa r = sum wa_sorted * cumulative
+        weight - (sum wa w - sum wa) / 2."""
+        rows = len(self.w)
+        cw = np.cumsum(_take(self.w, flat_order, work.get("int", rows, np.int64)), 1,
+                       out=work.get("int2", rows, np.int64))
+        return _rowdot(_take(self.wa, flat_order, work.get("float", rows)), cw) - (self.wa_w - self.sum_ranks) / 2
+
+    def pearson(self, sum_squares: np.ndarray, cross: np.ndarray) -> np.ndarray:
+        """Weighted Spearman r of the model's ranks and another ranking from its sums."""
+        return _weighted_pearson(self.n, self.sum_ranks, self.model_sum_squares, self.sum_ranks, sum_squares, cross)
 
 
 class _RsaGroup:
     """One group's neural side of :func:`rsa_resamples` (pairs in the model's sort order)."""
 
-    def __init__(self, y: np.ndarray, i: np.ndarray, j: np.ndarray, ra: np.ndarray, n_all: float, sa: float,
-                 saa: float, boot_cols: np.ndarray, perm: np.ndarray) -> None:
+    def __init__(self, y: np.ndarray, i: np.ndarray, j: np.ndarray, ra: np.ndarray, boot_cols: np.ndarray,
+                 perm: np.ndarray) -> None:
         m, t = y.shape
-        self.i, self.j, self.ra, self.n_all, self.sa, self.saa = i, j, ra, n_all, sa, saa
+        self.i, self.j, self.ra = i, j, ra
+        # every pair once: the sums of the fixed ranks (per draw, broadcast)
+        self.n_all, self.sa, self.saa = float(len(i)), ra.sum(), (ra * ra).sum()
         self.neural = _FixedOrder(rdm(y)[i, j])
         # permutations: the neural ranks permuted with the labels, means and variances unchanged
         ranks_neural = np.zeros((m, m))
-        ranks_neural[i, j] = ranks_neural[j, i] = self.neural.plain
-        plain = self.neural.plain
-        null = _weighted_pearson(n_all, sa, saa, plain.sum(), (plain * plain).sum(),
+        ranks_neural[i, j] = ranks_neural[j, i] = plain = self.neural.plain
+        null = _weighted_pearson(self.n_all, self.sa, self.saa, plain.sum(), (plain * plain).sum(),
                                  _permuted_pair_sums(ranks_neural, perm, i, j, ra))
         n_boot = len(boot_cols)
         self.out = {"boot_stimuli": np.empty(n_boot), "boot_neuroids": np.empty(n_boot),
@@ -242,38 +321,42 @@ class _RsaGroup:
         self.squares = self.yr * self.yr
         self.positions = np.arange(1.0, len(i) + 1)
 
-    def stimulus_block(self, rows: slice, w: np.ndarray, wa: np.ndarray, n_w: np.ndarray, sa_w: np.ndarray,
-                       saa_w: np.ndarray) -> None:
-        """Bootstrap draws ``rows``: stimuli (weights ``w``, model ranks times weights ``wa``), the group's
-        neuroids, and both. Each neuroid draw's RDM is sorted once, for the neuroid and the both draws."""
+    def resample_block(self, rows: slice, block: _StimulusBlock, work: _Work) -> None:
+        """Bootstrap draws ``rows``: stimuli (``block``), the group's neuroids, and both. Each neuroid
+        draw's RDM is sorted once, for the neuroid and the both draws."""
+        n_rows, n_pairs = block.w.shape
+        offsets = (n_pairs * np.arange(n_rows))[:, None]
+        flat = work.get("flat", n_rows, np.int64)
         # stimuli: the fixed neural RDM's weighted ranks, in its order
-        order = self.neural.order
-        sw = w[:, order]
-        sbb = _sum_squared_ranks(n_w, self.neural.totals(sw))
-        sab = _rowdot(wa[:, order], self.neural.doubled_ranks(sw)) / 2
-        self.out["boot_stimuli"][rows] = _weighted_pearson(n_w, sa_w, saa_w, sa_w, sbb, sab)
+        if self.neural.ties:
+            sw = block.w[:, self.neural.order]
+            sum_squares = _sum_squared_ranks(block.n, _spread(self.neural.totals(sw)))
+            cross = _rowdot(block.wa[:, self.neural.order], self.neural.doubled_ranks(sw)) / 2
+        else:
+            sum_squares = block.sum_squares
+            cross = block.cross(np.add(offsets, self.neural.order, out=flat), work)
+        self.out["boot_stimuli"][rows] = block.pearson(sum_squares, cross)
         # neuroids: each draw's RDM and its sort order
-        values = _neuroid_draw_rdms(self.neuroid_counts[rows], self.yr, self.products, self.squares, self.i, self.j)
-        order, tied = _row_orders(values)
-        flat_order = order + values.shape[1] * np.arange(len(order))[:, None]  # positions in the flat block
-        # neuroids alone: ranks are the positions (no ties); with both, rank = cumulative weight less
-        # half the entry's own weight less one: sum wa * rank = sum wa_sorted * cw - (sum wa w - sum wa) / 2
+        values = _neuroid_draw_rdms(self.neuroid_counts[rows], self.yr, self.products, self.squares, self.i, self.j,
+                                    work.get("values", n_rows), (work.get("float", n_rows), work.get("float2", n_rows)))
+        order, tied = _row_orders(values, work.get("order", n_rows, np.int64), work.get("int", n_rows, np.int64),
+                                  work.get("equal", n_rows, np.bool_))
+        # neuroids alone: ranks are the positions (no ties)
         n = self.n_all
         only = _weighted_pearson(n, self.sa, self.saa, n * (n + 1) / 2, n * (n + 1) * (2 * n + 1) / 6,
-                                 np.take(self.ra, order) @ self.positions)
-        sw = np.take(w, flat_order)
-        sab = _rowdot(np.take(wa, flat_order), np.cumsum(sw, 1)) - (_rowdot(wa, w) - sa_w) / 2
-        both = _weighted_pearson(n_w, sa_w, saa_w, sa_w, _sum_squared_ranks(n_w, w), sab)
+                                 _take(self.ra, order, work.get("float", n_rows)) @ self.positions)
+        both = block.pearson(block.sum_squares, block.cross(np.add(order, offsets, out=flat), work))
         if len(tied):  # draws whose RDM has equal entries: average ranks over each row's tie groups
             sorted_rows = _SortedRows(values[tied], order[tied])
             rb = sorted_rows.ranks(np.ones(sorted_rows.order.shape, dtype=np.int64))
             only[tied] = _weighted_pearson(n, self.sa, self.saa, rb.sum(1), _rowdot(rb, rb),
                                            _rowdot(sorted_rows.in_order(self.ra), rb))
-            sw = sorted_rows.in_order(w[tied])
+            sw = sorted_rows.in_order(block.w[tied])
             rb = sorted_rows.ranks(sw)
             wrb = sw * rb
-            both[tied] = _weighted_pearson(n_w[tied], sa_w[tied], saa_w[tied], wrb.sum(1), _rowdot(wrb, rb),
-                                           _rowdot(sorted_rows.in_order(wa[tied]), rb))
+            cross = _rowdot(sorted_rows.in_order(block.wa[tied]), rb)
+            both[tied] = _weighted_pearson(block.n[tied], block.sum_ranks[tied], block.model_sum_squares[tied],
+                                           wrb.sum(1), _rowdot(wrb, rb), cross)
         self.out["boot_neuroids"][rows] = only
         self.out["boot_both"][rows] = both
 
@@ -292,11 +375,14 @@ def cka_resamples(gram_x: np.ndarray, ys: list[np.ndarray], boot_rows: np.ndarra
     multiplicities; with a stimulus draw, one GEMM for every draw's pair entries)."""
     model = _CkaModel(gram_x, boot_rows)
     groups = [_CkaGroup(model, y, *drawn) for y, drawn in zip(ys, draws, strict=True)]
-    for rows in _blocks(len(boot_rows), len(model.i)):
+    blocks = _blocks(len(boot_rows), len(model.i))
+    work = _Work(blocks[0].stop, len(model.i))
+    for rows in blocks:
         u = model.kept[rows]
-        w = u[:, model.i] * u[:, model.j]  # each draw's kept pairs, shared by the groups
+        w = _take(u, model.i, work.get("w", len(u)), axis=1)  # each draw's kept pairs, shared by the groups
+        w *= _take(u, model.j, work.get("float", len(u)), axis=1)
         for group in groups:
-            group.both_block(rows, u, w)
+            group.both_block(rows, u, w, work)
     return [group.out for group in groups]
 
 
@@ -366,17 +452,18 @@ class _CkaGroup:
                          full)
         self.out["boot_neuroids"] = _cka(kl, model.kk_all * ll, full)
 
-    def both_block(self, rows: slice, u: np.ndarray, w: np.ndarray) -> None:
+    def both_block(self, rows: slice, u: np.ndarray, w: np.ndarray, work: _Work) -> None:
         """Draws ``rows`` of stimuli (0/1 weights ``u``, pair weights ``w``) and neuroids together: each
         draw's neural Gram entries of its neuroids (one GEMM), weighted by its stimulus pairs; the
         model's terms are the stimulus draws'."""
         model, yc, c = self.model, self.yc, self.counts[rows]
-        l_pairs = c @ self.products.T  # (draws, pairs): off-diagonal entries of each draw's neural Gram
-        wl = w * l_pairs
+        # (draws, pairs): off-diagonal entries of each draw's neural Gram
+        l_pairs = np.matmul(c, self.products.T, out=work.get("l_pairs", len(c)))
+        wl = np.multiply(w, l_pairs, out=work.get("float", len(c)))
         sum_l = 2 * wl.sum(1)
         rl = u * ((c * (u @ yc)) @ yc.T - u * (c @ self.squares.T))
         n = model.n_kept[rows]
-        kl = _hsic_terms(2 * wl @ model.k_pairs, model.sk[rows], sum_l, (model.rk[rows] * rl).sum(1), n)
+        kl = _hsic_terms(2 * (wl @ model.k_pairs), model.sk[rows], sum_l, (model.rk[rows] * rl).sum(1), n)
         ll = _hsic_terms(2 * _rowdot(wl, l_pairs), sum_l, sum_l, (rl * rl).sum(1), n)
         self.out["boot_both"][rows] = _cka(kl, model.kk[rows] * ll, n)
 
