@@ -255,14 +255,15 @@ def rsa_resamples(model_rdm: np.ndarray, ys: list[np.ndarray], boot_rows: np.nda
 
 class _StimulusBlock:
     """A block of stimulus draws as pair weights ``w`` (draws, pairs in the model's order) and what
-    every group's draws of it share: the model's ranks under them times the weights (``wa``), the
-    weights' sums and the sums of the model's ranks and their squares."""
+    every group's draws of it share: twice the model's ranks under them times the weights (``wa2``,
+    integers), the weights' sums and the sums of the model's ranks and their squares."""
 
     def __init__(self, counts: np.ndarray, i: np.ndarray, j: np.ndarray, model: _FixedOrder, work: _Work) -> None:
         rows = len(counts)
         self.w = w = _take(counts, i, work.get("w", rows, np.int64), axis=1)
         w *= _take(counts, j, work.get("int", rows, np.int64), axis=1)
-        self.n = w.sum(1).astype(np.float64)
+        n = w.sum(1)
+        self.n = n.astype(np.float64)
         self.sum_ranks = self.n * (self.n + 1) / 2  # of any weighted average ranks
         cubes = np.multiply(w, w, out=work.get("int", rows, np.int64))
         cubes *= w
@@ -278,19 +279,19 @@ class _StimulusBlock:
             doubled -= w
             doubled += 1
             self.model_sum_squares = self.sum_squares
-        self.wa = np.multiply(w, doubled, out=work.get("wa", rows))
-        self.wa /= 2
-        self.wa_w = _rowdot(self.wa, w)
+        self.wa2 = np.multiply(w, doubled, out=work.get("wa2", rows, np.int64))
+        # sum wa2 = 2 sum_ranks = N (N + 1), less sum wa2 w: the order-free part of :meth:`cross`
+        self.cross_offset = n * (n + 1) - _rowdot(self.wa2, w)
 
     def cross(self, flat_order: np.ndarray, work: _Work) -> np.ndarray:
-        """sum_e wa_e r_e for the weighted ranks r of an order without ties, ``flat_order`` (each row's
-        order, as positions in the flat (draws, pairs) block): in that order a rank is the cumulative
-        weight less half the entry's own weight less one, so sum wa r = sum wa_sorted * cumulative
-        weight - (sum wa w - sum wa) / 2."""
+        """sum_e wa_e r_e (wa = wa2 / 2) for the weighted ranks r of an order without ties, ``flat_order``
+        (each row's order, as positions in the flat (draws, pairs) block): in that order a rank is the
+        cumulative weight cw less half the entry's own weight w less one half, so
+        4 sum wa r = 2 sum wa2_sorted cw - sum wa2 w + sum wa2 (integers: exact)."""
         rows = len(self.w)
         cw = np.cumsum(_take(self.w, flat_order, work.get("int", rows, np.int64)), 1,
                        out=work.get("int2", rows, np.int64))
-        return _rowdot(_take(self.wa, flat_order, work.get("float", rows)), cw) - (self.wa_w - self.sum_ranks) / 2
+        return (2 * _rowdot(_take(self.wa2, flat_order, work.get("int", rows, np.int64)), cw) + self.cross_offset) / 4
 
     def pearson(self, sum_squares: np.ndarray, cross: np.ndarray) -> np.ndarray:
         """Weighted Spearman r of the model's ranks and another ranking from its sums."""
@@ -331,7 +332,7 @@ class _RsaGroup:
         if self.neural.ties:
             sw = block.w[:, self.neural.order]
             sum_squares = _sum_squared_ranks(block.n, _spread(self.neural.totals(sw)))
-            cross = _rowdot(block.wa[:, self.neural.order], self.neural.doubled_ranks(sw)) / 2
+            cross = _rowdot(block.wa2[:, self.neural.order], self.neural.doubled_ranks(sw)) / 4
         else:
             sum_squares = block.sum_squares
             cross = block.cross(np.add(offsets, self.neural.order, out=flat), work)
@@ -354,7 +355,7 @@ class _RsaGroup:
             sw = sorted_rows.in_order(block.w[tied])
             rb = sorted_rows.ranks(sw)
             wrb = sw * rb
-            cross = _rowdot(sorted_rows.in_order(block.wa[tied]), rb)
+            cross = _rowdot(sorted_rows.in_order(block.wa2[tied]), rb) / 2
             both[tied] = _weighted_pearson(block.n[tied], block.sum_ranks[tied], block.model_sum_squares[tied],
                                            wrb.sum(1), _rowdot(wrb, rb), cross)
         self.out["boot_neuroids"][rows] = only
