@@ -103,3 +103,15 @@ def test_row_orders_sort_each_row_and_find_the_tied_rows():
     np.testing.assert_array_equal(tied, [1, 4])
     want = np.argsort(values[[0, 2, 3, 5]], axis=1)  # no ties: one order
     np.testing.assert_array_equal(order[[0, 2, 3, 5]], want)
+
+
+@pytest.mark.parametrize("values", [np.arange(0.0), np.array([2.0]), np.array([1.0, np.nan, 0.5]),
+                                    np.random.default_rng(1).normal(size=500),
+                                    np.random.default_rng(2).normal(size=500).round(1)])
+def test_average_ranks_are_scipys_rankdata(values):
+    """The point scores' ranks (RSA on the test and training stimuli): the same numbers as before."""
+    import scipy.stats
+
+    from neurofit.encoding.similarity import average_ranks
+
+    np.testing.assert_array_equal(average_ranks(values), scipy.stats.rankdata(values))

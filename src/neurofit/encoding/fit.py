@@ -35,7 +35,7 @@ from neurofit.encoding.regression import RidgeCV, SplitPrediction
 from neurofit.encoding.resampling import cka_resamples, rsa_resamples
 from neurofit.encoding.ridge import pearson_columns
 from neurofit.encoding.settings import EncodingSettings
-from neurofit.encoding.similarity import _centred_gram, cka_from_grams, rdm, rdm_similarity
+from neurofit.encoding.similarity import _centred_gram, cka_from_grams, ranked_rdm_similarity, rdm, upper_ranks
 from neurofit.encoding.splits import stimulus_splits
 
 METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
@@ -321,14 +321,15 @@ def _similarity_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     for k, (train, test) in enumerate(splits):
         if metric == "rsa":
             model_test, model_train = layer.rdm(test), layer.rdm(train)
+            ranks_test, ranks_train = upper_ranks(model_test), upper_ranks(model_train)  # ranked once for all groups
         else:
             model_test, model_train = layer.centred_gram(test), layer.centred_gram(train)
         tests = []
         for name, mask in groups.items():
             group, yk = scores[name], y[:, mask]
             if metric == "rsa":
-                group["test_score"][1][k] = rdm_similarity(model_test, rdm(yk[test]))
-                group["train_score"][1][k] = rdm_similarity(model_train, rdm(yk[train]))
+                group["test_score"][1][k] = ranked_rdm_similarity(ranks_test, rdm(yk[test]))
+                group["train_score"][1][k] = ranked_rdm_similarity(ranks_train, rdm(yk[train]))
             else:
                 group["test_score"][1][k] = cka_from_grams(model_test, _centred_gram(yk[test]))
                 group["train_score"][1][k] = cka_from_grams(model_train, _centred_gram(yk[train]))
