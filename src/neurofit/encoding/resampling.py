@@ -19,16 +19,20 @@ HSIC terms (CKA). A draw is then arithmetic on (draws, pairs) arrays:
 - a permutation of the neural stimulus labels permutes the neural ranks / Gram entries (a gather);
 - a draw of neuroids changes the neural RDM / Gram: every draw's pair values are one GEMM
   ``(draws, neuroids) @ (neuroids, pairs)`` of the neuroid multiplicities with the per-pair products,
-  and (RSA) one sort per draw, shared by the neuroid-only and the stimuli-and-neuroid draws (the
-  same neuroid draws). CKA's HSIC is bilinear in the Gram matrices, so over all stimuli it is a linear
-  (HSIC(K, L)) and a quadratic (HSIC(L, L)) form of the neuroid multiplicities: no per-draw Gram entries.
+  and (RSA) one sort per draw (of integer keys that carry each entry's index: :func:`_row_orders`),
+  shared by the neuroid-only and the stimuli-and-neuroid draws (the same neuroid draws). CKA's HSIC is
+  bilinear in the Gram matrices, so over all stimuli it is a linear (HSIC(K, L)) and a quadratic
+  (HSIC(L, L)) form of the neuroid multiplicities: no per-draw Gram entries (with a stimulus draw, one GEMM).
+
+The (draws, pairs) work arrays are allocated once per split (:class:`_Work`): fresh ones per block of
+draws cost page faults that took as long as the arithmetic.
 
 The draws are :func:`neurofit.encoding.fit._split_draws`' (same generator streams as a per-group
 computation), so the resampled scores equal a per-draw computation up to rounding
-(``tests/encoding/test_metrics.py``). One caveat: a draw's neural RDM entries come from the GEMM, equal
-to :func:`similarity.rdm`'s up to rounding, so two entries that are equal only by coincidence of their
-values (not because two stimuli have equal responses) may rank as a tie in one and not in the other
-(a different Spearman r for that draw, by up to about one pair's share).
+(``tests/encoding/test_resampling.py``, ``test_metrics.py``). One caveat: a draw's neural RDM entries
+come from the GEMM, equal to :func:`similarity.rdm`'s up to rounding, so two entries that are equal only
+by coincidence of their values (not because two stimuli have equal responses) may rank as a tie in one
+and not in the other (a different Spearman r for that draw, by up to about one pair's share).
 Brain-Score's ``RDMCrossValidated`` / ``CKACrossValidated`` report the spread over cross-validation
 splits and define no bootstrap or permutation null: these are neurofit's own.
 """
