@@ -115,3 +115,14 @@ def test_average_ranks_are_scipys_rankdata(values):
     from neurofit.encoding.similarity import average_ranks
 
     np.testing.assert_array_equal(average_ranks(values), scipy.stats.rankdata(values))
+
+
+@pytest.mark.parametrize("resample", [rsa_resamples, cka_resamples])
+def test_no_draws_give_empty_resamples(resample):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 5)), rng.normal(size=(8, 4))
+    model = rdm(x) if resample is rsa_resamples else _centred_gram(x)
+    empty = np.zeros((0, 8), dtype=int)
+    (out,) = resample(model, [y], empty, [(np.zeros((0, 4), dtype=int), empty)])
+    kinds = ("boot_stimuli", "boot_neuroids", "boot_both", "null")
+    assert {k: v.shape for k, v in out.items()} == {k: (0,) for k in kinds}

@@ -59,9 +59,14 @@ def _counts(draws: np.ndarray, size: int, dtype: type = np.float64) -> np.ndarra
     return np.bincount(flat, minlength=len(draws) * size).reshape(len(draws), size).astype(dtype)
 
 
+def _block_rows(width: int, block: int = PAIR_BLOCK) -> int:
+    """Draws per block, so that a (draws, width) work array holds about ``block`` entries."""
+    return max(1, block // width)
+
+
 def _blocks(n: int, width: int, block: int = PAIR_BLOCK) -> list[slice]:
-    """Slices of ``n`` draws whose (draws, width) work arrays hold about ``block`` entries."""
-    step = max(1, block // width)
+    """Slices of ``n`` draws in blocks of :func:`_block_rows`."""
+    step = _block_rows(width, block)
     return [slice(s, s + step) for s in range(0, n, step)]
 
 
@@ -176,9 +181,8 @@ def _permuted_pair_sums(table: np.ndarray, perm: np.ndarray, i: np.ndarray, j: n
     m = table.shape[0]
     flat = table.ravel()
     out = np.empty(len(perm))
-    blocks = _blocks(len(perm), len(i), GATHER_BLOCK)
-    work = _Work(blocks[0].stop, len(i))
-    for rows in blocks:
+    work = _Work(_block_rows(len(i), GATHER_BLOCK), len(i))
+    for rows in _blocks(len(perm), len(i), GATHER_BLOCK):
         p = perm[rows]
         codes, second = work.get("codes", len(p), np.int64), work.get("second", len(p), np.int64)
         _take(p * m, i, codes, axis=1)
@@ -248,9 +252,8 @@ def rsa_resamples(model_rdm: np.ndarray, ys: list[np.ndarray], boot_rows: np.nda
     ra = model.plain[model.order]
     groups = [_RsaGroup(y, i, j, ra, *drawn) for y, drawn in zip(ys, draws, strict=True)]
     counts = _counts(boot_rows, m, np.int64)
-    blocks = _blocks(len(boot_rows), len(i))
-    work = _Work(blocks[0].stop, len(i))
-    for rows in blocks:
+    work = _Work(_block_rows(len(i)), len(i))
+    for rows in _blocks(len(boot_rows), len(i)):
         block = _StimulusBlock(counts[rows], i, j, model, work)
         for group in groups:
             group.resample_block(rows, block, work)
@@ -380,9 +383,8 @@ def cka_resamples(gram_x: np.ndarray, ys: list[np.ndarray], boot_rows: np.ndarra
     multiplicities; with a stimulus draw, one GEMM for every draw's pair entries)."""
     model = _CkaModel(gram_x, boot_rows)
     groups = [_CkaGroup(model, y, *drawn) for y, drawn in zip(ys, draws, strict=True)]
-    blocks = _blocks(len(boot_rows), len(model.i))
-    work = _Work(blocks[0].stop, len(model.i))
-    for rows in blocks:
+    work = _Work(_block_rows(len(model.i)), len(model.i))
+    for rows in _blocks(len(boot_rows), len(model.i)):
         u = model.kept[rows]
         w = _take(u, model.i, work.get("w", len(u)), axis=1)  # each draw's kept pairs, shared by the groups
         w *= _take(u, model.j, work.get("float", len(u)), axis=1)
