@@ -40,6 +40,7 @@ splits and define no bootstrap or permutation null: these are neurofit's own.
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from neurofit.encoding.similarity import rdm
 
@@ -47,6 +48,9 @@ PAIR_BLOCK = 1 << 17  # (draws x pairs) work arrays of ~1 MB in float64 (they st
 GATHER_BLOCK = 1 << 14  # (permutations x pairs) gathered entries per block: a gather is fastest from L2
 
 GroupDraws = tuple[np.ndarray, np.ndarray]  # one group's bootstrap neuroid columns and permutations
+# the per-block GEMMs are too small to gain from BLAS threads: with 2 OpenBLAS threads on a shared 2-core
+# machine the resamples took 4-15x the CPU time of one thread (the pipeline's fit jobs run with one)
+single_threaded = threadpool_limits.wrap(limits=1, user_api="blas")
 
 
 def _pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +243,7 @@ def _neuroid_draw_rdms(c: np.ndarray, yr: np.ndarray, products: np.ndarray, squa
     return np.subtract(1.0, out, out=out)
 
 
+@single_threaded
 def rsa_resamples(model_rdm: np.ndarray, ys: list[np.ndarray], boot_rows: np.ndarray,
                   draws: list[GroupDraws]) -> list[dict[str, np.ndarray]]:
     """Spearman r of the model's and the neural RDM of one split's test stimuli, for each group of
@@ -369,6 +374,7 @@ class _RsaGroup:
         self.out["boot_both"][rows] = both
 
 
+@single_threaded
 def cka_resamples(gram_x: np.ndarray, ys: list[np.ndarray], boot_rows: np.ndarray,
                   draws: list[GroupDraws]) -> list[dict[str, np.ndarray]]:
     """Debiased linear CKA of one split's test stimuli from the model's centred Gram matrix of them
