@@ -316,35 +316,77 @@ def pipeline(args: argparse.Namespace) -> None:
         similarity_share(fit_module, path, responses, {r: region == r for r in names}, settings)
 
 
+@contextlib.contextmanager
+def timed_calls(pieces: list[tuple[object, str]]):
+    """CPU seconds spent in each ``owner.attribute`` callable while the block runs (wrapped in place)."""
+    spent = {name: 0.0 for _, name in pieces}
+    originals = [(owner, name, getattr(owner, name)) for owner, name in pieces]
+
+    def timer(original, name):
+        def timed(*a, **k):
+            start = time.process_time()
+            try:
+                return original(*a, **k)
+            finally:
+                spent[name] += time.process_time() - start
+        return timed
+
+    for owner, name, original in originals:
+        setattr(owner, name, timer(original, name))
+    try:
+        yield spent
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
 def similarity_share(fit_module, path: str, responses, groups: dict, settings) -> None:
     """The rsa and cka fit jobs (all regions, features read from the file) and the share of their
     time spent in bootstrap + permutation resampling (:mod:`neurofit.encoding.resampling`, timed
-    inside the job), CPU seconds with one thread."""
+    inside the job), CPU seconds with one thread; where the resampling's time goes (its parts, timed
+    inside it), and the floor of its neuroid draws: one sort of each draw's pairs, and (both metrics)
+    one GEMM of every draw's multiplicities with the per-pair products, per region and split."""
     import xarray as xr
 
+    from neurofit.encoding import resampling
     from neurofit.encoding.layer import LayerFeatures
+    from neurofit.encoding.splits import stimulus_splits
 
-    for metric, name in (("rsa", "rsa_resamples"), ("cka", "cka_resamples")):
-        original = getattr(fit_module, name)
-        spent = [0.0]
-
-        def timed(*a, original=original, spent=spent):
-            start = time.process_time()
-            try:
-                return original(*a)
-            finally:
-                spent[0] += time.process_time() - start
-
-        setattr(fit_module, name, timed)
-        try:
+    parts = {"rsa": [(resampling, "_permuted_pair_sums"), (resampling, "_neuroid_draw_rdms"),
+                     (resampling, "_row_orders"), (resampling._StimulusBlock, "cross")],
+             "cka": [(resampling, "_permuted_pair_sums"), (resampling._CkaGroup, "both_block")]}
+    labels = {"_permuted_pair_sums": "permutations' gathers", "_neuroid_draw_rdms": "neuroid draws' RDMs",
+              "_row_orders": "their sorts", "cross": "rank cross sums", "both_block": "stimulus-and-neuroid draws"}
+    for metric in ("rsa", "cka"):
+        name = f"{metric}_resamples"
+        with timed_calls([(fit_module, name), *parts[metric]]) as spent:
             start = time.process_time()
             fit_module.fit_groups(metric, LayerFeatures.from_xarray(xr.load_dataset(path, engine="h5netcdf")),
                                   responses, groups, settings)
             job = time.process_time() - start
-        finally:
-            setattr(fit_module, name, original)
-        print(f"  {metric} job (all regions): {job:8.2f} s; bootstrap + permutation resampling {spent[0]:.2f} s = "
-              f"{100 * spent[0] / job:.1f}% of the job")
+        print(f"  {metric} job (all regions): {job:8.2f} s; bootstrap + permutation resampling {spent[name]:.2f} s = "
+              f"{100 * spent[name] / job:.1f}% of the job; of it: " + ", ".join(
+                  f"{labels[part]} {spent[part]:.2f} s" for _, part in parts[metric]))
+    split = settings.splits
+    splits = stimulus_splits(responses.sizes["stimulus"], split.preset, split.n_splits, split.train_size, split.seed)
+    m = len(splits[0][1])  # test stimuli per split
+    pairs = m * (m - 1) // 2
+    rng = np.random.default_rng(0)
+    sizes = [int(mask.sum()) for mask in groups.values()]
+    values = rng.uniform(0, 2, (settings.bootstrap.n, pairs))
+    gemm = sort = 0.0
+    for size in sizes:
+        counts = rng.integers(0, 3, (settings.bootstrap.n, size)).astype(float)
+        products = rng.normal(size=(pairs, size))
+        start = time.process_time()
+        counts @ products.T
+        gemm += time.process_time() - start
+        start = time.process_time()
+        np.sort(values, axis=1)
+        sort += time.process_time() - start
+    n_splits = split.n_splits
+    print(f"  floor of the neuroid draws, all regions and splits: one GEMM (draws x neuroids) @ (neuroids x {pairs} "
+          f"pairs) {gemm * n_splits:.2f} s, one np.sort of the draws' pairs (rsa) {sort * n_splits:.2f} s")
 
 
 def memory(args: argparse.Namespace) -> None:

@@ -197,7 +197,7 @@ def test_vectorised_cka_resamples_equal_a_per_draw_loop(seed):
     m, t = 14, 5
     x, y = rng.normal(size=(m, 30)) + 2, rng.normal(size=(m, t)) - 1
     rows, cols, perm = _draws_with_edge_cases(m, t, 12, seed)
-    got = cka_resamples(_centred_gram(x), y, rows, cols, perm)
+    got = cka_resamples(_centred_gram(x), [y], rows, [(cols, perm)])[0]
     for b in range(12):
         first = np.sort(np.unique(rows[b]))
         want = {"boot_stimuli": linear_cka(x[first], y[first]) if len(first) >= 4 else np.nan,
@@ -230,7 +230,7 @@ def test_vectorised_rsa_resamples_equal_a_per_draw_loop(ties):
     model = rdm(x)
     rows, cols, perm = _draws_with_edge_cases(m, t, 15, 2, one_neuroid=False)
     assert all(len(np.unique(c)) != 2 for c in cols)
-    got = rsa_resamples(model, y, rows, cols, perm)
+    got = rsa_resamples(model, [y], rows, [(cols, perm)])[0]
     every = np.arange(m)
     for b in range(15):
         want = {"boot_stimuli": rdm_similarity(model, rdm(y), rows[b]),

@@ -35,7 +35,7 @@ from neurofit.encoding.regression import RidgeCV, SplitPrediction
 from neurofit.encoding.resampling import cka_resamples, rsa_resamples
 from neurofit.encoding.ridge import pearson_columns
 from neurofit.encoding.settings import EncodingSettings
-from neurofit.encoding.similarity import _centred_gram, cka_from_grams, rdm, rdm_similarity
+from neurofit.encoding.similarity import _centred_gram, cka_from_grams, ranked_rdm_similarity, rdm, upper_ranks
 from neurofit.encoding.splits import stimulus_splits
 
 METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
@@ -314,27 +314,32 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
 def _similarity_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups: dict[str, np.ndarray], splits: list,
                        settings: EncodingSettings) -> dict[str, dict[str, Any]]:
     """RSA / CKA: the model side of each split (RDM or centred Gram of its stimuli, sub-matrices of one
-    matrix of all stimuli) made once for every group; the resamples vectorised over draws
-    (:mod:`neurofit.encoding.resampling`)."""
+    matrix of all stimuli) made once for every group; the resamples of every group at once, vectorised
+    over draws (:mod:`neurofit.encoding.resampling`: what depends only on the stimulus draws is shared)."""
     scores = _new_scores(groups, len(splits))
+    resample = rsa_resamples if metric == "rsa" else cka_resamples
     for k, (train, test) in enumerate(splits):
         if metric == "rsa":
             model_test, model_train = layer.rdm(test), layer.rdm(train)
+            ranks_test, ranks_train = upper_ranks(model_test), upper_ranks(model_train)  # ranked once for all groups
         else:
             model_test, model_train = layer.centred_gram(test), layer.centred_gram(train)
+        tests = []
         for name, mask in groups.items():
             group, yk = scores[name], y[:, mask]
             if metric == "rsa":
-                group["test_score"][1][k] = rdm_similarity(model_test, rdm(yk[test]))
-                group["train_score"][1][k] = rdm_similarity(model_train, rdm(yk[train]))
+                group["test_score"][1][k] = ranked_rdm_similarity(ranks_test, rdm(yk[test]))
+                group["train_score"][1][k] = ranked_rdm_similarity(ranks_train, rdm(yk[train]))
             else:
                 group["test_score"][1][k] = cka_from_grams(model_test, _centred_gram(yk[test]))
                 group["train_score"][1][k] = cka_from_grams(model_train, _centred_gram(yk[train]))
-            resample = rsa_resamples if metric == "rsa" else cka_resamples
-            drawn = _draws(len(test), int(mask.sum()), settings.bootstrap.n, settings.permutations.n,
-                           [settings.bootstrap.seed, k])
-            for name_r, values in resample(model_test, yk[test], *drawn).items():
-                group[name_r].append(values)
+            tests.append(yk[test])
+        # each group's draws are those of a fit of it alone (_draws)
+        boot_rows, group_draws = _split_draws(len(test), settings.bootstrap.n, [settings.bootstrap.seed, k])
+        drawn = [group_draws(int(mask.sum()), settings.permutations.n) for mask in groups.values()]
+        for name, values in zip(groups, resample(model_test, tests, boot_rows, drawn), strict=True):
+            for name_r, draws_k in values.items():
+                scores[name][name_r].append(draws_k)
     return scores
 
 

@@ -32,13 +32,39 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom > 0 else 0.0
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """``scipy.stats.rankdata(values)`` (tied values share their mean rank; all NaN if one is NaN), the
+    same numbers from one quicksort: mean ranks do not depend on how ties are ordered, so no stable sort
+    (scipy's took ~5x as long on an RDM's 10^5 pairs) and no scipy.stats import (0.3 s)."""
+    if np.isnan(values).any():
+        return np.full(len(values), np.nan)
+    order = np.argsort(values)
+    ordered = values[order]
+    starts = np.ones(len(values), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    first = np.flatnonzero(starts)  # each tie group's first sorted position (0-based)
+    ends = np.append(first[1:], len(values))
+    ranks = np.empty(len(values))
+    ranks[order] = ((first + 1 + ends) / 2)[np.cumsum(starts) - 1]  # the mean of ranks first + 1 .. end
+    return ranks
+
+
+def upper_ranks(rdm_: np.ndarray) -> np.ndarray:
+    """Average ranks of an RDM's upper triangle, the values :func:`rdm_similarity` correlates."""
+    i, j = np.triu_indices(len(rdm_), k=1)
+    return average_ranks(rdm_[i, j])
+
+
+def ranked_rdm_similarity(ranks_a: np.ndarray, rdm_b: np.ndarray) -> float:
+    """``rdm_similarity(rdm_a, rdm_b)`` from ``upper_ranks(rdm_a)``, ranked once for many ``rdm_b``."""
+    return _pearson(ranks_a, upper_ranks(rdm_b))
+
+
 def rdm_similarity(rdm_a: np.ndarray, rdm_b: np.ndarray, index: np.ndarray | None = None,
                    index_b: np.ndarray | None = None) -> float:
     """Spearman r between the upper triangles of two RDMs, optionally of the stimuli ``index``
     (with repeats, as in a bootstrap: pairs of a stimulus with itself are left out); ``index_b``
     (default ``index``) picks the matching stimuli of ``rdm_b``, e.g. a permutation."""
-    from scipy.stats import rankdata  # here: scipy.stats costs a job that never ranks 0.3 s to import
-
     if index is None:
         index = np.arange(len(rdm_a))
     if index_b is None:
@@ -46,7 +72,7 @@ def rdm_similarity(rdm_a: np.ndarray, rdm_b: np.ndarray, index: np.ndarray | Non
     i, j = np.triu_indices(len(index), k=1)
     keep = index[i] != index[j]
     i, j = i[keep], j[keep]
-    return _pearson(rankdata(rdm_a[index[i], index[j]]), rankdata(rdm_b[index_b[i], index_b[j]]))
+    return _pearson(average_ranks(rdm_a[index[i], index[j]]), average_ranks(rdm_b[index_b[i], index_b[j]]))
 
 
 def rsa(x: np.ndarray, y: np.ndarray) -> float:
