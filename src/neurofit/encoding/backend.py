@@ -54,6 +54,20 @@ class Ops:
         factor = scipy.linalg.cho_factor(a.T, lower=True, overwrite_a=True, check_finite=False)
         return scipy.linalg.cho_solve(factor, b, check_finite=False)
 
+    def add_gram(self, acc: Any, a: Any, alpha: float = 1.0) -> None:
+        """``acc += alpha * a.T @ a`` in place, with no temporary of ``acc``'s size (BLAS ?syrk). Only
+        the upper triangle of ``acc`` is written: all that :meth:`eigh` and :meth:`solve_spd` are given
+        read (each takes the transpose's lower triangle)."""
+        if len(a):
+            syrk = scipy.linalg.blas.get_blas_funcs("syrk", (acc,))
+            # acc.T is acc in Fortran order, written in place; a.T, Fortran-ordered too, is not copied
+            syrk(alpha, a.T, beta=1.0, c=acc.T, trans=0, lower=1, overwrite_c=1)
+
+    def add_outer(self, acc: Any, v: Any, alpha: float) -> None:
+        """``acc += alpha * outer(v, v)`` in place, upper triangle only (BLAS ?syr, as :meth:`add_gram`)."""
+        syr = scipy.linalg.blas.get_blas_funcs("syr", (acc,))
+        syr(alpha, v, lower=1, a=acc.T, overwrite_a=1)
+
     def take(self, x: Any, idx: Any, axis: int) -> Any:
         return np.take(x, idx, axis=axis)
 
@@ -114,6 +128,12 @@ class TorchOps(Ops):
         if int(info) != 0:
             raise np.linalg.LinAlgError("matrix is not positive definite")
         return self.torch.cholesky_solve(b, factor)
+
+    def add_gram(self, acc: Any, a: Any, alpha: float = 1.0) -> None:
+        acc.addmm_(a.T, a, alpha=alpha)
+
+    def add_outer(self, acc: Any, v: Any, alpha: float) -> None:
+        acc.addr_(v, v, alpha=alpha)
 
     def take(self, x: Any, idx: Any, axis: int) -> Any:
         return self.torch.index_select(x, axis, idx)
