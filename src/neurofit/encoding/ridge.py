@@ -145,7 +145,9 @@ class Design:
             ops.add_gram(xx, block)  # in place: no second p x p array
             xy += block.T @ y[start:start + self._block_rows]
             x_sum += block.sum(0)
-        return _Moments(xx, xy, x_sum, y.sum(0), len(idx))
+        # the diagonal, kept aside where the folds' covariances take xx's other triangle and its diagonal
+        diag = xx.diagonal().copy() if ops.shares_triangles else None
+        return _Moments(xx, xy, x_sum, y.sum(0), len(idx), diag)
 
     def spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
         ops = self.ops
@@ -186,6 +188,7 @@ class _Moments:
     x_sum: Any
     y_sum: Any
     n: int
+    diag: Any = None  # xx's diagonal, where the ops share triangles (see _covariance)
 
 
 def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, held: np.ndarray,
@@ -201,28 +204,48 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
         xy = xy - x_held.T @ y_held
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
-    cov = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
+    cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
     cxy = xy - n_fit * (x_mean[:, None] * y_mean[None, :])
-    # eigh reads the covariance's upper triangle, in place through its transpose (Fortran order)
-    spectrum, vectors = ops.eigh(cov.T)
+    # eigh reads the covariance's triangle in place through its transpose (Fortran order)
+    spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
     x_eval = x_held if evaluate is None else design.centred(evaluate)  # a fresh array: centred in place
     x_eval -= x_mean
     return _Spectral(x_eval @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
 
 
-def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n: int, consume: bool) -> Any:
-    """``xx - x_held^T x_held - n x_mean x_mean^T`` (its upper triangle) by in-place BLAS updates of one
-    p x p array: the moments' own when ``consume`` (they are spent: their ``xx`` is set to None), else a copy."""
+def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n: int, consume: bool
+                ) -> tuple[Any, bool]:
+    """``xx - x_held^T x_held - n x_mean x_mean^T`` by in-place BLAS updates of one triangle of a p x p
+    array, and whether that is the lower triangle. The array is the moments' own: their upper triangle
+    when ``consume`` (their last use: ``xx`` is set to None); else, where the ops share triangles, the
+    lower one (the eigendecomposition overwrites only that and the diagonal, restored from
+    ``moments.diag``), so the inner folds hold no copy of it; else a copy."""
     xx = moments.xx
+    lower = not consume and ops.shares_triangles
     if consume:
         cov, moments.xx = xx, None
+    elif lower:
+        cov = xx
+        _mirror_upper(cov)
     else:
         cov = xx.clone() if hasattr(xx, "clone") else xx.copy()
+    if moments.diag is not None:
+        np.fill_diagonal(cov, moments.diag)  # an earlier fold's eigendecomposition overwrote it
     if x_held is not None:
-        ops.add_gram(cov, x_held, -1.0)
-    ops.add_outer(cov, x_mean, -float(n))
-    return cov
+        ops.add_gram(cov, x_held, -1.0, lower)
+    ops.add_outer(cov, x_mean, -float(n), lower)
+    return cov, lower
+
+
+def _mirror_upper(a: np.ndarray, rows: int = 32) -> None:
+    """Copies ``a``'s strict upper triangle into its strict lower one, in blocks of ``rows`` rows (no
+    temporary larger than p x rows)."""
+    for start in range(0, len(a), rows):
+        stop = min(len(a), start + rows)
+        a[start:stop, :start] = a[:start, start:stop].T
+        square = a[start:stop, start:stop]
+        square[...] = np.triu(square) + np.triu(square, 1).T
 
 
 @dataclass
@@ -364,19 +387,28 @@ def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate:
     else:
         m = moments if moments is not None else design.moments(y_fit, fit)
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
-        system = _covariance(ops, m, None, x_mean, m.n, consume=True)
+        system, _ = _covariance(ops, m, None, x_mean, m.n, consume=True)
         rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
         to_eval = design.centred(evaluate)  # a fresh array: centred in place
         to_eval -= x_mean
+    # where the ops share triangles, each alpha's system is factorised in the lower triangle of the
+    # array whose upper one holds ``system`` (one matrix in all); else in a copy (two)
+    diag = system.diagonal().copy() if ops.shares_triangles else None
     prediction = ops.zeros((len(evaluate), rhs.shape[1]))
     for alpha in values:
         cols = ops.index(np.flatnonzero(chosen == alpha))
-        shifted = ops.add_diagonal(system, float(alpha))
-        if len(cols) > len(evaluate):
-            prediction[:, cols] = ops.solve_spd(shifted, to_eval.T).T @ rhs[:, cols]
+        if diag is not None:
+            _mirror_upper(system)
+            np.fill_diagonal(system, diag + alpha)
+            shifted = system
         else:
-            prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols])
-        del shifted  # overwritten by its factor: at most one besides ``system`` is held
+            shifted = ops.add_diagonal(system, float(alpha))
+        lower = diag is not None
+        if len(cols) > len(evaluate):
+            prediction[:, cols] = ops.solve_spd(shifted, to_eval.T, lower).T @ rhs[:, cols]
+        else:
+            prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols], lower)
+        del shifted  # overwritten by its factor
     return prediction + y_mean
 
 
