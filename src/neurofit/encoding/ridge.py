@@ -238,13 +238,13 @@ def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n:
     return cov, lower
 
 
-def _mirror_upper(a: np.ndarray, rows: int = 32) -> None:
-    """Copies ``a``'s strict upper triangle into its strict lower one, in blocks of ``rows`` rows (no
-    temporary larger than p x rows)."""
-    for start in range(0, len(a), rows):
-        stop = min(len(a), start + rows)
-        a[start:stop, :start] = a[:start, start:stop].T
-        square = a[start:stop, start:stop]
+def _mirror_upper(a: np.ndarray, tile: int = 64) -> None:
+    """Copies ``a``'s strict upper triangle into its strict lower one, in square tiles (a transposed
+    copy in cache-sized pieces; no temporary larger than a tile)."""
+    for i in range(0, len(a), tile):
+        for j in range(0, i, tile):
+            a[i:i + tile, j:j + tile] = a[j:j + tile, i:i + tile].T
+        square = a[i:i + tile, i:i + tile]
         square[...] = np.triu(square) + np.triu(square, 1).T
 
 
@@ -380,7 +380,8 @@ def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate:
     moments' own array). The right-hand side is the targets or, when a group has more targets than
     there are evaluation rows, the evaluation rows' cross products (fewer columns to solve for)."""
     ops = design.ops
-    if design.is_dual(len(fit)):
+    dual = design.is_dual(len(fit))
+    if dual:
         y_mean = y_fit.mean(0)
         rhs = y_fit - y_mean
         system, to_eval = design.centred_kernels(fit, evaluate)
@@ -391,19 +392,20 @@ def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate:
         rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
         to_eval = design.centred(evaluate)  # a fresh array: centred in place
         to_eval -= x_mean
-    # where the ops share triangles, each alpha's system is factorised in the lower triangle of the
-    # array whose upper one holds ``system`` (one matrix in all); else in a copy (two)
-    diag = system.diagonal().copy() if ops.shares_triangles else None
+    # primal, where the ops share triangles: each alpha's system is factorised in the lower triangle of
+    # the array whose upper one holds the covariance (one p x p matrix in all, where the covariance is
+    # what a narrow layer's peak is made of); else in a copy (two; faster than mirroring the triangle)
+    lower = not dual and ops.shares_triangles
+    diag = system.diagonal().copy() if lower else None
     prediction = ops.zeros((len(evaluate), rhs.shape[1]))
     for alpha in values:
         cols = ops.index(np.flatnonzero(chosen == alpha))
-        if diag is not None:
+        if lower:
             _mirror_upper(system)
             np.fill_diagonal(system, diag + alpha)
             shifted = system
         else:
             shifted = ops.add_diagonal(system, float(alpha))
-        lower = diag is not None
         if len(cols) > len(evaluate):
             prediction[:, cols] = ops.solve_spd(shifted, to_eval.T, lower).T @ rhs[:, cols]
         else:
