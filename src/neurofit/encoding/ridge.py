@@ -211,7 +211,12 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     del cov
     x_eval = x_held if evaluate is None else design.centred(evaluate)  # a fresh array: centred in place
     x_eval -= x_mean
-    return _Spectral(x_eval @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+    # the basis x_eval @ vectors (as wide as x_eval: the primal's vectors are square) written over
+    # x_eval in row blocks, so the evaluation rows are held once
+    step = design._block_rows
+    for start in range(0, len(x_eval), step):
+        x_eval[start:start + step] = x_eval[start:start + step] @ vectors
+    return _Spectral(x_eval, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
 
 
 def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n: int, consume: bool
