@@ -137,6 +137,7 @@ class TorchOps(Ops):
         return self.torch.linalg.eigh(a, UPLO="L" if lower else "U")
 
     def solve_spd(self, a: Any, b: Any, lower: bool = False) -> Any:
+        # ``a`` is whole here (no shared triangles), so either triangle gives the same factor
         factor, info = self.torch.linalg.cholesky_ex(a)
         if int(info) != 0:
             raise np.linalg.LinAlgError("matrix is not positive definite")

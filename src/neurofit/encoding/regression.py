@@ -67,7 +67,7 @@ class RidgeCV:
             # inner folds over the training stimuli in the split's own order
             search = ridge_cv(design, y_train, train, test, self.alphas, self.inner_folds, seed + k,
                               refit_ops=self.refit_ops, refit_solver=self.refit_solver)
-            del y_train
+            del y_train  # the next split's copy is not made beside this one
             out.append(SplitPrediction(search.prediction + shift, float(np.median(search.inner_r)),
                                        {"alpha": search.alpha, "inner_r": search.inner_r}))
         return out
