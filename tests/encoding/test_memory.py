@@ -57,7 +57,7 @@ def test_a_narrow_layer_job_holds_the_covariance_its_eigenvectors_and_little_els
     """640 x 512 (the primal, p close to n): besides the held features, the p x p covariance and its
     eigenvectors (float64; in ``mixed`` the float32 search's covariance, eigenvectors and ?syevd
     workspace weigh the same) and at most 2.5x the features of row blocks, fold fits and responses:
-    1.1x (mixed) and 1.6x (float64) measured; before, 3.4x and 3.9x (a p x p copy of the moments per
+    1.0x (mixed) and 1.4x (float64) measured; before, 3.4x and 3.9x (a p x p copy of the moments per
     fold and a p x p temporary per product, a float64 copy of the fit rows, a copy of the Cholesky
     system per alpha, the held rows' basis beside their centred copy)."""
     n, p = 640, 512

@@ -202,10 +202,12 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     x_held = design.centred(held)
     if len(held):
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
-        xy = xy - x_held.T @ y_held
+        cxy = xy - x_held.T @ y_held
+    else:
+        cxy = xy if consume else _copy(xy)
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
     cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
-    cxy = xy - n_fit * (x_mean[:, None] * y_mean[None, :])
+    cxy -= n_fit * (x_mean[:, None] * y_mean[None, :])  # centred: one features x targets array per fold
     # eigh reads the covariance's triangle in place through its transpose (Fortran order)
     spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
@@ -234,13 +236,17 @@ def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n:
         cov = xx
         _mirror_upper(cov)
     else:
-        cov = xx.clone() if hasattr(xx, "clone") else xx.copy()
+        cov = _copy(xx)
     if moments.diag is not None:
         np.fill_diagonal(cov, moments.diag)  # an earlier fold's eigendecomposition overwrote it
     if x_held is not None:
         ops.add_gram(cov, x_held, -1.0, lower)
     ops.add_outer(cov, x_mean, -float(n), lower)
     return cov, lower
+
+
+def _copy(a: Any) -> Any:
+    return a.clone() if hasattr(a, "clone") else a.copy()
 
 
 def _mirror_upper(a: np.ndarray, tile: int = 64) -> None:
