@@ -166,6 +166,24 @@ def test_cholesky_refit_per_alpha_equals_the_eigendecomposition_refit(shape, bac
         ridge_cv(Design(x, ops), y[fit], fit, test, refit_solver="lu")
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_failed_cholesky_refit_falls_back_to_the_eigendecomposition(shape, monkeypatch):
+    """The Cholesky refit forms its system in the alpha search's moments (spent there): when a
+    factorisation fails, the eigendecomposition refit forms them anew and gives the same predictions."""
+    x, y = data(*shape, t=10)
+    fit, test = np.arange(shape[0] - 15), np.arange(shape[0] - 15, shape[0])
+    ops = get_ops("numpy", "float64")
+    eigh = ridge_cv(Design(x, ops), y[fit], fit, test, refit_solver="eigh")
+
+    def not_positive_definite(*args, **kwargs):
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(ops, "solve_spd", not_positive_definite)
+    fallback = ridge_cv(Design(x, ops), y[fit], fit, test, refit_solver="cholesky")
+    np.testing.assert_array_equal(fallback.alpha, eigh.alpha)
+    np.testing.assert_allclose(fallback.prediction, eigh.prediction, rtol=0, atol=1e-10)
+
+
 def test_pearson_columns_along_either_axis_with_a_chosen_value_for_constant_columns():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
