@@ -50,3 +50,17 @@ def test_a_narrow_layer_job_holds_no_stimulus_sized_work_arrays(labelled, dtype)
     permutation products of 500 test stimuli)."""
     peak, size = _peak_of_a_three_region_ridge_job(labelled, 5000, 512, 48, dtype, seed=1)
     assert peak < 2.5 * size, f"{peak / size:.2f}x the features on top of them"
+
+
+@pytest.mark.parametrize("dtype", ["mixed", "float64"])
+def test_a_narrow_layer_job_holds_the_covariance_its_eigenvectors_and_little_else(labelled, dtype):
+    """640 x 512 (the primal, p close to n): besides the held features, the p x p covariance and its
+    eigenvectors (float64; in ``mixed`` the float32 search's covariance, eigenvectors and ?syevd
+    workspace weigh the same) and at most 2.5x the features of row blocks, fold fits and responses:
+    1.0x (mixed) and 1.4x (float64) measured; before, 3.4x and 3.9x (a p x p copy of the moments per
+    fold and a p x p temporary per product, a float64 copy of the fit rows, a copy of the Cholesky
+    system per alpha, the held rows' basis beside their centred copy)."""
+    n, p = 640, 512
+    peak, size = _peak_of_a_three_region_ridge_job(labelled, n, p, 48, dtype, seed=2)
+    two_matrices = 2 * p * p * 8
+    assert peak - two_matrices < 2.5 * size, f"{(peak - two_matrices) / size:.2f}x the features beyond two p x p"

@@ -43,7 +43,7 @@ def test_regression_interface_predicts_like_sklearn_at_the_chosen_alphas(shape):
 def test_per_neuroid_alpha_equals_brute_force_grid_search_on_the_same_folds(shape):
     x, y = data(*shape, t=8, noise=2.0)
     fit = np.arange(len(x))
-    result = ridge_cv(Design(x), y, fit, None, DEFAULT_ALPHAS, inner_folds=5, seed=3)
+    result = ridge_cv(Design(x), y[fit], fit, None, DEFAULT_ALPHAS, inner_folds=5, seed=3)
     errors = np.zeros((len(DEFAULT_ALPHAS), y.shape[1]))
     out_of_fold = np.zeros((len(DEFAULT_ALPHAS),) + y.shape)
     for train, valid in KFold(5, shuffle=True, random_state=3).split(fit):
@@ -62,8 +62,8 @@ def test_per_neuroid_alpha_equals_brute_force_grid_search_on_the_same_folds(shap
 def test_chunking_over_alphas_changes_nothing():
     x, y = data(80, 150, t=5)
     fit, test = np.arange(70), np.arange(70, 80)
-    whole = ridge_cv(Design(x), y, fit, test, chunk_elements=1 << 30)
-    one_by_one = ridge_cv(Design(x), y, fit, test, chunk_elements=1)
+    whole = ridge_cv(Design(x), y[fit], fit, test, chunk_elements=1 << 30)
+    one_by_one = ridge_cv(Design(x), y[fit], fit, test, chunk_elements=1)
     np.testing.assert_allclose(whole.cv_error, one_by_one.cv_error, rtol=1e-12)
     np.testing.assert_allclose(whole.prediction, one_by_one.prediction, atol=1e-10)
 
@@ -76,8 +76,8 @@ def test_torch_backend_equals_numpy(shape, device):
         pytest.skip("no CUDA GPU")
     x, y = data(*shape)
     fit, test = np.arange(shape[0] - 10), np.arange(shape[0] - 10, shape[0])
-    reference = ridge_cv(Design(x, get_ops("numpy")), y, fit, test)
-    torch_run = ridge_cv(Design(x, get_ops("torch", device=device)), y, fit, test)
+    reference = ridge_cv(Design(x, get_ops("numpy")), y[fit], fit, test)
+    torch_run = ridge_cv(Design(x, get_ops("torch", device=device)), y[fit], fit, test)
     np.testing.assert_array_equal(torch_run.alpha, reference.alpha)
     np.testing.assert_allclose(torch_run.prediction, reference.prediction, atol=1e-8)
     np.testing.assert_allclose(torch_run.inner_r, reference.inner_r, atol=1e-8)
@@ -88,8 +88,8 @@ def test_float32_is_close_to_float64(backend):
     pytest.importorskip("torch")
     x, y = data(150, 400)
     fit, test = np.arange(130), np.arange(130, 150)
-    double = ridge_cv(Design(x, get_ops("numpy")), y, fit, test)
-    single = ridge_cv(Design(x, get_ops(backend, "float32", device="cpu")), y, fit, test)
+    double = ridge_cv(Design(x, get_ops("numpy")), y[fit], fit, test)
+    single = ridge_cv(Design(x, get_ops(backend, "float32", device="cpu")), y[fit], fit, test)
     assert single.prediction.dtype == np.float32
     np.testing.assert_allclose(single.prediction, double.prediction, rtol=1e-3, atol=1e-3)
 
@@ -102,7 +102,7 @@ def test_held_out_r_approaches_its_noise_limited_value():
     signal = x @ rng.normal(size=(p, t)) / np.sqrt(p)
     y = signal + rng.normal(size=(n, t))
     fit, test = np.arange(1500), np.arange(1500, n)
-    result = ridge_cv(Design(x), y, fit, test)
+    result = ridge_cv(Design(x), y[fit], fit, test)
     limit = pearson_columns(signal[test], y[test])  # r of the true map on these very stimuli
     r = pearson_columns(result.prediction, y[test])
     assert (r <= limit + 0.01).all() and np.mean(limit - r) < 0.015  # estimation costs ~p/n of r
@@ -113,7 +113,7 @@ def test_shuffled_target_scores_near_zero():
     x, y = data(300, 100, t=20, noise=0.5)
     y = y[np.random.default_rng(2).permutation(len(y))]
     fit, test = np.arange(250), np.arange(250, 300)
-    result = ridge_cv(Design(x), y, fit, test)
+    result = ridge_cv(Design(x), y[fit], fit, test)
     assert abs(np.median(pearson_columns(result.prediction, y[test]))) < 0.1
     assert abs(np.median(result.inner_r)) < 0.1
 
@@ -155,15 +155,33 @@ def test_cholesky_refit_per_alpha_equals_the_eigendecomposition_refit(shape, bac
     x, y = data(*shape, t=40, noise=2.0)  # more targets than test rows: both right-hand sides are used
     fit, test = np.arange(shape[0] - 15), np.arange(shape[0] - 15, shape[0])
     ops = get_ops(backend, device="cpu")
-    eigh = ridge_cv(Design(x, ops), y, fit, test, refit_solver="eigh")
+    eigh = ridge_cv(Design(x, ops), y[fit], fit, test, refit_solver="eigh")
     counts = np.unique(eigh.alpha, return_counts=True)[1]
     assert counts.max() > len(test) > counts.min()  # both right-hand sides: the targets and the test rows
     for solver in ("cholesky", "auto"):
-        other = ridge_cv(Design(x, ops), y, fit, test, refit_solver=solver)
+        other = ridge_cv(Design(x, ops), y[fit], fit, test, refit_solver=solver)
         np.testing.assert_array_equal(other.alpha, eigh.alpha)
         np.testing.assert_allclose(other.prediction, eigh.prediction, rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="refit_solver"):
-        ridge_cv(Design(x, ops), y, fit, test, refit_solver="lu")
+        ridge_cv(Design(x, ops), y[fit], fit, test, refit_solver="lu")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_failed_cholesky_refit_falls_back_to_the_eigendecomposition(shape, monkeypatch):
+    """The Cholesky refit forms its system in the alpha search's moments (spent there): when a
+    factorisation fails, the eigendecomposition refit forms them anew and gives the same predictions."""
+    x, y = data(*shape, t=10)
+    fit, test = np.arange(shape[0] - 15), np.arange(shape[0] - 15, shape[0])
+    ops = get_ops("numpy", "float64")
+    eigh = ridge_cv(Design(x, ops), y[fit], fit, test, refit_solver="eigh")
+
+    def not_positive_definite(*args, **kwargs):
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(ops, "solve_spd", not_positive_definite)
+    fallback = ridge_cv(Design(x, ops), y[fit], fit, test, refit_solver="cholesky")
+    np.testing.assert_array_equal(fallback.alpha, eigh.alpha)
+    np.testing.assert_allclose(fallback.prediction, eigh.prediction, rtol=0, atol=1e-10)
 
 
 def test_pearson_columns_along_either_axis_with_a_chosen_value_for_constant_columns():
@@ -190,7 +208,7 @@ def test_primal_and_dual_forms_give_the_same_fit(n, p, refit_solver):
     y = x @ rng.normal(size=(p, 6)) / np.sqrt(p) + np.linspace(0.1, 3, 6) * rng.normal(size=(n, 6))
     fit, evaluate = np.arange(n - n // 10), np.arange(n - n // 10, n)
     ops = get_ops("numpy", "float64")
-    results = {form: ridge_cv(Design(x, ops, form=form), y, fit, evaluate, np.logspace(-2, 4, 13), 5, 0,
+    results = {form: ridge_cv(Design(x, ops, form=form), y[fit], fit, evaluate, np.logspace(-2, 4, 13), 5, 0,
                               refit_solver=refit_solver) for form in ("primal", "dual")}
     primal, dual = results["primal"], results["dual"]
     assert len(np.unique(dual.alpha)) > 1  # per-neuroid alphas

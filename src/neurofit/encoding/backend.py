@@ -39,20 +39,43 @@ class Ops:
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
-    def eigh(self, a: Any) -> tuple[Any, Any]:
-        """Divide and conquer (LAPACK ?syevd) through scipy: half numpy's time in float32 with the
-        same BLAS; ``a`` is a temporary of the caller's, overwritten. float64: MRRR (?syevr), as fast
-        there and with one matrix of workspace where ?syevd takes two (measured, 460-3600 rows, 1 thread;
-        in float32 ?syevr is 1.4-3x slower)."""
-        driver = "evr" if self.dtype == np.float64 else "evd"
-        return scipy.linalg.eigh(a, driver=driver, check_finite=False, overwrite_a=True)
+    @property
+    def shares_triangles(self) -> bool:
+        """Whether one p x p array can hold two symmetric matrices, one per triangle: every update and
+        factorisation here reads and writes only the triangle it is told, and the float64 :meth:`eigh`
+        (?syevr) returns its eigenvectors in a new array (float32's ?syevd writes them over all of ``a``)."""
+        return self.dtype == np.float64
 
-    def solve_spd(self, a: Any, b: Any) -> Any:
-        """``a^-1 b`` for symmetric positive definite ``a`` (Cholesky; ``a`` is overwritten).
-        Raises ``numpy.linalg.LinAlgError`` when ``a`` is not positive definite."""
-        # through the transpose (Fortran order: factorised in place, no copy; ``a`` is symmetric)
-        factor = scipy.linalg.cho_factor(a.T, lower=True, overwrite_a=True, check_finite=False)
+    def eigh(self, a: Any, lower: bool = True) -> tuple[Any, Any]:
+        """Divide and conquer (LAPACK ?syevd) through scipy: half numpy's time in float32 with the
+        same BLAS; ``a`` is a temporary of the caller's, overwritten (its ``lower`` or upper triangle
+        only, in float64). float64: MRRR (?syevr), as fast there and with no matrix of workspace where
+        ?syevd takes two (measured, 460-3600 rows, 1 thread; in float32 ?syevr is 1.4-3x slower)."""
+        driver = "evr" if self.dtype == np.float64 else "evd"
+        return scipy.linalg.eigh(a, lower=lower, driver=driver, check_finite=False, overwrite_a=True)
+
+    def solve_spd(self, a: Any, b: Any, lower: bool = False) -> Any:
+        """``a^-1 b`` for symmetric positive definite ``a``, given by its upper (or ``lower``) triangle,
+        which its Cholesky factor overwrites (the other is not touched). Raises
+        ``numpy.linalg.LinAlgError`` when ``a`` is not positive definite."""
+        # through the transpose (Fortran order: factorised in place, no copy), whose lower triangle is a's upper
+        factor = scipy.linalg.cho_factor(a.T, lower=not lower, overwrite_a=True, check_finite=False)
         return scipy.linalg.cho_solve(factor, b, check_finite=False)
+
+    def add_gram(self, acc: Any, a: Any, alpha: float = 1.0, lower: bool = False) -> None:
+        """``acc += alpha * a.T @ a`` in place, with no temporary of ``acc``'s size (BLAS ?syrk). Only
+        the upper (or ``lower``) triangle of ``acc`` is written: all that :meth:`solve_spd` and
+        :meth:`eigh` (given the transpose) read."""
+        if len(a):
+            syrk = scipy.linalg.blas.get_blas_funcs("syrk", (acc,))
+            # acc.T is acc in Fortran order (its lower triangle is acc's upper one), written in place;
+            # a.T, Fortran-ordered too, is not copied
+            syrk(alpha, a.T, beta=1.0, c=acc.T, trans=0, lower=int(not lower), overwrite_c=1)
+
+    def add_outer(self, acc: Any, v: Any, alpha: float, lower: bool = False) -> None:
+        """``acc += alpha * outer(v, v)`` in place, one triangle (BLAS ?syr, as :meth:`add_gram`)."""
+        syr = scipy.linalg.blas.get_blas_funcs("syr", (acc,))
+        syr(alpha, v, lower=int(not lower), a=acc.T, overwrite_a=1)
 
     def take(self, x: Any, idx: Any, axis: int) -> Any:
         return np.take(x, idx, axis=axis)
@@ -106,14 +129,25 @@ class TorchOps(Ops):
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.detach().cpu().numpy() if isinstance(x, self.torch.Tensor) else np.asarray(x)
 
-    def eigh(self, a: Any) -> tuple[Any, Any]:
-        return self.torch.linalg.eigh(a)
+    @property
+    def shares_triangles(self) -> bool:
+        return False  # the updates below write whole matrices
 
-    def solve_spd(self, a: Any, b: Any) -> Any:
+    def eigh(self, a: Any, lower: bool = True) -> tuple[Any, Any]:
+        return self.torch.linalg.eigh(a, UPLO="L" if lower else "U")
+
+    def solve_spd(self, a: Any, b: Any, lower: bool = False) -> Any:
+        # ``a`` is whole here (no shared triangles), so either triangle gives the same factor
         factor, info = self.torch.linalg.cholesky_ex(a)
         if int(info) != 0:
             raise np.linalg.LinAlgError("matrix is not positive definite")
         return self.torch.cholesky_solve(b, factor)
+
+    def add_gram(self, acc: Any, a: Any, alpha: float = 1.0, lower: bool = False) -> None:
+        acc.addmm_(a.T, a, alpha=alpha)
+
+    def add_outer(self, acc: Any, v: Any, alpha: float, lower: bool = False) -> None:
+        acc.addr_(v, v, alpha=alpha)
 
     def take(self, x: Any, idx: Any, axis: int) -> Any:
         return self.torch.index_select(x, axis, idx)

@@ -74,7 +74,7 @@ class LayerFeatures:
         r_pos = {s: i for i, s in enumerate(resp_ids)}
         self.rows = np.asarray([f_pos[s] for s in shared])
         self._whole.clear()
-        return responses.values[[r_pos[s] for s in shared]].astype(np.float64), shared
+        return responses.values[[r_pos[s] for s in shared]].astype(np.float64, copy=False), shared
 
     def design(self, ops: Ops) -> Design:
         if self.gram is not None:

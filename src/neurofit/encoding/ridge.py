@@ -69,15 +69,27 @@ class Design:
             return
         self.rows = np.arange(len(x)) if rows is None else np.asarray(rows)
         self.n, self.p = len(self.rows), x.shape[1]
-        itemsize = np.dtype(self.ops.dtype_name).itemsize
-        # work arrays of at most an eighth of the features' size (and 64 MB): peak stays near one copy
-        budget = block_bytes or min(64 << 20, max(1 << 20, x.nbytes // 8))
-        self._block_cols = max(1, budget // (itemsize * max(self.n, 1)))
-        self._block_rows = max(1, budget // (itemsize * max(self.p, 1)))
+        # work arrays of at most an eighth of the features' size (and 64 MB; 64 kB at least, so a narrow
+        # layer's blocks still have rows enough for the GEMMs): peak stays near one copy
+        self.block_bytes = block_bytes or min(64 << 20, max(1 << 16, x.nbytes // 8))
         mean = np.zeros(self.p)
         for start in range(0, self.n, self._block_rows):
             mean += x[self.rows[start:start + self._block_rows]].sum(0, dtype=np.float64)
         self.mean = mean / max(self.n, 1)
+
+    @property
+    def work_elements(self) -> int:
+        """Elements of one work array within the budget, in this design's precision (a float64 twin's
+        blocks weigh what its float32 original's do)."""
+        return max(1, self.block_bytes // np.dtype(self.ops.dtype_name).itemsize)
+
+    @property
+    def _block_cols(self) -> int:
+        return max(1, self.work_elements // max(self.n, 1))
+
+    @property
+    def _block_rows(self) -> int:
+        return max(1, self.work_elements // max(self.p, 1))
 
     @classmethod
     def from_gram(cls, gram: np.ndarray, ops: Ops | None = None) -> Design:
@@ -123,21 +135,25 @@ class Design:
         return n_fit <= self.p
 
     def moments(self, y: Any, idx: np.ndarray) -> _Moments:
-        """Second moments of the rows ``idx`` (and their targets ``y``, one row per index), in row blocks."""
+        """Second moments of the rows ``idx`` (and their targets ``y``, one row per index), in row blocks
+        (of this design's precision: the float32 features are never copied whole)."""
         ops = self.ops
         xx, xy = ops.zeros((self.p, self.p)), ops.zeros((self.p, y.shape[1]))
         x_sum = ops.zeros((self.p,))
         for start in range(0, len(idx), self._block_rows):
             block = self.centred(idx[start:start + self._block_rows])
-            xx += block.T @ block
+            ops.add_gram(xx, block)  # in place: no second p x p array
             xy += block.T @ y[start:start + self._block_rows]
             x_sum += block.sum(0)
-        return _Moments(xx, xy, x_sum, y.sum(0), len(idx))
+        # the diagonal, kept aside where the folds' covariances take xx's other triangle and its diagonal
+        diag = xx.diagonal().copy() if ops.shares_triangles else None
+        return _Moments(xx, xy, x_sum, y.sum(0), len(idx), diag)
 
     def spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
         ops = self.ops
         if not self.is_dual(len(fit)):
-            return _spectral_held_out(self, self.moments(y_fit, fit), None, np.zeros(0, dtype=int), evaluate)
+            return _spectral_held_out(self, self.moments(y_fit, fit), None, np.zeros(0, dtype=int), evaluate,
+                                      consume=True)
         y_mean = y_fit.mean(0)
         yc = y_fit - y_mean
         k_ff, k_ef = self.centred_kernels(fit, evaluate)
@@ -167,45 +183,80 @@ class Design:
 class _Moments:
     """Uncentred second moments of the fit rows (primal path): folds subtract their held-out rows."""
 
-    xx: Any  # (p, p)
+    xx: Any  # (p, p): the upper triangle (numpy; torch: all of it), see Ops.add_gram
     xy: Any  # (p, targets)
     x_sum: Any
     y_sum: Any
     n: int
+    diag: Any = None  # xx's diagonal, where the ops share triangles (see _covariance)
 
 
 def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, held: np.ndarray,
-                       evaluate: np.ndarray | None = None) -> _Spectral:
+                       evaluate: np.ndarray | None = None, consume: bool = False) -> _Spectral:
     """Primal fit on the moments' rows minus ``held``, evaluated on ``evaluate`` (default ``held``):
-    a fold's covariance is a downdate of the outer one (n_held p^2 instead of n_fit p^2)."""
+    a fold's covariance is a downdate of the outer one (n_held p^2 instead of n_fit p^2). ``consume``:
+    the moments' last use (the refit), so the covariance is formed in their p x p array, not a copy."""
     ops = design.ops
     n_fit = moments.n - len(held)
-    x_sum, y_sum, xx, xy = moments.x_sum, moments.y_sum, moments.xx, moments.xy
+    x_sum, y_sum, xy = moments.x_sum, moments.y_sum, moments.xy
     x_held = design.centred(held)
     if len(held):
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
-        xy = xy - x_held.T @ y_held
+        cxy = xy - x_held.T @ y_held
+    else:
+        cxy = xy if consume else _copy(xy)
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
-    # eigh reads one triangle of the covariance, in place through its transpose (Fortran order)
-    cov = _covariance(xx, x_held.T @ x_held if len(held) else None, x_mean, n_fit)
-    cxy = xy - n_fit * (x_mean[:, None] * y_mean[None, :])
-    spectrum, vectors = ops.eigh(cov.T)
+    cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
+    cxy -= n_fit * (x_mean[:, None] * y_mean[None, :])  # centred: one features x targets array per fold
+    # eigh reads the covariance's triangle in place through its transpose (Fortran order)
+    spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
     x_eval = x_held if evaluate is None else design.centred(evaluate)  # a fresh array: centred in place
     x_eval -= x_mean
-    return _Spectral(x_eval @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+    # the basis x_eval @ vectors (as wide as x_eval: the primal's vectors are square) written over
+    # x_eval in row blocks, so the evaluation rows are held once
+    step = design._block_rows
+    for start in range(0, len(x_eval), step):
+        x_eval[start:start + step] = x_eval[start:start + step] @ vectors
+    return _Spectral(x_eval, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
 
 
-def _covariance(xx: Any, downdate: Any | None, x_mean: Any, n: int) -> Any:
-    """``xx - downdate - n x_mean x_mean^T`` in one new p x p array: the rank-one correction in row
-    blocks, so no other p x p temporary is held."""
-    cov = xx.clone() if hasattr(xx, "clone") else xx.copy()
-    if downdate is not None:
-        cov -= downdate
-    step = max(1, (1 << 16) // max(len(x_mean), 1))  # row blocks of ~0.5 MB
-    for start in range(0, len(x_mean), step):
-        cov[start:start + step] -= (n * x_mean[start:start + step, None]) * x_mean[None, :]
-    return cov
+def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n: int, consume: bool
+                ) -> tuple[Any, bool]:
+    """``xx - x_held^T x_held - n x_mean x_mean^T`` by in-place BLAS updates of one triangle of a p x p
+    array, and whether that is the lower triangle. The array is the moments' own: their upper triangle
+    when ``consume`` (their last use: ``xx`` is set to None); else, where the ops share triangles, the
+    lower one (the eigendecomposition overwrites only that and the diagonal, restored from
+    ``moments.diag``), so the inner folds hold no copy of it; else a copy."""
+    xx = moments.xx
+    lower = not consume and ops.shares_triangles
+    if consume:
+        cov, moments.xx = xx, None
+    elif lower:
+        cov = xx
+        _mirror_upper(cov)
+    else:
+        cov = _copy(xx)
+    if moments.diag is not None:
+        np.fill_diagonal(cov, moments.diag)  # an earlier fold's eigendecomposition overwrote it
+    if x_held is not None:
+        ops.add_gram(cov, x_held, -1.0, lower)
+    ops.add_outer(cov, x_mean, -float(n), lower)
+    return cov, lower
+
+
+def _copy(a: Any) -> Any:
+    return a.clone() if hasattr(a, "clone") else a.copy()
+
+
+def _mirror_upper(a: np.ndarray, tile: int = 64) -> None:
+    """Copies ``a``'s strict upper triangle into its strict lower one, in square tiles (a transposed
+    copy in cache-sized pieces; no temporary larger than a tile)."""
+    for i in range(0, len(a), tile):
+        for j in range(0, i, tile):
+            a[i:i + tile, j:j + tile] = a[j:j + tile, i:i + tile].T
+        square = a[i:i + tile, i:i + tile]
+        square[...] = np.triu(square) + np.triu(square, 1).T
 
 
 @dataclass
@@ -239,50 +290,33 @@ def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: in
     return out
 
 
-def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | None = None,
+def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray | None = None,
              alphas: np.ndarray = DEFAULT_ALPHAS, inner_folds: int = 5, seed: int = 0,
              chunk_elements: int = CHUNK_ELEMENTS, refit_ops: Ops | None = None,
              refit_solver: str = "eigh") -> RidgeCVResult:
     """Choose an alpha per target by ``inner_folds``-fold CV (shuffled KFold, ``seed``) on the
     ``fit`` rows, minimising the out-of-fold squared error; then refit on all ``fit`` rows and
-    predict the ``evaluate`` rows. ``y`` holds every row of the design (targets of rows not in
-    ``fit`` are never read). ``refit_ops`` (e.g. float64 after a float32 search): the precision of
-    the refit and its predictions; default the design's. ``refit_solver``: ``eigh`` (one
+    predict the ``evaluate`` rows. ``y_fit``: the targets of the ``fit`` rows, in that order (only
+    they are read, so only they are held). ``refit_ops`` (e.g. float64 after a float32 search): the
+    precision of the refit and its predictions; default the design's. ``refit_solver``: ``eigh`` (one
     eigendecomposition for every alpha), ``cholesky`` (one Cholesky factorisation per distinct
     chosen alpha) or ``auto`` (Cholesky when at most :data:`CHOLESKY_MAX_ALPHAS` distinct alphas
-    were chosen): the same predictions up to rounding."""
+    were chosen): the same predictions up to rounding. ``chunk_elements``: the alpha search's work
+    arrays, at most the design's work budget (a narrow layer's fit holds no more than its features)."""
     if refit_solver not in REFIT_SOLVERS:
         raise ValueError(f"unknown refit_solver {refit_solver!r}; known: {list(REFIT_SOLVERS)}")
+    if len(y_fit) != len(fit):
+        raise ValueError(f"y_fit has {len(y_fit)} rows for {len(fit)} fit rows: pass the fit rows' targets only")
     ops = design.ops
-    y_given = y
-    y = ops.asarray(y)
+    y = ops.asarray(y_fit)
     alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
-    n_alpha, t = len(alphas), y.shape[1]
-    err, s1, s2, sxy = (ops.zeros((n_alpha, t)) for _ in range(4))
-    folds = kfold(len(fit), inner_folds, seed)
     # the refit's form for every fold: a primal refit never builds the Gram matrix for its folds
-    primal = not design.is_dual(len(fit))
-    moments = design.moments(y[ops.index(fit)], fit) if primal else None
-    for train, valid in folds:
-        if moments is not None:
-            sp = _spectral_held_out(design, moments, y[ops.index(fit[valid])], fit[valid])
-        else:
-            sp = design.spectral(y[ops.index(fit[train])], fit[train], fit[valid])
-        w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
-        yv = y[ops.index(fit[valid])] - sp.y_mean  # validation targets centred like the predictions
-        cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
-        sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
-        sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
-        err += ops.sqnorm_cols(yv)[None, :] - 2 * cross + sq
-        # running sums of the out-of-fold predictions pred = pred_c + mu and targets y = yv + mu
-        n_v, mu = len(valid), sp.y_mean[None, :]
-        s1 += sum_p + n_v * mu
-        s2 += sq + 2 * mu * sum_p + n_v * mu**2
-        sxy += cross + mu * sum_p + mu * yv.sum(0)[None, :] + n_v * mu**2
+    moments = None if design.is_dual(len(fit)) else design.moments(y, fit)
+    chunk = min(chunk_elements, design.work_elements) if design.x is not None else chunk_elements
+    err, s1, s2, sxy = _alpha_search(design, y, fit, kfold(len(fit), inner_folds, seed), alpha_t, moments, chunk)
     best = err.argmin(0)
-    y_fit = y[ops.index(fit)]
     n = len(fit)
-    sy, syy = y_fit.sum(0), ops.sqnorm_cols(y_fit)
+    sy, syy = y.sum(0), ops.sqnorm_cols(y)
     p1, p2, pxy = (ops.take_rows(a, best) for a in (s1, s2, sxy))
     cov = n * pxy - p1 * sy
     var = (n * p2 - p1**2) * (n * syy - sy**2)
@@ -293,17 +327,46 @@ def ridge_cv(design: Design, y: Any, fit: np.ndarray, evaluate: np.ndarray | Non
     if evaluate is not None and len(evaluate):
         if refit_ops is not None and refit_ops.dtype_name != ops.dtype_name:
             design, ops = design.with_ops(refit_ops), refit_ops
-            y_fit, chosen = ops.asarray(np.asarray(y_given)[fit]), ops.asarray(ops.to_numpy(chosen))
-            moments = None  # in the search's precision: the refit forms its own (one p x p array at a time)
-        prediction = ops.to_numpy(_refit_predictions(design, y_fit, fit, evaluate, chosen, refit_solver, moments))
+            # the search's copies (targets, moments) go before the refit forms its own
+            y, chosen = ops.asarray(y_fit), ops.asarray(ops.to_numpy(chosen))
+            moments = None
+        prediction = ops.to_numpy(_refit_predictions(design, y, fit, evaluate, chosen, refit_solver, moments))
     return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
                          prediction=prediction)
+
+
+def _alpha_search(design: Design, y: Any, fit: np.ndarray, folds: list, alpha_t: Any, moments: _Moments | None,
+                  chunk_elements: int) -> tuple[Any, Any, Any, Any]:
+    """Out-of-fold squared error (alphas, targets) of every alpha, and the running sums of the
+    out-of-fold predictions (sum, sum of squares, cross products with the targets) that give the
+    inner r. One fold's fit is held at a time (and none once this returns)."""
+    ops = design.ops
+    err, s1, s2, sxy = (ops.zeros((alpha_t.shape[0], y.shape[1])) for _ in range(4))
+    for train, valid in folds:
+        if moments is not None:
+            sp = _spectral_held_out(design, moments, y[ops.index(valid)], fit[valid])
+        else:
+            sp = design.spectral(y[ops.index(train)], fit[train], fit[valid])
+        w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
+        yv = y[ops.index(valid)] - sp.y_mean  # validation targets centred like the predictions
+        cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
+        sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
+        sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
+        err += ops.sqnorm_cols(yv)[None, :] - 2 * cross + sq
+        # running sums of the out-of-fold predictions pred = pred_c + mu and targets y = yv + mu
+        n_v, mu = len(valid), sp.y_mean[None, :]
+        s1 += sum_p + n_v * mu
+        s2 += sq + 2 * mu * sum_p + n_v * mu**2
+        sxy += cross + mu * sum_p + mu * yv.sum(0)[None, :] + n_v * mu**2
+        del sp  # the next fold's eigendecomposition does not hold this fold's fit beside it
+    return err, s1, s2, sxy
 
 
 def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: Any,
                        solver: str, moments: _Moments | None = None) -> Any:
     """Predictions of ``evaluate`` from ridge fit on ``fit`` with one alpha per target (``chosen``);
-    ``moments``: the fit rows' (primal), when the alpha search formed them in this precision."""
+    ``moments``: the fit rows' (primal), when the alpha search formed them in this precision (spent
+    here: the refit forms its covariance in their p x p array)."""
     values = np.unique(design.ops.to_numpy(chosen))
     if solver == "auto":
         solver = "cholesky" if len(values) <= CHOLESKY_MAX_ALPHAS else "eigh"
@@ -311,9 +374,11 @@ def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np
         try:
             return _cholesky_predictions(design, y_fit, fit, evaluate, design.ops.to_numpy(chosen), values, moments)
         except np.linalg.LinAlgError:
-            pass  # not positive definite at this precision: the eigendecomposition clamps the spectrum at 0
+            # not positive definite at this precision: the eigendecomposition clamps the spectrum at 0
+            # (from moments formed anew: the Cholesky attempt spent these)
+            moments = None
     if moments is not None:
-        sp = _spectral_held_out(design, moments, None, np.zeros(0, dtype=int), evaluate)
+        sp = _spectral_held_out(design, moments, None, np.zeros(0, dtype=int), evaluate, consume=True)
     else:
         sp = design.spectral(y_fit, fit, evaluate)
     return sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean
@@ -322,29 +387,41 @@ def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np
 def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: np.ndarray,
                           values: np.ndarray, moments: _Moments | None = None) -> Any:
     """One Cholesky solve of ``(system + alpha I)`` per distinct alpha, for its targets: ``system``
-    the centred Gram matrix of the fit rows (dual) or their covariance (primal). The right-hand
-    side is the targets or, when a group has more targets than there are evaluation rows, the
-    evaluation rows' cross products (fewer columns to solve for)."""
+    the centred Gram matrix of the fit rows (dual) or their covariance (primal, formed in the
+    moments' own array). The right-hand side is the targets or, when a group has more targets than
+    there are evaluation rows, the evaluation rows' cross products (fewer columns to solve for)."""
     ops = design.ops
-    if design.is_dual(len(fit)):
+    dual = design.is_dual(len(fit))
+    if dual:
         y_mean = y_fit.mean(0)
         rhs = y_fit - y_mean
         system, to_eval = design.centred_kernels(fit, evaluate)
     else:
         m = moments if moments is not None else design.moments(y_fit, fit)
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
-        system = _covariance(m.xx, None, x_mean, m.n)
+        system, _ = _covariance(ops, m, None, x_mean, m.n, consume=True)
         rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
-        to_eval = design.centred(evaluate) - x_mean
+        to_eval = design.centred(evaluate)  # a fresh array: centred in place
+        to_eval -= x_mean
+    # primal, where the ops share triangles: each alpha's system is factorised in the lower triangle of
+    # the array whose upper one holds the covariance (one p x p matrix in all, where the covariance is
+    # what a narrow layer's peak is made of); else in a copy (two; faster than mirroring the triangle)
+    lower = not dual and ops.shares_triangles
+    diag = system.diagonal().copy() if lower else None
     prediction = ops.zeros((len(evaluate), rhs.shape[1]))
     for alpha in values:
         cols = ops.index(np.flatnonzero(chosen == alpha))
-        shifted = ops.add_diagonal(system, float(alpha))
-        if len(cols) > len(evaluate):
-            prediction[:, cols] = ops.solve_spd(shifted, to_eval.T).T @ rhs[:, cols]
+        if lower:
+            _mirror_upper(system)
+            np.fill_diagonal(system, diag + alpha)
+            shifted = system
         else:
-            prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols])
-        del shifted  # overwritten by its factor: at most one besides ``system`` is held
+            shifted = ops.add_diagonal(system, float(alpha))
+        if len(cols) > len(evaluate):
+            prediction[:, cols] = ops.solve_spd(shifted, to_eval.T, lower).T @ rhs[:, cols]
+        else:
+            prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols], lower)
+        del shifted  # overwritten by its factor
     return prediction + y_mean
 
 
