@@ -28,6 +28,7 @@ features); features reduced by ``features.reduce`` have no map and are refused.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -98,10 +99,10 @@ def _neighbours(centres: np.ndarray, sigmas: np.ndarray, step: float, factor: fl
     return centres[:, None, :] + offsets[None, :, :2], np.maximum(sigmas[:, None] * offsets[None, :, 2], 0.3)
 
 
-def _spectrum(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _spectrum(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Singular values ``(mask, r)`` and right singular vectors ``(mask, channel, r)`` of centred pooled
-    features ``z`` (mask, stimulus, channel), from one small eigenproblem per mask."""
-    s2, v = np.linalg.eigh(z.transpose(0, 2, 1) @ z)
+    features from their Gram matrices ``gram`` (mask, channel, channel): one small eigenproblem per mask."""
+    s2, v = np.linalg.eigh(gram)
     s2 = np.where(s2 > 1e-10 * np.maximum(s2.max(1, keepdims=True), 1e-300), s2, 0.0)  # drop the null space
     return np.sqrt(s2), v
 
@@ -117,21 +118,22 @@ def _gcv(s: np.ndarray, uty: np.ndarray, total: np.ndarray, n: int, relative_alp
          ) -> tuple[np.ndarray, np.ndarray]:
     """Generalised cross-validation error (Golub, Heath & Wahba 1979) ``(mask, target)`` at the best penalty of
     each, and that penalty. ``total``: each target's sum of squares (broadcast against ``(mask, target)``). The
-    residual lives in the SVD basis, so no (mask, stimulus, target) array is formed."""
-    scale = np.maximum((s**2).mean(1, keepdims=True), 1e-300)  # (mask, 1)
+    residual lives in the SVD basis, so no (mask, stimulus, target) array is formed; all penalties at once, the
+    residuals of all of them one batched product."""
+    s2 = s**2
+    alphas = np.maximum(s2.mean(1, keepdims=True), 1e-300) * relative_alphas  # (mask, penalty)
+    kept = alphas[:, :, None] / (s2[:, None, :] + alphas[:, :, None])  # (mask, penalty, r): the part the fit leaves
     outside = np.maximum(total - (uty**2).sum(1), 0.0)  # (mask, target): beyond the pooled span
-    best_err = np.full(outside.shape, np.inf)
-    best_alpha = np.zeros(outside.shape)
-    for relative in relative_alphas:
-        alpha = relative * scale  # (mask, 1)
-        kept = alpha / (s**2 + alpha)  # (mask, r): the part of each component the fit leaves out
-        rss = outside + ((kept[:, :, None] * uty) ** 2).sum(1)
-        dof = 1 + (s**2 / (s**2 + alpha)).sum(1, keepdims=True)  # intercept + effective channels
-        err = rss / np.maximum(n - dof, 1e-9) ** 2
-        better = err < best_err
-        best_err = np.where(better, err, best_err)
-        best_alpha = np.where(better, alpha, best_alpha)
-    return best_err, best_alpha
+    rss = outside[:, None, :] + kept**2 @ uty**2  # (mask, penalty, target)
+    dof = 1 + (s2[:, None, :] / (s2[:, None, :] + alphas[:, :, None])).sum(2)  # intercept + effective channels
+    err = rss / np.maximum(n - dof, 1e-9)[:, :, None] ** 2
+    best = err.argmin(1)  # the first of equal errors (the smallest penalty)
+    return np.take_along_axis(err, best[:, None, :], 1)[:, 0], np.take_along_axis(alphas, best, 1)
+
+
+def _as_rows(centres: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """``(mask, 3)``: centre y, centre x and width of each mask, the key by which equal masks are found."""
+    return np.concatenate([centres.reshape(-1, 2), sigmas.reshape(-1, 1)], 1)
 
 
 class FactorisedReadout:
@@ -144,117 +146,164 @@ class FactorisedReadout:
                  refine_rounds: Sequence[tuple[float, float]] = REFINE_ROUNDS) -> None:
         self.channels, self.height, self.width = map_shape(shape, int(np.prod(shape)))
         self.sigmas = tuple(float(v) for v in sigmas)
-        self.masks = gaussian_masks(self.height, self.width, sigmas)
-        self.centres, self.sigma_pixels = mask_grid(self.height, self.width, sigmas)
+        if self.height * self.width == 1:  # one mask, the scalar 1 (centre and width 0)
+            self.centres, self.sigma_pixels = np.zeros((1, 2)), np.zeros(1)
+        else:
+            self.centres, self.sigma_pixels = mask_grid(self.height, self.width, sigmas)
+        self.masks = self._masks(self.centres, self.sigma_pixels)
         self.relative_alphas = np.asarray(relative_alphas, dtype=np.float64)
         self.refine_rounds = tuple((float(step), float(factor)) for step, factor in refine_rounds)
+
+    def _masks(self, centres: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+        if self.height * self.width == 1:
+            return np.ones((len(centres), 1))
+        return gaussians(centres, sigmas, self.height, self.width)
 
     def _maps(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float64).reshape(len(x), self.channels, self.height * self.width)
 
     def _pool(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """``(mask, stimulus, channel)``: ``maps`` (stimulus, channel, position) pooled by each of ``masks``."""
+        """``(mask, stimulus, channel)``: ``maps`` (stimulus, channel, position) pooled by each of ``masks``
+        (one GEMM; callers hold BLAS to one thread: threads only slow such small batches down, worst on a
+        loaded machine)."""
         n = len(maps)
-        with threadpool_limits(1):
-            pooled = maps.reshape(n * self.channels, -1) @ masks.T  # one GEMM
+        pooled = maps.reshape(n * self.channels, -1) @ masks.T
         return pooled.reshape(n, self.channels, len(masks)).transpose(2, 0, 1)
 
-    def _refine(self, maps: np.ndarray, yc: np.ndarray, centres: np.ndarray, sigmas: np.ndarray,
-                err: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Moves each neuroid's mask to a neighbour (sub-pixel centre, intermediate width) with a smaller GCV
-        error at the neuroid's penalty, round by round (``refine_rounds``); every neuroid's candidates are
-        pooled in one GEMM per block, and scored from one small matrix inverse each (no eigenproblem)."""
-        n, n_targets = yc.shape
-        per_block = max(1, _MAX_CHUNK // (NEIGHBOURS * n * self.channels))
-        total = (yc**2).sum(0)
-        eye = np.eye(self.channels)
+    def _coarse(self, maps: np.ndarray, y: np.ndarray, trains: Sequence[np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per training set and neuroid ``(set, neuroid)``: the smallest GCV error over the coarse grid, its
+        penalty and its mask. A mask's pooled features of all stimuli serve every training set (its rows)."""
+        n_targets = y.shape[1]
+        err = np.full((len(trains), n_targets), np.inf)
+        alpha, best = np.zeros(err.shape), np.zeros(err.shape, dtype=int)
+        columns = np.arange(n_targets)
+        per_block = max(1, _MAX_CHUNK // (len(maps) * self.channels))
+        for first in range(0, len(self.masks), per_block):
+            pooled = np.ascontiguousarray(self._pool(maps, self.masks[first:first + per_block]))  # fast row gathers
+            for k, train in enumerate(trains):
+                yc = y[train] - y[train].mean(0)
+                z = pooled[:, train]
+                z -= z.mean(1, keepdims=True)
+                s, v = _spectrum(z.transpose(0, 2, 1) @ z)
+                uty = _projections(s, v, z.transpose(0, 2, 1) @ yc)  # (mask, r, neuroid)
+                e, a = _gcv(s, uty, (yc**2).sum(0), len(train), self.relative_alphas)
+                m = e.argmin(0)  # over this block's masks; earlier blocks win ties, as one argmin over all
+                better = e[m, columns] < err[k]
+                err[k, better], alpha[k, better], best[k, better] = e[m, columns][better], a[m, columns][better], \
+                    first + m[better]
+        return err, alpha, best
+
+    def _candidate_errors(self, z: np.ndarray, yc: np.ndarray, total: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """GCV error of each candidate's pooled training features ``z`` (candidate, stimulus, channel) for its
+        neuroid's centred responses ``yc`` (stimulus, candidate) at the neuroid's penalty ``alpha``, from one
+        small matrix inverse each (no eigenproblem)."""
+        n = z.shape[1]
+        z = z - z.mean(1, keepdims=True)
+        a = alpha[:, None, None]
+        gram = z.transpose(0, 2, 1) @ z
+        inverse = np.linalg.inv(gram + a * np.eye(self.channels))
+        zty = np.einsum("knc,nk->kc", z, yc)
+        w = np.einsum("kcd,kd->kc", inverse, zty)
+        rss = total - 2 * (w * zty).sum(1) + np.einsum("kc,kcd,kd->k", w, gram, w)
+        dof = 1 + self.channels - alpha * np.trace(inverse, axis1=1, axis2=2)
+        return rss / np.maximum(n - dof, 1e-9) ** 2
+
+    def _refine(self, maps: np.ndarray, y: np.ndarray, trains: Sequence[np.ndarray], centres: np.ndarray,
+                sigmas: np.ndarray, err: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Moves each neuroid's mask ``(set, neuroid)`` to a neighbour (sub-pixel centre, intermediate width) with a
+        smaller GCV error at the neuroid's penalty, round by round (``refine_rounds``). Candidates recur across
+        training sets and neuroids (most neuroids keep their coarse mask from split to split): each distinct one is
+        pooled once over all stimuli, in blocks of masks."""
+        n_sets, n_targets = err.shape
+        per_block = max(1, _MAX_CHUNK // (len(maps) * self.channels))
+        centred = [y[train] - y[train].mean(0) for train in trains]
         for step, factor in self.refine_rounds:
-            near_c, near_s = _neighbours(centres, sigmas, step, factor)
-            for first in range(0, n_targets, per_block):
-                block = np.arange(first, min(first + per_block, n_targets))
-                masks = gaussians(near_c[block].reshape(-1, 2), near_s[block].ravel(), self.height, self.width)
-                z = self._pool(maps, masks)
-                z = z - z.mean(1, keepdims=True)
-                a = np.repeat(alpha[block], NEIGHBOURS)[:, None, None]  # each candidate at its neuroid's penalty
-                targets = np.repeat(yc[:, block], NEIGHBOURS, axis=1)  # (stimulus, candidate)
-                with threadpool_limits(1):
-                    gram = z.transpose(0, 2, 1) @ z
-                    inverse = np.linalg.inv(gram + a * eye)
-                    zty = np.einsum("knc,nk->kc", z, targets)
-                    w = np.einsum("kcd,kd->kc", inverse, zty)
-                    rss = np.repeat(total[block], NEIGHBOURS) - 2 * (w * zty).sum(1) + np.einsum(
-                        "kc,kcd,kd->k", w, gram, w)
-                dof = 1 + self.channels - a[:, 0, 0] * np.trace(inverse, axis1=1, axis2=2)
-                e = (rss / np.maximum(n - dof, 1e-9) ** 2).reshape(len(block), NEIGHBOURS)
-                k = e.argmin(1)
-                rows = np.arange(len(block))
-                better = e[rows, k] < err[block]
-                chosen = block[better]
-                centres[chosen] = near_c[chosen, k[better]]
-                sigmas[chosen] = near_s[chosen, k[better]]
-                err[chosen] = e[rows, k][better]
+            near_c, near_s = _neighbours(centres.reshape(-1, 2), sigmas.ravel(), step, factor)
+            keys, which = np.unique(_as_rows(near_c, near_s), axis=0, return_inverse=True)
+            which = which.reshape(n_sets, n_targets * NEIGHBOURS)
+            e = np.empty(which.shape)
+            for first in range(0, len(keys), per_block):
+                block = keys[first:first + per_block]
+                pooled = np.ascontiguousarray(self._pool(maps, self._masks(block[:, :2], block[:, 2])))
+                for k, train in enumerate(trains):
+                    found = np.flatnonzero((which[k] >= first) & (which[k] < first + len(pooled)))
+                    for chunk in np.array_split(found, max(1, -(-len(found) // per_block))):
+                        neuroid = chunk // NEIGHBOURS
+                        yc = centred[k][:, neuroid]
+                        e[k, chunk] = self._candidate_errors(pooled[which[k, chunk] - first][:, train], yc,
+                                                             (yc**2).sum(0), alpha[k, neuroid])
+            e = e.reshape(n_sets, n_targets, NEIGHBOURS)
+            move = e.argmin(2)
+            smallest = np.take_along_axis(e, move[:, :, None], 2)[:, :, 0]
+            better = smallest < err
+            moved = move[better]
+            centres[better] = near_c.reshape(n_sets, n_targets, NEIGHBOURS, 2)[better, moved]
+            sigmas[better] = near_s.reshape(n_sets, n_targets, NEIGHBOURS)[better, moved]
+            err[better] = smallest[better]
         return centres, sigmas
+
+    def _final(self, maps: np.ndarray, y: np.ndarray, centres: np.ndarray, sigmas: np.ndarray) -> dict[str, Any]:
+        """The readout fitted on one training set (``maps`` and ``y`` its stimuli) at each neuroid's chosen mask:
+        feature weights V diag(s / (s^2 + alpha)) U^T y and the exact leave-one-out predictions (the training
+        score). Neuroids that chose the same mask (a vector layer: all) share its pooled features and spectrum."""
+        n = len(maps)
+        y_mean = y.mean(0)
+        yc = y - y_mean
+        keys, which = np.unique(_as_rows(centres, sigmas), axis=0, return_inverse=True)
+        pooled = self._pool(maps, self._masks(keys[:, :2], keys[:, 2]))  # (mask, stimulus, channel)
+        x_mean = pooled.mean(1)  # (mask, channel)
+        z = pooled - x_mean[:, None, :]
+        s, v = _spectrum(z.transpose(0, 2, 1) @ z)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = np.where(s[:, None, :] > 0, (z @ v) / s[:, None, :], 0.0)  # (mask, n, r)
+        s, v, u = s[which], v[which], u[which]  # each neuroid's
+        uty = _projections(s, v, np.einsum("jnc,nj->jc", z[which], yc)[:, :, None])  # (neuroid, r, 1)
+        # the penalty again, by GCV at the neuroid's final mask
+        alpha = _gcv(s, uty, (yc**2).sum(0)[:, None], n, self.relative_alphas)[1][:, 0]
+        uty = uty[:, :, 0]
+        shrink = s**2 / (s**2 + alpha[:, None])  # (neuroid, r)
+        coef = np.einsum("jcr,jr->jc", v, s / (s**2 + alpha[:, None]) * uty)
+        fitted = np.einsum("jnr,jr->nj", u, shrink * uty)
+        leverage = np.minimum(1 / n + np.einsum("jnr,jr->nj", u**2, shrink), 1 - 1e-9)  # ridge hat + intercept
+        loo = yc - (yc - fitted) / (1 - leverage)
+        return {"centres_": centres, "sigma_pixels_": sigmas, "mask_weights_": self._masks(centres, sigmas),
+                "alpha_": alpha, "coef_": coef, "x_mean_": x_mean[which], "y_mean_": y_mean,
+                "loo_r_": pearson_columns(loo, yc)}
+
+    def _fit_each(self, maps: np.ndarray, y: np.ndarray, trains: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """The fitted readout's attributes for each training set (rows of ``maps`` and ``y``): the coarse grid and
+        the refinement for all sets at once (each mask pooled once), then each set's own fit at its masks."""
+        y = np.asarray(y, dtype=np.float64)
+        err, alpha, best = self._coarse(maps, y, trains)
+        centres, sigmas = self.centres[best], self.sigma_pixels[best]  # (set, neuroid, 2), (set, neuroid)
+        if self.height * self.width > 1:
+            centres, sigmas = self._refine(maps, y, trains, centres, sigmas, err, alpha)
+        return [self._final(maps[train], y[train], c, s) for train, c, s in zip(trains, centres, sigmas, strict=True)]
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> FactorisedReadout:
         """Fit on ``x`` (stimulus, channel * height * width) and ``y`` (stimulus, neuroid)."""
-        y = np.asarray(y, dtype=np.float64)
-        maps = self._maps(x)
-        self.y_mean_ = y.mean(0)
-        yc = y - self.y_mean_
-        n, n_targets = yc.shape
-        # coarse grid: one small eigenproblem per mask, shared by every neuroid (threads only slow such
-        # batches down, worst on a loaded machine)
-        z = self._pool(maps, self.masks)
-        z = z - z.mean(1, keepdims=True)
         with threadpool_limits(1):
-            s, v = _spectrum(z)
-            uty = _projections(s, v, z.transpose(0, 2, 1) @ yc)  # (mask, r, neuroid)
-        err, alpha = _gcv(s, uty, (yc**2).sum(0), n, self.relative_alphas)
-        best = err.argmin(0)
-        columns = np.arange(n_targets)
-        err, alpha = err[best, columns], alpha[best, columns]
-        if self.height * self.width == 1:
-            masks = np.ones((n_targets, 1))
-            self.centres_, self.sigma_pixels_ = np.zeros((n_targets, 2)), np.zeros(n_targets)
-        else:
-            centres, sigmas = self._refine(maps, yc, self.centres[best].copy(), self.sigma_pixels[best].copy(),
-                                           err, alpha)
-            masks = gaussians(centres, sigmas, self.height, self.width)
-            self.centres_, self.sigma_pixels_ = centres, sigmas
-        # each neuroid's own pooled features: feature weights V diag(s / (s^2 + alpha)) U^T y and the exact
-        # leave-one-out predictions (the training score)
-        pooled = self._pool(maps, masks)  # (neuroid, stimulus, channel)
-        self.x_mean_ = pooled.mean(1)  # (neuroid, channel)
-        z = pooled - self.x_mean_[:, None, :]
-        with threadpool_limits(1):
-            s, v = _spectrum(z)
-            uty = _projections(s, v, np.einsum("jnc,nj->jc", z, yc)[:, :, None])  # (neuroid, r, 1)
-            if self.height * self.width > 1:  # the penalty again, by GCV at the neuroid's final mask
-                alpha = _gcv(s, uty, (yc**2).sum(0)[:, None], n, self.relative_alphas)[1][:, 0]
-            uty = uty[:, :, 0]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                u = np.where(s[:, None, :] > 0, (z @ v) / s[:, None, :], 0.0)  # (neuroid, n, r)
-            shrink = s**2 / (s**2 + alpha[:, None])  # (neuroid, r)
-            coef = np.einsum("jcr,jr->jc", v, s / (s**2 + alpha[:, None]) * uty)
-            fitted = np.einsum("jnr,jr->nj", u, shrink * uty)
-            leverage = np.minimum(1 / n + np.einsum("jnr,jr->nj", u**2, shrink), 1 - 1e-9)  # ridge hat + intercept
-        loo = yc - (yc - fitted) / (1 - leverage)
-        self.mask_weights_, self.alpha_, self.coef_ = masks, alpha, coef
-        self.loo_r_ = pearson_columns(loo, yc)
+            self.__dict__.update(self._fit_each(self._maps(x), y, [np.arange(len(x))])[0])
         return self
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        pooled = self._pool(self._maps(x), self.mask_weights_)  # each neuroid's own mask
-        z = pooled - self.x_mean_[:, None, :]
+    def _predict(self, maps: np.ndarray) -> np.ndarray:
+        z = self._pool(maps, self.mask_weights_) - self.x_mean_[:, None, :]  # each neuroid's own mask
         return np.einsum("jnc,jc->nj", z, self.coef_) + self.y_mean_
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with threadpool_limits(1):
+            return self._predict(self._maps(x))
 
     def cross_validated(self, x: np.ndarray, y: np.ndarray, splits: Splits) -> list[SplitPrediction]:
         """Fit on each split's training stimuli, predict its test stimuli; the training score is
         the median leave-one-out r on the training stimuli (exact: no inner folds to draw)."""
+        maps = self._maps(x)
         out = []
-        for train, test in splits:
-            self.fit(x[train], y[train])
-            out.append(SplitPrediction(self.predict(x[test]), float(np.median(self.loo_r_)),
-                                       {"inner_r": self.loo_r_, "alpha": self.alpha_, "centre": self.centres_,
-                                                                  "sigma": self.sigma_pixels_}))
+        with threadpool_limits(1):
+            for (_, test), fitted in zip(splits, self._fit_each(maps, y, [train for train, _ in splits]), strict=True):
+                self.__dict__.update(fitted)
+                out.append(SplitPrediction(self._predict(maps[test]), float(np.median(self.loo_r_)),
+                                           {"inner_r": self.loo_r_, "alpha": self.alpha_, "centre": self.centres_,
+                                            "sigma": self.sigma_pixels_}))
         return out
