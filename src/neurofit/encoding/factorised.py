@@ -194,18 +194,16 @@ class FactorisedReadout:
                     first + m[better]
         return err, alpha, best
 
-    def _candidate_errors(self, z: np.ndarray, yc: np.ndarray, total: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def _candidate_errors(self, z: np.ndarray, yc: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """GCV error of each candidate's pooled training features ``z`` (candidate, stimulus, channel) for its
         neuroid's centred responses ``yc`` (stimulus, candidate) at the neuroid's penalty ``alpha``, from one
         small matrix inverse each (no eigenproblem)."""
         n = z.shape[1]
-        z = z - z.mean(1, keepdims=True)
-        a = alpha[:, None, None]
-        gram = z.transpose(0, 2, 1) @ z
-        inverse = np.linalg.inv(gram + a * np.eye(self.channels))
-        zty = np.einsum("knc,nk->kc", z, yc)
-        w = np.einsum("kcd,kd->kc", inverse, zty)
-        rss = total - 2 * (w * zty).sum(1) + np.einsum("kc,kcd,kd->k", w, gram, w)
+        z -= z.mean(1, keepdims=True)
+        inverse = np.linalg.inv(z.transpose(0, 2, 1) @ z + alpha[:, None, None] * np.eye(self.channels))
+        zty = (yc.T[:, None, :] @ z)[:, 0]  # (candidate, channel)
+        w = (inverse @ zty[:, :, None])[:, :, 0]
+        rss = (yc**2).sum(0) - (w * zty).sum(1) - alpha * (w**2).sum(1)  # |y - Z w|^2, as Z^T Z w = Z^T y - alpha w
         dof = 1 + self.channels - alpha * np.trace(inverse, axis1=1, axis2=2)
         return rss / np.maximum(n - dof, 1e-9) ** 2
 
@@ -230,9 +228,8 @@ class FactorisedReadout:
                     found = np.flatnonzero((which[k] >= first) & (which[k] < first + len(pooled)))
                     for chunk in np.array_split(found, max(1, -(-len(found) // per_block))):
                         neuroid = chunk // NEIGHBOURS
-                        yc = centred[k][:, neuroid]
-                        e[k, chunk] = self._candidate_errors(pooled[which[k, chunk] - first][:, train], yc,
-                                                             (yc**2).sum(0), alpha[k, neuroid])
+                        z = pooled[(which[k, chunk] - first)[:, None], train]  # (candidate, stimulus, channel)
+                        e[k, chunk] = self._candidate_errors(z, centred[k][:, neuroid], alpha[k, neuroid])
             e = e.reshape(n_sets, n_targets, NEIGHBOURS)
             move = e.argmin(2)
             smallest = np.take_along_axis(e, move[:, :, None], 2)[:, :, 0]
