@@ -136,6 +136,39 @@ def _as_rows(centres: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     return np.concatenate([centres.reshape(-1, 2), sigmas.reshape(-1, 1)], 1)
 
 
+def _candidate_errors(gram: np.ndarray, zty: np.ndarray, total: np.ndarray, alpha: np.ndarray, n: int) -> np.ndarray:
+    """GCV error of each candidate mask from its centred training Gram matrix ``gram`` (candidate, channel,
+    channel) and products ``zty`` (candidate, channel) with its neuroid's responses (sum of squares ``total``)
+    at the neuroid's penalty ``alpha``: one small matrix inverse each (no eigenproblem)."""
+    inverse = np.linalg.inv(gram + alpha[:, None, None] * np.eye(gram.shape[1]))
+    w = (inverse @ zty[:, :, None])[:, :, 0]
+    rss = total - (w * zty).sum(1) - alpha * (w**2).sum(1)  # |y - Z w|^2, as Z^T Z w = Z^T y - alpha w
+    dof = 1 + gram.shape[1] - alpha * np.trace(inverse, axis1=1, axis2=2)
+    return rss / np.maximum(n - dof, 1e-9) ** 2
+
+
+class _TrainingSet:
+    """One training set of the mask search. Its pooled features' Gram matrices are downdates of those of all
+    stimuli (as ridge's folds: the stimuli left out cost the work, not those kept); the responses enter through
+    the training rows only (centred on their mean, 0 elsewhere), so the test responses leave no trace."""
+
+    def __init__(self, train: np.ndarray, y: np.ndarray) -> None:
+        counts = np.bincount(train, minlength=len(y))
+        self.n = len(train)
+        self.rows = np.flatnonzero(counts != 1)  # stimuli left out (weight -1; one drawn twice would be +1)
+        self.weights = counts[self.rows] - 1.0
+        self.y = counts[:, None] * (y - y[train].mean(0))  # (stimulus, neuroid)
+        self.total = (self.y[train] ** 2).sum(0)
+
+    def gram(self, rows: np.ndarray, gram_all: np.ndarray, z_sum: np.ndarray) -> np.ndarray:
+        """Training Gram matrices ``(mask, channel, channel)`` of pooled features centred on the training mean,
+        from those of all stimuli ``gram_all`` and their sums ``z_sum`` (features centred on the mean of all
+        stimuli: no cancellation) and the features' ``rows`` (mask, ``self.rows``, channel)."""
+        mean = (z_sum + self.weights @ rows) / self.n
+        downdate = (rows.transpose(0, 2, 1) * self.weights) @ rows
+        return gram_all + downdate - self.n * mean[:, :, None] * mean[:, None, :]
+
+
 class FactorisedReadout:
     """Gaussian mask x feature weights per neuroid, chosen by leave-one-out error (module docstring)."""
 
@@ -170,66 +203,71 @@ class FactorisedReadout:
         pooled = maps.reshape(n * self.channels, -1) @ masks.T
         return pooled.reshape(n, self.channels, len(masks)).transpose(2, 0, 1)
 
-    def _coarse(self, maps: np.ndarray, y: np.ndarray, trains: Sequence[np.ndarray]
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _centred_pool(self, maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pooled features of all stimuli ``(mask, stimulus, channel)`` centred on their mean, their Gram
+        matrices and sums (the sums over all stimuli that each training set downdates)."""
+        z = np.ascontiguousarray(self._pool(maps, masks))
+        z -= z.mean(1, keepdims=True)
+        return z, z.transpose(0, 2, 1) @ z, z.sum(1)
+
+    def _coarse(self, maps: np.ndarray, sets: Sequence[_TrainingSet]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per training set and neuroid ``(set, neuroid)``: the smallest GCV error over the coarse grid, its
-        penalty and its mask. A mask's pooled features of all stimuli serve every training set (its rows)."""
-        n_targets = y.shape[1]
-        err = np.full((len(trains), n_targets), np.inf)
+        penalty and its mask. Each mask is pooled once, over all stimuli, for every training set."""
+        n_targets = sets[0].y.shape[1]
+        err = np.full((len(sets), n_targets), np.inf)
         alpha, best = np.zeros(err.shape), np.zeros(err.shape, dtype=int)
         columns = np.arange(n_targets)
         per_block = max(1, _MAX_CHUNK // (len(maps) * self.channels))
         for first in range(0, len(self.masks), per_block):
-            pooled = np.ascontiguousarray(self._pool(maps, self.masks[first:first + per_block]))  # fast row gathers
-            for k, train in enumerate(trains):
-                yc = y[train] - y[train].mean(0)
-                z = pooled[:, train]
-                z -= z.mean(1, keepdims=True)
-                s, v = _spectrum(z.transpose(0, 2, 1) @ z)
-                uty = _projections(s, v, z.transpose(0, 2, 1) @ yc)  # (mask, r, neuroid)
-                e, a = _gcv(s, uty, (yc**2).sum(0), len(train), self.relative_alphas)
+            z, gram_all, z_sum = self._centred_pool(maps, self.masks[first:first + per_block])
+            for k, t in enumerate(sets):
+                s, v = _spectrum(t.gram(z[:, t.rows], gram_all, z_sum))
+                uty = _projections(s, v, z.transpose(0, 2, 1) @ t.y)  # (mask, r, neuroid)
+                e, a = _gcv(s, uty, t.total, t.n, self.relative_alphas)
                 m = e.argmin(0)  # over this block's masks; earlier blocks win ties, as one argmin over all
                 better = e[m, columns] < err[k]
                 err[k, better], alpha[k, better], best[k, better] = e[m, columns][better], a[m, columns][better], \
                     first + m[better]
         return err, alpha, best
 
-    def _candidate_errors(self, z: np.ndarray, yc: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """GCV error of each candidate's pooled training features ``z`` (candidate, stimulus, channel) for its
-        neuroid's centred responses ``yc`` (stimulus, candidate) at the neuroid's penalty ``alpha``, from one
-        small matrix inverse each (no eigenproblem)."""
-        n = z.shape[1]
-        z -= z.mean(1, keepdims=True)
-        inverse = np.linalg.inv(z.transpose(0, 2, 1) @ z + alpha[:, None, None] * np.eye(self.channels))
-        zty = (yc.T[:, None, :] @ z)[:, 0]  # (candidate, channel)
-        w = (inverse @ zty[:, :, None])[:, :, 0]
-        rss = (yc**2).sum(0) - (w * zty).sum(1) - alpha * (w**2).sum(1)  # |y - Z w|^2, as Z^T Z w = Z^T y - alpha w
-        dof = 1 + self.channels - alpha * np.trace(inverse, axis1=1, axis2=2)
-        return rss / np.maximum(n - dof, 1e-9) ** 2
+    def _candidate_products(self, maps: np.ndarray, t: _TrainingSet, masks: np.ndarray) -> np.ndarray:
+        """``(neuroid, move, channel)``: each candidate's pooled features times its neuroid's training responses,
+        as its mask times the map's products with the responses (one GEMM per block of neuroids, not one pooling
+        per candidate); ``masks`` (neuroid, move, position)."""
+        n_targets = masks.shape[0]
+        x = maps.reshape(len(maps), -1)
+        per_block = max(1, _MAX_CHUNK // x.shape[1])
+        zty = np.empty((n_targets, masks.shape[1], self.channels))
+        for first in range(0, n_targets, per_block):
+            block = slice(first, first + per_block)
+            xty = (t.y[:, block].T @ x).reshape(-1, self.channels, self.height * self.width)  # (neuroid, c, position)
+            zty[block] = masks[block] @ xty.transpose(0, 2, 1)
+        return zty
 
-    def _refine(self, maps: np.ndarray, y: np.ndarray, trains: Sequence[np.ndarray], centres: np.ndarray,
-                sigmas: np.ndarray, err: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _refine(self, maps: np.ndarray, sets: Sequence[_TrainingSet], centres: np.ndarray, sigmas: np.ndarray,
+                err: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Moves each neuroid's mask ``(set, neuroid)`` to a neighbour (sub-pixel centre, intermediate width) with a
         smaller GCV error at the neuroid's penalty, round by round (``refine_rounds``). Candidates recur across
         training sets and neuroids (most neuroids keep their coarse mask from split to split): each distinct one is
         pooled once over all stimuli, in blocks of masks."""
         n_sets, n_targets = err.shape
         per_block = max(1, _MAX_CHUNK // (len(maps) * self.channels))
-        centred = [y[train] - y[train].mean(0) for train in trains]
         for step, factor in self.refine_rounds:
             near_c, near_s = _neighbours(centres.reshape(-1, 2), sigmas.ravel(), step, factor)
             keys, which = np.unique(_as_rows(near_c, near_s), axis=0, return_inverse=True)
+            key_masks = self._masks(keys[:, :2], keys[:, 2])
             which = which.reshape(n_sets, n_targets * NEIGHBOURS)
+            zty = [self._candidate_products(maps, t, key_masks[which[k]].reshape(n_targets, NEIGHBOURS, -1)
+                                            ).reshape(-1, self.channels) for k, t in enumerate(sets)]
             e = np.empty(which.shape)
             for first in range(0, len(keys), per_block):
-                block = keys[first:first + per_block]
-                pooled = np.ascontiguousarray(self._pool(maps, self._masks(block[:, :2], block[:, 2])))
-                for k, train in enumerate(trains):
-                    found = np.flatnonzero((which[k] >= first) & (which[k] < first + len(pooled)))
+                z, gram_all, z_sum = self._centred_pool(maps, key_masks[first:first + per_block])
+                for k, t in enumerate(sets):
+                    found = np.flatnonzero((which[k] >= first) & (which[k] < first + len(z)))
                     for chunk in np.array_split(found, max(1, -(-len(found) // per_block))):
-                        neuroid = chunk // NEIGHBOURS
-                        z = pooled[(which[k, chunk] - first)[:, None], train]  # (candidate, stimulus, channel)
-                        e[k, chunk] = self._candidate_errors(z, centred[k][:, neuroid], alpha[k, neuroid])
+                        key, neuroid = which[k, chunk] - first, chunk // NEIGHBOURS
+                        gram = t.gram(z[key[:, None], t.rows], gram_all[key], z_sum[key])
+                        e[k, chunk] = _candidate_errors(gram, zty[k][chunk], t.total[neuroid], alpha[k, neuroid], t.n)
             e = e.reshape(n_sets, n_targets, NEIGHBOURS)
             move = e.argmin(2)
             smallest = np.take_along_axis(e, move[:, :, None], 2)[:, :, 0]
@@ -272,10 +310,11 @@ class FactorisedReadout:
         """The fitted readout's attributes for each training set (rows of ``maps`` and ``y``): the coarse grid and
         the refinement for all sets at once (each mask pooled once), then each set's own fit at its masks."""
         y = np.asarray(y, dtype=np.float64)
-        err, alpha, best = self._coarse(maps, y, trains)
+        sets = [_TrainingSet(train, y) for train in trains]
+        err, alpha, best = self._coarse(maps, sets)
         centres, sigmas = self.centres[best], self.sigma_pixels[best]  # (set, neuroid, 2), (set, neuroid)
         if self.height * self.width > 1:
-            centres, sigmas = self._refine(maps, y, trains, centres, sigmas, err, alpha)
+            centres, sigmas = self._refine(maps, sets, centres, sigmas, err, alpha)
         return [self._final(maps[train], y[train], c, s) for train, c, s in zip(trains, centres, sigmas, strict=True)]
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> FactorisedReadout:
