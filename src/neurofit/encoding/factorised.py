@@ -157,8 +157,9 @@ class _TrainingSet:
         self.n = len(train)
         self.rows = np.flatnonzero(counts != 1)  # stimuli left out (weight -1; one drawn twice would be +1)
         self.weights = counts[self.rows] - 1.0
-        self.y = counts[:, None] * (y - y[train].mean(0))  # (stimulus, neuroid)
-        self.total = (self.y[train] ** 2).sum(0)
+        centred = y - y[train].mean(0)
+        self.y = counts[:, None] * centred  # (stimulus, neuroid)
+        self.total = (centred[train] ** 2).sum(0)
 
     def gram(self, rows: np.ndarray, gram_all: np.ndarray, z_sum: np.ndarray) -> np.ndarray:
         """Training Gram matrices ``(mask, channel, channel)`` of pooled features centred on the training mean,
