@@ -23,6 +23,16 @@ recovers").
 
 A layer without spatial dims is a 1 x 1 map (the mask is a scalar, the readout is ridge on its
 features); features reduced by ``features.reduce`` have no map and are refused.
+
+Cost: the outer splits' mask searches run together (``cross_validated``) with the same result as one fit per
+split. Each coarse mask, and each distinct refinement candidate (candidates recur across splits and neuroids:
+1,000-1,700 distinct of 10,800 on the default run's layers), is pooled once over all stimuli; a split's centred
+Gram matrices are downdates of all stimuli's by its left-out rows (as ridge's folds), and the products with the
+responses come from the split's training responses alone (0 elsewhere: test responses leave no trace, not even
+in rounding). Each split's final fit at its chosen masks is the plain one; neuroids that chose the same mask (a
+vector layer: all) share its eigendecomposition. On the default run (240 stimuli, 90 neuroids, 10 splits) a
+layer's 10 fits take 0.1-2.4 CPU s instead of 1.3-4.9; most of what is left is the coarse grid's
+eigendecompositions (one per mask and split) and the candidates' inverses (one per candidate and split).
 """
 
 from __future__ import annotations
