@@ -208,16 +208,15 @@ class FactorisedReadout:
 
     def _pool(self, maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """``(mask, stimulus, channel)``: ``maps`` (stimulus, channel, position) pooled by each of ``masks``
-        (one GEMM; callers hold BLAS to one thread: threads only slow such small batches down, worst on a
-        loaded machine)."""
+        (one GEMM, its output already in this order; callers hold BLAS to one thread: threads only slow such
+        small batches down, worst on a loaded machine)."""
         n = len(maps)
-        pooled = maps.reshape(n * self.channels, -1) @ masks.T
-        return pooled.reshape(n, self.channels, len(masks)).transpose(2, 0, 1)
+        return (masks @ maps.reshape(n * self.channels, -1).T).reshape(len(masks), n, self.channels)
 
     def _centred_pool(self, maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pooled features of all stimuli ``(mask, stimulus, channel)`` centred on their mean, their Gram
         matrices and sums (the sums over all stimuli that each training set downdates)."""
-        z = np.ascontiguousarray(self._pool(maps, masks))
+        z = self._pool(maps, masks)
         z -= z.mean(1, keepdims=True)
         return z, z.transpose(0, 2, 1) @ z, z.sum(1)
 
