@@ -24,15 +24,15 @@ recovers").
 A layer without spatial dims is a 1 x 1 map (the mask is a scalar, the readout is ridge on its
 features); features reduced by ``features.reduce`` have no map and are refused.
 
-Cost: the outer splits' mask searches run together (``cross_validated``) with the same result as one fit per
-split. Each coarse mask, and each distinct refinement candidate (candidates recur across splits and neuroids:
-1,000-1,700 distinct of 10,800 on the default run's layers), is pooled once over all stimuli; a split's centred
-Gram matrices are downdates of all stimuli's by its left-out rows (as ridge's folds), and the products with the
-responses come from the split's training responses alone (0 elsewhere: test responses leave no trace, not even
+Cost: the outer splits' mask searches run together (``cross_validated``), with the masks, penalties and scores of
+one fit per split. Each coarse mask, and each distinct refinement candidate (candidates recur across splits and
+neuroids: 1,000-1,700 distinct of 10,800 on the default run's layers), is pooled once over all stimuli; a split's
+centred Gram matrices are downdates of all stimuli's by its left-out rows (as ridge's folds), and the products with
+the responses come from the split's training responses alone (0 elsewhere: test responses leave no trace, not even
 in rounding). Each split's final fit at its chosen masks is the plain one; neuroids that chose the same mask (a
-vector layer: all) share its eigendecomposition. On the default run (240 stimuli, 90 neuroids, 10 splits) a
-layer's 10 fits take 0.1-2.4 CPU s instead of 1.3-4.9; most of what is left is the coarse grid's
-eigendecompositions (one per mask and split) and the candidates' inverses (one per candidate and split).
+vector layer: all) share its eigendecomposition. On the default run (240 stimuli, 90 neuroids, 10 splits) a layer's
+10 fits take 0.1-2.4 CPU s instead of 1.3-4.6; most of what is left is the coarse grid's eigendecompositions (one
+per mask and split) and the candidates' inverses (one per candidate and split).
 """
 
 from __future__ import annotations
@@ -240,19 +240,22 @@ class FactorisedReadout:
                     first + m[better]
         return err, alpha, best
 
-    def _candidate_products(self, maps: np.ndarray, t: _TrainingSet, masks: np.ndarray) -> np.ndarray:
-        """``(neuroid, move, channel)``: each candidate's pooled features times its neuroid's training responses,
-        as its mask times the map's products with the responses (one GEMM per block of neuroids, not one pooling
-        per candidate); ``masks`` (neuroid, move, position)."""
-        n_targets = masks.shape[0]
+    def _candidate_products(self, maps: np.ndarray, t: _TrainingSet, centres: np.ndarray, sigmas: np.ndarray
+                            ) -> np.ndarray:
+        """``(neuroid * move, channel)``: each candidate mask's (``centres`` (neuroid, move, 2), ``sigmas``) pooled
+        features times its neuroid's training responses, as the mask times the map's products with the responses
+        (one GEMM per block of neuroids, not one pooling per candidate)."""
+        n_targets = len(centres)
         x = maps.reshape(len(maps), -1)
         per_block = max(1, _MAX_CHUNK // x.shape[1])
-        zty = np.empty((n_targets, masks.shape[1], self.channels))
+        zty = np.empty((n_targets, NEIGHBOURS, self.channels))
         for first in range(0, n_targets, per_block):
             block = slice(first, first + per_block)
-            xty = (t.y[:, block].T @ x).reshape(-1, self.channels, self.height * self.width)  # (neuroid, c, position)
-            zty[block] = masks[block] @ xty.transpose(0, 2, 1)
-        return zty
+            masks = self._masks(centres[block].reshape(-1, 2), sigmas[block].ravel())
+            masks = masks.reshape(-1, NEIGHBOURS, self.height * self.width)  # (neuroid, move, position)
+            xty = (t.y[:, block].T @ x).reshape(len(masks), self.channels, -1)  # (neuroid, channel, position)
+            zty[block] = masks @ xty.transpose(0, 2, 1)
+        return zty.reshape(-1, self.channels)
 
     def _refine(self, maps: np.ndarray, sets: Sequence[_TrainingSet], centres: np.ndarray, sigmas: np.ndarray,
                 err: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,13 +268,14 @@ class FactorisedReadout:
         for step, factor in self.refine_rounds:
             near_c, near_s = _neighbours(centres.reshape(-1, 2), sigmas.ravel(), step, factor)
             keys, which = np.unique(_as_rows(near_c, near_s), axis=0, return_inverse=True)
-            key_masks = self._masks(keys[:, :2], keys[:, 2])
             which = which.reshape(n_sets, n_targets * NEIGHBOURS)
-            zty = [self._candidate_products(maps, t, key_masks[which[k]].reshape(n_targets, NEIGHBOURS, -1)
-                                            ).reshape(-1, self.channels) for k, t in enumerate(sets)]
+            near_c = near_c.reshape(n_sets, n_targets, NEIGHBOURS, 2)
+            near_s = near_s.reshape(n_sets, n_targets, NEIGHBOURS)
+            zty = [self._candidate_products(maps, t, near_c[k], near_s[k]) for k, t in enumerate(sets)]
             e = np.empty(which.shape)
             for first in range(0, len(keys), per_block):
-                z, gram_all, z_sum = self._centred_pool(maps, key_masks[first:first + per_block])
+                block = keys[first:first + per_block]
+                z, gram_all, z_sum = self._centred_pool(maps, self._masks(block[:, :2], block[:, 2]))
                 for k, t in enumerate(sets):
                     found = np.flatnonzero((which[k] >= first) & (which[k] < first + len(z)))
                     for chunk in np.array_split(found, max(1, -(-len(found) // per_block))):
@@ -283,8 +287,8 @@ class FactorisedReadout:
             smallest = np.take_along_axis(e, move[:, :, None], 2)[:, :, 0]
             better = smallest < err
             moved = move[better]
-            centres[better] = near_c.reshape(n_sets, n_targets, NEIGHBOURS, 2)[better, moved]
-            sigmas[better] = near_s.reshape(n_sets, n_targets, NEIGHBOURS)[better, moved]
+            centres[better] = near_c[better, moved]
+            sigmas[better] = near_s[better, moved]
             err[better] = smallest[better]
         return centres, sigmas
 
