@@ -31,7 +31,7 @@ centred Gram matrices are downdates of all stimuli's by its left-out rows (as ri
 the responses come from the split's training responses alone (0 elsewhere: test responses leave no trace, not even
 in rounding). Each split's final fit at its chosen masks is the plain one; neuroids that chose the same mask (a
 vector layer: all) share its eigendecomposition. On the default run (240 stimuli, 90 neuroids, 10 splits) a layer's
-10 fits take 0.1-2.4 CPU s instead of 1.3-4.6; most of what is left is the coarse grid's eigendecompositions (one
+10 fits take 0.1-2.2 CPU s instead of 1.4-4.7; most of what is left is the coarse grid's eigendecompositions (one
 per mask and split) and the candidates' inverses (one per candidate and split).
 """
 
