@@ -77,6 +77,7 @@ def test_the_dag_has_the_configs_jobs():
         "simulate": 1, "manifest": 1, "stimuli": 1, "responses": 1, "ceiling": 1, "train": 3, "features": 15,
         "fit": 30, "tables": 1, "report": 10}
     reference = next(j for j in jobs if j.name == "train m2")
-    assert reference.needs == ("simulate d0",) and reference.threads == 2
+    assert reference.needs == ("simulate d0",) and reference.threads == 1  # evaluation only: one core
+    assert [j.threads for j in jobs if j.name.startswith("train")] == [1, 2, 1]  # m1 trains 3 epochs
     with pytest.raises(ValueError, match="simulated"):
         pipeline_jobs(RunShape((0,), (1,), datasets=1, metrics=1, other_jobs=5, simulated=2), UNIT)

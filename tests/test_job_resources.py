@@ -24,6 +24,8 @@ def dry_run_resources(repo: Path, workdir: Path, config: dict) -> dict[str, list
         resources = re.search(r"resources: (.*)", block)
         if rule and resources and rule.group(1) != "all":
             fields = dict(re.findall(r"(\w+)=([^,]+)", resources.group(1)))
+            fields["threads"] = (re.findall(r"threads: (\d+)", block) or ["1"])[0]  # Snakemake omits 1
+            fields["model"] = (re.findall(r"model=(\w+)", block) or [""])[0]
             jobs.setdefault(rule.group(1), []).append(fields)
     return jobs
 
@@ -55,3 +57,13 @@ def test_gpu_config_puts_network_jobs_on_the_gpu_partition(repo, tiny, tmp_path)
                 assert (fields["gpu"], fields["gpu_model"], fields["slurm_partition"]) == ("1", "a100", "gpu")
             else:
                 assert "gpu" not in fields and "slurm_partition" not in fields, (rule, fields)
+
+
+def test_a_train_job_holds_two_cores_to_train_and_one_to_evaluate(repo, tiny, tmp_path):
+    """An evaluation-only job (untrained control, given weights) runs beside the simulator on a 2-core
+    machine; a model trained here keeps 2 threads (its weights depend on the thread count)."""
+    trained = {"architecture": "alexnet_small", "objective": "supervised", "width": 8, "epochs": 1, "seed": 3,
+               "layers": ["fc"]}
+    config = {**tiny, "models": {**tiny["models"], "trained": trained}}
+    threads = {job["model"]: job["threads"] for job in dry_run_resources(repo, tmp_path, config)["train"]}
+    assert threads == {"untrained": "1", "trained": "2"}

@@ -64,6 +64,19 @@ def variant_name(run: str, epoch: int) -> str:
     return f"{run}_e{epoch}"
 
 
+def trained_here(entry: dict[str, Any]) -> bool:
+    """Whether a model entry's train job trains weights (else it only loads or initialises them and
+    evaluates them: a named network, given weights, or the untrained control)."""
+    return not (entry.get("weights") or entry.get("objective") == "untrained" or is_named_network(entry))
+
+
+def train_threads(config: dict[str, Any], name: str) -> int:
+    """Cores a model's train job holds: 2 to train (torch splits each step's work), 1 to evaluate only, so
+    that such a job runs beside the simulator (the default run's first 10 s) instead of waiting for it.
+    Training results depend on the thread count (CPU reduction order), so it is fixed per job kind."""
+    return 2 if trained_here(model_settings(config, name)) else 1
+
+
 def checkpoint_runs(config: dict[str, Any]) -> dict[str, list[int]]:
     """Models whose one training run is scored at several epochs (``checkpoints``), with those epochs."""
     runs = {}
@@ -75,7 +88,7 @@ def checkpoint_runs(config: dict[str, Any]) -> dict[str, list[int]]:
         if not epochs or epochs[0] < 0 or last != epochs[-1]:
             raise ValueError(f"models.{name}.checkpoints {entry['checkpoints']}: epochs >= 0 whose last is the "
                              f"run's `epochs` ({last}); leave `epochs` unset to train to the last checkpoint")
-        if entry.get("weights") or entry.get("objective") == "untrained":
+        if not trained_here(entry):
             raise ValueError(f"models.{name}.checkpoints: only a model that is trained here has checkpoints")
         runs[name] = epochs
     return runs

@@ -163,8 +163,10 @@ def pipeline_jobs(shape: RunShape, unit: UnitCosts, cores: int = 2, gpu_speedup:
         # the simulator's reference model loads the first simulated dataset's hidden network
         needs = ("simulate d0",) if reference[m] and shape.simulated else ()
         work = (unit.train + epochs * unit.epoch) / gpu_speedup
-        # imports run on one core; the epochs and evaluation on `parallel` of the job's cores
-        jobs.append(Job(f"train m{m}", seconds("train", work, parallel), train_threads, needs))
+        # imports run on one core; the epochs and evaluation on `parallel` of the job's cores; a job that
+        # only evaluates holds one core (config.train_threads)
+        threads = train_threads if epochs else 1
+        jobs.append(Job(f"train m{m}", seconds("train", work, min(parallel, threads)), threads, needs))
         for name in datasets:
             for layer in range(layers):
                 feature = f"features {name} m{m} l{layer}"

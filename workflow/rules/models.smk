@@ -17,7 +17,7 @@ rule train:
         LAYOUT.log("train", "{model}"),
     benchmark:
         LAYOUT.benchmark("train", "{model}")
-    threads: 2
+    threads: lambda w: nf_config.train_threads(config, w.model)
     resources:
         **job_resources("train"),
     conda:
