@@ -155,7 +155,7 @@ def final_outputs():
 # config/config.yaml on 2 CPUs: peak RSS about 2x rounded up (the Python + torch/xarray imports are
 # most of it), plus a share of the input size for the stages whose arrays grow with the data, and
 # runtimes far above the measured seconds so a bigger config or a slower node is not killed.
-# Measured peaks (RSS MB / wall s): simulate 752/17, manifest -/0.2, responses 168/1.4, ceiling 209/3.7,
+# Measured peaks (RSS MB / wall s): simulate 627/8.7 (was 752/17 before its NWB tables came from arrays), manifest -/0.2, responses 168/1.4, ceiling 209/3.7,
 # train 613/57 (3 epochs), features 347/7.4, tables 223/3.6, figures 163/2.1.
 # fit (one job per dataset x metric x model x layer, all regions; 3 regions x 30 units, 240 stimuli,
 # 10 splits, 1000 bootstrap draws and permutations; input = features + responses; shared 2-core machine
