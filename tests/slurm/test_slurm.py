@@ -70,7 +70,8 @@ def runs(repo: Path, cluster: localcluster.Cluster, tmp_path_factory: pytest.Tem
         "--slurm-no-account", "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
         "--slurm-keep-successful-logs", "--latency-wait", "5")
-    on_local = snakemake(repo, local, "--profile", str(repo / "workflow" / "profiles" / "default"), "-c1")
+    # 2 cores: the trained model's job gets the 2 threads it gets on SLURM (its weights depend on the count)
+    on_local = snakemake(repo, local, "--profile", str(repo / "workflow" / "profiles" / "default"), "-c2")
     local_out = finish(on_local, local)
     slurm_out = finish(on_slurm, slurm)
     print(f"SLURM and local runs of tests/slurm/tiny.yaml side by side: {time.monotonic() - started:.1f} s")
@@ -80,7 +81,7 @@ def runs(repo: Path, cluster: localcluster.Cluster, tmp_path_factory: pytest.Tem
 def test_slurm_run_equals_local_run(runs):
     local, slurm, _, _ = runs
     on_local, on_slurm = pd.read_csv(local / TARGET), pd.read_csv(slurm / TARGET)
-    assert len(on_slurm) == 2 and on_slurm[["raw", "ceiling", "score"]].notna().all().all()
+    assert len(on_slurm) == 3 and on_slurm[["raw", "ceiling", "score"]].notna().all().all()
     # Same stimuli, seeds and code: equal up to float summation order (torch threads differ per job).
     pd.testing.assert_frame_equal(on_slurm, on_local, check_exact=False, rtol=1e-6)
 
@@ -100,8 +101,10 @@ def test_every_job_ran_as_a_slurm_job_with_its_resources(runs, cluster):
         # every job carries an explicit memory request and time limit from workflow/rules/common.smk
         assert job["MinMemoryNode"] not in ("0", ""), job
         assert job["TimeLimit"] not in ("UNLIMITED", "Partition_Limit"), job
-    train = next(job for job in ours if job["Comment"].startswith("rule_train"))
-    assert train["NumCPUs"] == "2"  # threads: 2 becomes --cpus-per-task=2
+    # a train job's threads become --cpus-per-task: 2 to train, 1 to evaluate only (config.train_threads)
+    cpus = {job["Comment"].split("_wildcards_")[-1]: job["NumCPUs"] for job in ours
+            if job["Comment"].startswith("rule_train")}
+    assert cpus == {"trained": "2", "untrained": "1"}, cpus
 
 
 def test_every_job_wrote_its_benchmark(runs):
