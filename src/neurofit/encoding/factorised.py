@@ -194,7 +194,7 @@ class FactorisedReadout:
             self.centres, self.sigma_pixels = np.zeros((1, 2)), np.zeros(1)
         else:
             self.centres, self.sigma_pixels = mask_grid(self.height, self.width, sigmas)
-        self.masks = gaussian_masks(self.height, self.width, sigmas)
+        self.masks = self._masks(self.centres, self.sigma_pixels)  # the coarse grid's (gaussian_masks)
         self.relative_alphas = np.asarray(relative_alphas, dtype=np.float64)
         self.refine_rounds = tuple((float(step), float(factor)) for step, factor in refine_rounds)
 
