@@ -108,6 +108,28 @@ def test_rflo_equals_the_exact_gradient_where_it_should():
     assert torch.allclose(delta_rule, net.readout.weight.grad, atol=1e-6)
 
 
+@pytest.mark.parametrize("dale", [False, True])
+def test_rflo_is_the_gradient_with_the_recurrent_path_cut(dale):
+    """Murray's approximation, for any trial length: with the feedback set to W_out^T, RFLO's updates are the exact
+    gradient of the loss through a network whose recurrent input ``W h_{t-1}`` is held fixed (only the leak
+    ``(1 - a) h_{t-1}`` carries credit back in time). A wrong trace (leak, pre-synaptic time, phi') fails this."""
+    torch.manual_seed(0)
+    net = RecurrentNet("vanilla", 3, 3, hidden=6, alpha=0.3, dale=dale)
+    ob, gt, mask = torch.randn(15, 4, 3), torch.randint(0, 3, (15, 4)), torch.rand(15, 4) / 15
+    rflo_gradients(net, ob, gt, mask, net.readout.weight.detach().T.clone())
+    rflo = {name: p.grad.clone() for name, p in net.named_parameters()}
+    net.zero_grad()
+    weight, drive = net.recurrent_weight(), net.input(ob)
+    h, states = torch.zeros(4, 6), []
+    for t in range(len(ob)):
+        h = (1 - net.alpha) * h + net.alpha * net.phi(h.detach() @ weight.T + drive[t])
+        states.append(h)
+    masked_cross_entropy(net.readout(torch.stack(states)), gt, mask).backward()
+    for name, p in net.named_parameters():
+        assert torch.allclose(rflo[name], p.grad, atol=1e-6), name
+    assert rflo["recurrent.weight"].abs().sum() > 0
+
+
 def test_bptt_learns_the_delayed_response_and_the_untrained_control_does_not(tmp_path):
     trained, perf = train_recurrent(RecurrentSpec.from_config({"hidden": 32, "steps": 300, "n_test": 128}))
     _, control = train_recurrent(RecurrentSpec.from_config({"hidden": 32, "learning_rule": "none", "n_test": 128}))
