@@ -10,6 +10,7 @@ from neurofit.models.recurrent import RecurrentNet
 from neurofit.models.train_recurrent import (
     RecurrentSpec,
     load_recurrent,
+    make_optimiser,
     masked_cross_entropy,
     rflo_gradients,
     save_recurrent,
@@ -138,7 +139,7 @@ def test_rflo_learns_the_delayed_response_within_the_paper_budget():
     """The paper config's RFLO network (plain gradient steps, its default) reports the held-out choice well above
     chance and above the untrained network of the same seed; under Adam it stayed at chance (0.51)."""
     spec = RecurrentSpec.from_config(RFLO_PAPER)
-    assert (spec.optimizer, spec.lr) == ("sgd", 0.5)
+    assert (spec.optimizer, spec.lr, spec.local_lr) == ("sgd", 0.5, None)
     _, perf = train_recurrent(spec)
     _, control = train_recurrent(RecurrentSpec.from_config({**RFLO_PAPER, "learning_rule": "none"}))
     assert perf["chance"] == 0.5 and perf["accuracy"] > 0.9
@@ -152,7 +153,7 @@ def test_rflo_under_adam_stays_at_chance():
     net, perf = train_recurrent(RecurrentSpec.from_config({**RFLO_PAPER, "optimizer": "adam", "lr": 0.01}))
     initial = RecurrentSpec.from_config(RFLO_PAPER).build()
     moved = float((net.recurrent.weight - initial.recurrent.weight).detach().norm())
-    assert perf["accuracy"] < 0.6 and moved > float(initial.recurrent.weight.norm())
+    assert perf["accuracy"] < 0.6 and moved > float(initial.recurrent.weight.detach().norm())
 
 
 def test_bptt_learns_the_delayed_response_and_the_untrained_control_does_not(tmp_path):
@@ -177,6 +178,22 @@ def test_bad_model_settings_are_named():
         RecurrentSpec.from_config({"architecture": "lstm", "dale": True}).build()
     with pytest.raises(ValueError, match="unknown key"):
         RecurrentSpec.from_config({"epochs": 3})
+    with pytest.raises(ValueError, match="choose one of"):
+        RecurrentSpec.from_config({"optimizer": "rmsprop"})
+    with pytest.raises(ValueError, match="local_lr .* needs learning_rule: rflo"):
+        RecurrentSpec.from_config({"learning_rule": "bptt", "local_lr": 0.1})
+
+
+def test_each_rule_gets_its_optimiser_and_rflo_its_local_rate():
+    bptt, rflo = RecurrentSpec.from_config({}), RecurrentSpec.from_config({"learning_rule": "rflo", "local_lr": 0.1})
+    assert (bptt.optimizer, bptt.lr, rflo.optimizer, rflo.lr) == ("adam", 0.01, "sgd", 0.5)
+    net = rflo.build()
+    readout, local = make_optimiser(rflo, net).param_groups
+    assert isinstance(make_optimiser(rflo, net), torch.optim.SGD) and (readout["lr"], local["lr"]) == (0.5, 0.1)
+    assert {id(p) for p in readout["params"]} == {id(net.readout.weight), id(net.readout.bias)}
+    assert len(local["params"]) == 3  # input weight and bias, recurrent weight
+    (group,) = make_optimiser(bptt, bptt.build()).param_groups
+    assert isinstance(make_optimiser(bptt, bptt.build()), torch.optim.Adam) and group["lr"] == 0.01
 
 
 def test_the_simulator_names_the_networks_layers():
