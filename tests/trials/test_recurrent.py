@@ -153,7 +153,8 @@ def test_rflo_under_adam_stays_at_chance():
     net, perf = train_recurrent(RecurrentSpec.from_config({**RFLO_PAPER, "optimizer": "adam", "lr": 0.01}))
     initial = RecurrentSpec.from_config(RFLO_PAPER).build()
     moved = float((net.recurrent.weight - initial.recurrent.weight).detach().norm())
-    assert perf["accuracy"] < 0.6 and moved > float(initial.recurrent.weight.detach().norm())
+    # Moved by about the matrix's own norm (6.0 vs 5.8 measured; plain steps move it by 2.7, BPTT's Adam by 3.7).
+    assert perf["accuracy"] < 0.6 and moved > 0.8 * float(initial.recurrent.weight.detach().norm())
 
 
 def test_bptt_learns_the_delayed_response_and_the_untrained_control_does_not(tmp_path):
