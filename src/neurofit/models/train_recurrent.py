@@ -5,8 +5,15 @@ each weight keeps a local eligibility trace, ``P_ij <- (1 - a) P_ij + a phi'(u_i
 weights with ``x_k`` and for biases with 1), and its update is that trace times the output error sent back
 through a fixed random matrix ``B`` (not ``W_out^T``); the readout learns with the delta rule. The traces are
 computed forward in time alongside the dynamics (nothing is stored or propagated backwards); the updates
-are summed over each trial and applied with the same optimiser as backprop, as the feedback-alignment rules
-are for the CNNs. Under Dale's law the update of the effective weight is carried to its magnitude.
+are summed over each trial. Under Dale's law the update of the effective weight is carried to its magnitude.
+
+The optimiser follows the rule (``optimizer: null``): Adam for ``bptt``, plain gradient steps (SGD, no momentum,
+``lr`` 0.5) for ``rflo``, as Murray applies it. Adam on RFLO's pseudo-gradients kept the delayed response at
+chance: Adam gives every weight a step of about ``lr`` whatever its gradient's size, so the recurrent and input
+weights, whose local updates are small and, before the readout aligns with the feedback, mostly misdirected,
+were rewritten as fast as the readout (|dW_rec| 6.0 in 300 batches, more than the initial matrix's 5.8) and the
+sample's trace through the delay, which a readout alone could read, was lost. Plain steps keep each update in
+proportion to its pseudo-gradient (README, learning rules, for the measurements).
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from neurofit.models.trial_tasks import TrialTask, make_trial_task
 
 log = logging.getLogger(__name__)
 RECURRENT_RULES = ("bptt", "rflo", "none")
+RECURRENT_OPTIMIZERS = ("adam", "sgd")
+DEFAULT_OPTIMIZER = {"bptt": "adam", "rflo": "sgd", "none": "adam"}
+DEFAULT_LR = {"adam": 1e-2, "sgd": 0.5}  # sgd: Murray's plain steps on the per-trial loss (0.3-1.0 learn; 3 diverges)
 
 
 @dataclass
@@ -43,10 +53,20 @@ class RecurrentSpec:
     tau_ms: float = 200.0
     steps: int = 300
     batch_size: int = 32
-    lr: float = 1e-2
+    optimizer: str | None = None  # None: the rule's own (DEFAULT_OPTIMIZER)
+    lr: float | None = None  # None: the optimiser's default (DEFAULT_LR)
+    local_lr: float | None = None  # rflo: learning rate of the local (input, recurrent) updates; None: lr
     seed: int = 0
     n_test: int = 256
     layers: list[str] = field(default_factory=lambda: list(RECURRENT_LAYERS))
+
+    def __post_init__(self) -> None:
+        if self.optimizer is None:
+            self.optimizer = DEFAULT_OPTIMIZER.get(self.learning_rule, "adam")
+        if self.optimizer not in RECURRENT_OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}: choose one of {RECURRENT_OPTIMIZERS}")
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.optimizer]
 
     @classmethod
     def from_config(cls, settings: dict[str, Any]) -> RecurrentSpec:
@@ -57,6 +77,8 @@ class RecurrentSpec:
         spec = cls(**settings)
         if spec.learning_rule not in RECURRENT_RULES:
             raise ValueError(f"learning_rule {spec.learning_rule!r}: choose one of {RECURRENT_RULES}")
+        if spec.local_lr is not None and spec.learning_rule != "rflo":
+            raise ValueError("local_lr is the learning rate of RFLO's local updates: it needs learning_rule: rflo")
         if spec.learning_rule == "rflo" and spec.architecture != "vanilla":
             raise ValueError("learning_rule: rflo needs architecture: vanilla (its eligibility traces are those of "
                              "a leaky rate RNN)")
@@ -166,6 +188,22 @@ def train_recurrent(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
         torch.set_num_threads(threads)
 
 
+def make_optimiser(spec: RecurrentSpec, net: RecurrentNet) -> torch.optim.Optimizer:
+    """Adam, or plain gradient steps (no momentum: RFLO's ``dW = -lr * update`` as Murray 2019 writes it).
+
+    Under RFLO the readout (delta rule, exact) steps with ``lr`` and the input and recurrent weights (local traces,
+    random feedback) with ``local_lr``, as Murray's code has one rate per weight group: with 64 units, steps of
+    0.5 on the local weights learned the task and then ran away (loss 0.03 at batch 300, 0.98 at 500)."""
+    groups: list[dict[str, Any]] = [{"params": list(net.parameters())}]
+    if spec.local_lr is not None:
+        readout = [p for name, p in net.named_parameters() if name.startswith("readout.")]
+        local = [p for name, p in net.named_parameters() if not name.startswith("readout.")]
+        groups = [{"params": readout}, {"params": local, "lr": spec.local_lr}]
+    if spec.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=spec.lr)
+    return torch.optim.Adam(groups, lr=spec.lr)
+
+
 def _train(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
     task = spec.make_task()
     dev = device()
@@ -173,7 +211,7 @@ def _train(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
     rng = np.random.default_rng(spec.seed)
     feedback_gen = torch.Generator().manual_seed(spec.seed + 7919)
     feedback = (torch.randn(spec.hidden, task.n_outputs, generator=feedback_gen) / spec.hidden ** 0.5).to(dev)
-    optimiser = torch.optim.Adam(net.parameters(), lr=spec.lr)
+    optimiser = make_optimiser(spec, net)
     losses: list[float] = []
     n_steps = 0 if spec.learning_rule == "none" else spec.steps
     for _ in tqdm(range(n_steps), desc=f"{spec.architecture}/{spec.learning_rule}", mininterval=5):
@@ -190,7 +228,8 @@ def _train(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
     net.eval()
     performance = {"task": spec.task, "architecture": spec.architecture, "learning_rule": spec.learning_rule,
                    **evaluate(net, task, spec.dt_ms, spec.n_test, spec.seed + 1_000_003),
-                   "train_loss": losses[-10:], "steps": n_steps}
+                   "train_loss": losses[-10:], "steps": n_steps,
+                   **({"optimizer": spec.optimizer, "lr": spec.lr, "local_lr": spec.local_lr} if n_steps else {})}
     return net, performance
 
 
