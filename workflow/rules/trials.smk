@@ -190,3 +190,35 @@ rule trial_figures:
         "../../envs/report.yaml"
     script:
         "../scripts/stage.py"
+
+
+rule trial_report_pages:
+    input:
+        table_path=TLAYOUT.trial_table("predictivity"),
+        performance_files=[TLAYOUT.trial_performance(m) for m in TRIAL_MODELS],
+    output:
+        predictivity_html=report(
+            TLAYOUT.trial_table("predictivity", "html"),
+            caption="../report/trial_predictivity.rst",
+            category="Time-resolved",
+            subcategory="Tables",
+        ),
+        networks_html=report(
+            TLAYOUT.trial_table("networks", "html"),
+            caption="../report/trial_networks.rst",
+            category="Time-resolved",
+            subcategory="Networks",
+        ),
+    params:
+        performance={m: TLAYOUT.trial_performance(m) for m in TRIAL_MODELS},
+        **stage_params("trial_report_pages"),
+    log:
+        TLAYOUT.log("trial_report_pages"),
+    benchmark:
+        TLAYOUT.benchmark("trial_report_pages")
+    resources:
+        **job_resources("tables"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/stage.py"

@@ -47,6 +47,9 @@ def trial_outputs():
     return [
         TLAYOUT.trial_table("predictivity"),
         *[TLAYOUT.trial_figure(f"{kind}_{d}") for d in TRIAL_DATASETS for kind in ("trajectories", "over_time")],
+        TLAYOUT.trial_table("predictivity", "html"),
+        TLAYOUT.trial_table("networks", "html"),
+        LAYOUT.provenance("config.yaml"),  # the resolved config and software versions, also for a trials-only run
     ]
 
 
