@@ -511,6 +511,14 @@ def stage_trial_figures(psth_path: str, features: dict[str, str], time_curves: d
     plot_trajectories(psth_path, features, table_path, dataset, trajectories_out)
     plot_predictivity_over_time(time_curves, table_path, psth_path, dataset, over_time_out)
 
+
+def stage_trial_report_pages(table_path: str, performance: dict[str, str], predictivity_html: str,
+                             networks_html: str) -> None:
+    from neurofit.report.trial_pages import write_trial_pages
+
+    write_trial_pages(table_path, performance, predictivity_html, networks_html)
+
+
 STAGES = {name[len("stage_"):]: fn for name, fn in globals().items() if name.startswith("stage_")}
 
 

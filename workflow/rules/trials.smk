@@ -143,7 +143,12 @@ rule trial_tables:
         fits=[TLAYOUT.trial_fit(d, m) for d in TRIAL_DATASETS for m in TRIAL_MODELS],
         performance_files=[TLAYOUT.trial_performance(m) for m in TRIAL_MODELS],
     output:
-        csv_out=TLAYOUT.trial_table("predictivity"),
+        csv_out=report(
+            TLAYOUT.trial_table("predictivity"),
+            caption="../report/trial_predictivity.rst",
+            category="Time-resolved",
+            subcategory="Tables",
+        ),
         parquet_out=TLAYOUT.trial_table("predictivity", "parquet"),
     params:
         performance={m: TLAYOUT.trial_performance(m) for m in TRIAL_MODELS},
@@ -167,10 +172,10 @@ rule trial_figures:
         feature_files=lambda w: [TLAYOUT.trial_features(w.dataset, m) for m in TRIAL_MODELS],
         time_files=lambda w: [TLAYOUT.trial_fit_time(w.dataset, m) for m in TRIAL_MODELS],
     output:
-        trajectories_out=TLAYOUT.trial_figure("trajectories_{dataset}"),
-        trajectories_svg=TLAYOUT.trial_figure("trajectories_{dataset}", "svg"),
-        over_time_out=TLAYOUT.trial_figure("over_time_{dataset}"),
-        over_time_svg=TLAYOUT.trial_figure("over_time_{dataset}", "svg"),
+        trajectories_out=trial_figure_report("trajectories", "png"),
+        trajectories_svg=trial_figure_report("trajectories", "svg"),
+        over_time_out=trial_figure_report("over_time", "png"),
+        over_time_svg=trial_figure_report("over_time", "svg"),
     params:
         features=lambda w: {m: TLAYOUT.trial_features(w.dataset, m) for m in TRIAL_MODELS},
         time_curves=lambda w: {m: TLAYOUT.trial_fit_time(w.dataset, m) for m in TRIAL_MODELS},
@@ -181,6 +186,38 @@ rule trial_figures:
         TLAYOUT.benchmark("trial_figures", "{dataset}")
     resources:
         **job_resources("figures"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/stage.py"
+
+
+rule trial_report_pages:
+    input:
+        table_path=TLAYOUT.trial_table("predictivity"),
+        performance_files=[TLAYOUT.trial_performance(m) for m in TRIAL_MODELS],
+    output:
+        predictivity_html=report(
+            TLAYOUT.trial_table("predictivity", "html"),
+            caption="../report/trial_predictivity.rst",
+            category="Time-resolved",
+            subcategory="Tables",
+        ),
+        networks_html=report(
+            TLAYOUT.trial_table("networks", "html"),
+            caption="../report/trial_networks.rst",
+            category="Time-resolved",
+            subcategory="Networks",
+        ),
+    params:
+        performance={m: TLAYOUT.trial_performance(m) for m in TRIAL_MODELS},
+        **stage_params("trial_report_pages"),
+    log:
+        TLAYOUT.log("trial_report_pages"),
+    benchmark:
+        TLAYOUT.benchmark("trial_report_pages")
+    resources:
+        **job_resources("tables"),
     conda:
         "../../envs/report.yaml"
     script:

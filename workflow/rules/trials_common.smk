@@ -47,4 +47,17 @@ def trial_outputs():
     return [
         TLAYOUT.trial_table("predictivity"),
         *[TLAYOUT.trial_figure(f"{kind}_{d}") for d in TRIAL_DATASETS for kind in ("trajectories", "over_time")],
+        TLAYOUT.trial_table("predictivity", "html"),
+        TLAYOUT.trial_table("networks", "html"),
+        LAYOUT.provenance("config.yaml"),  # the resolved config and software versions, also for a trials-only run
     ]
+
+
+def trial_figure_report(kind, ext):
+    """Figure ``<kind>_{dataset}.<ext>``, registered with the report; its caption: workflow/report/trial_<kind>.rst."""
+    return report(
+        TLAYOUT.trial_figure(f"{kind}_{{dataset}}", ext),
+        caption=f"../report/trial_{kind}.rst",
+        category="Time-resolved",
+        subcategory="Figures",
+    )
