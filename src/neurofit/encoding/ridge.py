@@ -134,6 +134,17 @@ class Design:
             return self.form == "dual"
         return n_fit <= self.p
 
+    def keeps_moments(self, n_fit: int) -> bool:
+        """Whether a primal alpha search on ``n_fit`` stimuli keeps their moments, so that each inner
+        fold's covariance is a downdate by its held-out rows (n_held p^2), rather than forming it from
+        the fold's training rows (n_train p^2). Kept where they cost no array of their own (the ops
+        share triangles: the folds' covariances take the other one) or fit in one work array; else the
+        float32 fold's ``?syevd`` (eigenvectors over its input, two p x p matrices of workspace) would
+        hold a fourth p x p matrix beside them, where a near-square layer's peak is made of these."""
+        if self.is_dual(n_fit):
+            return False
+        return self.ops.shares_triangles or self.p * self.p * np.dtype(self.ops.dtype_name).itemsize <= self.block_bytes
+
     def moments(self, y: Any, idx: np.ndarray) -> _Moments:
         """Second moments of the rows ``idx`` (and their targets ``y``, one row per index), in row blocks
         (of this design's precision: the float32 features are never copied whole)."""
@@ -152,8 +163,7 @@ class Design:
     def spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
         ops = self.ops
         if not self.is_dual(len(fit)):
-            return _spectral_held_out(self, self.moments(y_fit, fit), None, np.zeros(0, dtype=int), evaluate,
-                                      consume=True)
+            return self.primal_spectral(y_fit, fit, evaluate)
         y_mean = y_fit.mean(0)
         yc = y_fit - y_mean
         k_ff, k_ef = self.centred_kernels(fit, evaluate)
@@ -161,6 +171,11 @@ class Design:
         # Fortran-ordered view of this temporary, no symmetrised copy
         spectrum, vectors = ops.eigh(k_ff.T)
         return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
+
+    def primal_spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
+        """The primal fit on ``fit`` alone: its covariance formed from its rows (in the moments' array)."""
+        return _spectral_held_out(self, self.moments(y_fit, fit), None, np.zeros(0, dtype=int), evaluate,
+                                  consume=True)
 
     def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
         """``(fit x fit, evaluate x fit)`` products of the features centred on the fit rows' mean,
@@ -207,11 +222,12 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
         cxy = xy if consume else _copy(xy)
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
     cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
+    del x_held  # gathered again below: not held beside the eigendecomposition's workspace
     cxy -= n_fit * (x_mean[:, None] * y_mean[None, :])  # centred: one features x targets array per fold
     # eigh reads the covariance's triangle in place through its transpose (Fortran order)
     spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
-    x_eval = x_held if evaluate is None else design.centred(evaluate)  # a fresh array: centred in place
+    x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
     x_eval -= x_mean
     # the basis x_eval @ vectors (as wide as x_eval: the primal's vectors are square) written over
     # x_eval in row blocks, so the evaluation rows are held once
@@ -311,7 +327,7 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
     y = ops.asarray(y_fit)
     alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
     # the refit's form for every fold: a primal refit never builds the Gram matrix for its folds
-    moments = None if design.is_dual(len(fit)) else design.moments(y, fit)
+    moments = design.moments(y, fit) if design.keeps_moments(len(fit)) else None
     chunk = min(chunk_elements, design.work_elements) if design.x is not None else chunk_elements
     err, s1, s2, sxy = _alpha_search(design, y, fit, kfold(len(fit), inner_folds, seed), alpha_t, moments, chunk)
     best = err.argmin(0)
@@ -345,8 +361,10 @@ def _alpha_search(design: Design, y: Any, fit: np.ndarray, folds: list, alpha_t:
     for train, valid in folds:
         if moments is not None:
             sp = _spectral_held_out(design, moments, y[ops.index(valid)], fit[valid])
-        else:
+        elif design.is_dual(len(fit)):
             sp = design.spectral(y[ops.index(train)], fit[train], fit[valid])
+        else:  # the refit's form (primal) for every fold, its covariance from its training rows
+            sp = design.primal_spectral(y[ops.index(train)], fit[train], fit[valid])
         w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
         yv = y[ops.index(valid)] - sp.y_mean  # validation targets centred like the predictions
         cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
