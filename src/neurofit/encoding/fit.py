@@ -262,19 +262,19 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                        splits: list, settings: EncodingSettings) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     alphas, inner_folds, dtype = settings.alphas.values(), settings.inner_folds, settings.dtype
     seed = settings.splits.seed  # split k's inner folds use seed + k
-    fits: dict[str, list[SplitPrediction] | None]
+    fits: dict[str, list[SplitPrediction]] = {}
+    shared: list[SplitPrediction] | None = None  # ridge: one fit of every group's neuroids
     if metric == "ridge":
         regression = RidgeCV(alphas, inner_folds, backend=settings.backend, dtype=dtype)
         # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
-        fits = {name: None for name in groups}
         shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
         extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name, "dtype": dtype}
     elif metric == "factorised":
         # refuses a Gram-only or reduced layer: it has no spatial map (no output shape)
         readout = FactorisedReadout(map_shape(layer.shape, layer.n_features, layer.source))
-        shared = readout.cross_validated(layer.matrix(), y, splits)
+        whole = readout.cross_validated(layer.matrix(), y, splits)
         fits = {name: [SplitPrediction(split.prediction[:, mask], float(np.median(split.extras["inner_r"][mask])))
-                       for split in shared] for name, mask in groups.items()}
+                       for split in whole] for name, mask in groups.items()}
         extra_attrs = {"map_shape": [readout.channels, readout.height, readout.width],
                        "mask_sigmas": list(readout.sigmas), "relative_alphas": list(readout.relative_alphas)}
     else:
@@ -292,27 +292,33 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     columns = {name: np.flatnonzero(mask) for name, mask in groups.items()}
     test_r = {name: np.empty((len(splits), len(cols))) for name, cols in columns.items()}
     alpha = {name: np.empty((len(splits), len(cols))) for name, cols in columns.items()}
+    # every group's columns side by side, each split's predictions and targets gathered once in that order
+    # (a group's are views of them)
+    order = np.concatenate(list(columns.values()))
+    ends = np.cumsum([len(cols) for cols in columns.values()])
+    places = {name: slice(end - len(cols), end) for (name, cols), end in zip(columns.items(), ends, strict=True)}
     for k, (_, test) in enumerate(splits):
-        predictions, targets = [], []
+        targets = y[np.ix_(test, order)]
+        if shared is not None:
+            predictions = shared[k].prediction[:, order]
+        else:
+            predictions = np.concatenate([fits[name][k].prediction for name in columns], 1)
         for name, cols in columns.items():
-            group, fitted = scores[name], fits[name]
-            if fitted is None:
-                split = shared[k]
-                prediction = split.prediction[:, cols]
-                alpha[name][k] = split.extras["alpha"][cols]
-                train = float(np.median(split.extras["inner_r"][cols]))
+            group, place = scores[name], places[name]
+            prediction, target = predictions[:, place], targets[:, place]
+            if shared is not None:
+                alpha[name][k] = shared[k].extras["alpha"][cols]
+                train = float(np.median(shared[k].extras["inner_r"][cols]))
             else:
-                prediction, train = fitted[k].prediction, fitted[k].train_score
-            target = y[np.ix_(test, cols)]
+                train = fits[name][k].train_score
             test_r[name][k] = pearson_columns(prediction, target)
             group["test_score"][1][k] = np.median(test_r[name][k])
             group["train_score"][1][k] = train
-            predictions.append(prediction)
-            targets.append(target)
         # every group's resamples at once: the bootstrap statistics of all neuroids are one GEMM
-        resampled = _split_resamples(np.concatenate(predictions, 1), np.concatenate(targets, 1),
-                                     [len(cols) for cols in columns.values()], settings.bootstrap.n,
-                                     settings.permutations.n, [settings.bootstrap.seed, k], resample_dtype)
+        resampled = _split_resamples(predictions, targets, [len(cols) for cols in columns.values()],
+                                     settings.bootstrap.n, settings.permutations.n, [settings.bootstrap.seed, k],
+                                     resample_dtype)
+        del predictions, targets
         for name, values in zip(columns, resampled, strict=True):
             for resample, draws_k in values.items():
                 scores[name][resample].append(draws_k)

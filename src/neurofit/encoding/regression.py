@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurofit.encoding.backend import get_ops
-from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, ridge_coefficients, ridge_cv
+from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, FitTargets, ridge_coefficients, ridge_cv
 
 Splits = list[tuple[np.ndarray, np.ndarray]]
 
@@ -61,13 +61,11 @@ class RidgeCV:
         for k, (train, test) in enumerate(splits):
             # a constant shift by the training mean removes cancellation in the running sums (and, unlike
             # the all-stimulus mean, leaves no trace of the test stimuli even in float32 rounding)
-            y_train = y[train]  # a copy (fancy indexing) of the training rows only, shifted in place
-            shift = y_train.mean(0)
-            y_train -= shift
-            # inner folds over the training stimuli in the split's own order
-            search = ridge_cv(design, y_train, train, test, self.alphas, self.inner_folds, seed + k,
-                              refit_ops=self.refit_ops, refit_solver=self.refit_solver)
-            del y_train  # the next split's copy is not made beside this one
+            shift = y[train].mean(0)
+            # inner folds over the training stimuli in the split's own order; the targets are read as rows
+            # of ``y``, block by block, so the split holds no shifted copy of its training rows
+            search = ridge_cv(design, FitTargets(y, train, shift), train, test, self.alphas, self.inner_folds,
+                              seed + k, refit_ops=self.refit_ops, refit_solver=self.refit_solver)
             out.append(SplitPrediction(search.prediction + shift, float(np.median(search.inner_r)),
                                        {"alpha": search.alpha, "inner_r": search.inner_r}))
         return out

@@ -38,6 +38,42 @@ CHUNK_ELEMENTS = 1 << 19  # working arrays per alpha chunk stay below ~4 MB in f
 
 
 @dataclass
+class FitTargets:
+    """The fit rows' targets, never copied whole: rows ``rows`` of ``values`` less ``shift`` (a constant
+    per target that removes cancellation from the running sums), gathered per use in the precision of the
+    step that reads them, so neither the caller (its shifted rows) nor a float32 search holds a copy."""
+
+    values: np.ndarray  # (stimuli, targets)
+    rows: np.ndarray  # (fit,): the fit rows' positions in ``values``
+    shift: np.ndarray | None = None  # (targets,)
+
+    @classmethod
+    def of(cls, y_fit: Any) -> FitTargets:
+        """``y_fit`` as it stands (one row per fit row), or the targets as given."""
+        if isinstance(y_fit, FitTargets):
+            return y_fit
+        return cls(np.asarray(y_fit), np.arange(len(y_fit)))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.values.shape[1])
+
+    def subset(self, idx: np.ndarray) -> FitTargets:
+        """The targets of the fit rows ``idx`` (positions in the fit), sharing ``values``."""
+        return FitTargets(self.values, self.rows[idx], self.shift)
+
+    def take(self, ops: Ops, idx: np.ndarray | slice = slice(None)) -> Any:
+        """Rows ``idx`` (positions in the fit) on ``ops``, shifted in float64 before any rounding."""
+        block = np.asarray(self.values[self.rows[idx]], dtype=np.float64)  # a fresh array (fancy indexing)
+        if self.shift is not None:
+            block -= self.shift
+        return ops.asarray(block)
+
+
+@dataclass
 class _Spectral:
     """One fold's fit: ``pred(w) = basis @ (w[:, None] * projected) + y_mean`` with
     ``w = 1 / (spectrum + alpha)``."""
@@ -145,25 +181,28 @@ class Design:
             return False
         return self.ops.shares_triangles or self.p * self.p * np.dtype(self.ops.dtype_name).itemsize <= self.block_bytes
 
-    def moments(self, y: Any, idx: np.ndarray) -> _Moments:
-        """Second moments of the rows ``idx`` (and their targets ``y``, one row per index), in row blocks
-        (of this design's precision: the float32 features are never copied whole)."""
+    def moments(self, targets: FitTargets, idx: np.ndarray) -> _Moments:
+        """Second moments of the rows ``idx`` and their ``targets`` (one row per index), in row blocks
+        (of this design's precision: neither the float32 features nor the targets are copied whole)."""
         ops = self.ops
-        xx, xy = ops.zeros((self.p, self.p)), ops.zeros((self.p, y.shape[1]))
-        x_sum = ops.zeros((self.p,))
+        xx, xy = ops.zeros((self.p, self.p)), ops.zeros((self.p, targets.n_targets))
+        x_sum, y_sum = ops.zeros((self.p,)), ops.zeros((targets.n_targets,))
         for start in range(0, len(idx), self._block_rows):
-            block = self.centred(idx[start:start + self._block_rows])
+            rows = slice(start, start + self._block_rows)
+            block, y_block = self.centred(idx[rows]), targets.take(ops, rows)
             ops.add_gram(xx, block)  # in place: no second p x p array
-            xy += block.T @ y[start:start + self._block_rows]
+            xy += block.T @ y_block
             x_sum += block.sum(0)
+            y_sum += y_block.sum(0)
         # the diagonal, kept aside where the folds' covariances take xx's other triangle and its diagonal
         diag = xx.diagonal().copy() if ops.shares_triangles else None
-        return _Moments(xx, xy, x_sum, y.sum(0), len(idx), diag)
+        return _Moments(xx, xy, x_sum, y_sum, len(idx), diag)
 
-    def spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
+    def spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
         ops = self.ops
         if not self.is_dual(len(fit)):
-            return self.primal_spectral(y_fit, fit, evaluate)
+            return self.primal_spectral(targets, fit, evaluate)
+        y_fit = targets.take(ops)  # the dual's projection reads every fit row's targets at once
         y_mean = y_fit.mean(0)
         yc = y_fit - y_mean
         k_ff, k_ef = self.centred_kernels(fit, evaluate)
@@ -172,9 +211,9 @@ class Design:
         spectrum, vectors = ops.eigh(k_ff.T)
         return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
 
-    def primal_spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
+    def primal_spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
         """The primal fit on ``fit`` alone: its covariance formed from its rows (in the moments' array)."""
-        return _spectral_held_out(self, self.moments(y_fit, fit), None, np.zeros(0, dtype=int), evaluate,
+        return _spectral_held_out(self, self.moments(targets, fit), None, np.zeros(0, dtype=int), evaluate,
                                   consume=True)
 
     def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
@@ -312,9 +351,10 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
              refit_solver: str = "eigh") -> RidgeCVResult:
     """Choose an alpha per target by ``inner_folds``-fold CV (shuffled KFold, ``seed``) on the
     ``fit`` rows, minimising the out-of-fold squared error; then refit on all ``fit`` rows and
-    predict the ``evaluate`` rows. ``y_fit``: the targets of the ``fit`` rows, in that order (only
-    they are read, so only they are held). ``refit_ops`` (e.g. float64 after a float32 search): the
-    precision of the refit and its predictions; default the design's. ``refit_solver``: ``eigh`` (one
+    predict the ``evaluate`` rows. ``y_fit``: the targets of the ``fit`` rows, in that order, as an
+    array or as :class:`FitTargets` (rows of the caller's responses, read per use: not copied whole).
+    ``refit_ops`` (e.g. float64 after a float32 search): the precision of the refit and its predictions;
+    default the design's. ``refit_solver``: ``eigh`` (one
     eigendecomposition for every alpha), ``cholesky`` (one Cholesky factorisation per distinct
     chosen alpha) or ``auto`` (Cholesky when at most :data:`CHOLESKY_MAX_ALPHAS` distinct alphas
     were chosen): the same predictions up to rounding. ``chunk_elements``: the alpha search's work
@@ -324,15 +364,18 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
     if len(y_fit) != len(fit):
         raise ValueError(f"y_fit has {len(y_fit)} rows for {len(fit)} fit rows: pass the fit rows' targets only")
     ops = design.ops
-    y = ops.asarray(y_fit)
+    targets = FitTargets.of(y_fit)
     alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
     # the refit's form for every fold: a primal refit never builds the Gram matrix for its folds
-    moments = design.moments(y, fit) if design.keeps_moments(len(fit)) else None
+    moments = design.moments(targets, fit) if design.keeps_moments(len(fit)) else None
     chunk = min(chunk_elements, design.work_elements) if design.x is not None else chunk_elements
-    err, s1, s2, sxy = _alpha_search(design, y, fit, kfold(len(fit), inner_folds, seed), alpha_t, moments, chunk)
+    err, s1, s2, sxy = _alpha_search(design, targets, fit, kfold(len(fit), inner_folds, seed), alpha_t, moments,
+                                     chunk)
     best = err.argmin(0)
     n = len(fit)
+    y = targets.take(ops)  # for the sums alone, before the refit holds anything
     sy, syy = y.sum(0), ops.sqnorm_cols(y)
+    del y
     p1, p2, pxy = (ops.take_rows(a, best) for a in (s1, s2, sxy))
     cov = n * pxy - p1 * sy
     var = (n * p2 - p1**2) * (n * syy - sy**2)
@@ -343,30 +386,31 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
     if evaluate is not None and len(evaluate):
         if refit_ops is not None and refit_ops.dtype_name != ops.dtype_name:
             design, ops = design.with_ops(refit_ops), refit_ops
-            # the search's copies (targets, moments) go before the refit forms its own
-            y, chosen = ops.asarray(y_fit), ops.asarray(ops.to_numpy(chosen))
-            moments = None
-        prediction = ops.to_numpy(_refit_predictions(design, y, fit, evaluate, chosen, refit_solver, moments))
+            # the search's moments go before the refit forms its own
+            chosen, moments = ops.asarray(ops.to_numpy(chosen)), None
+        prediction = ops.to_numpy(_refit_predictions(design, targets, fit, evaluate, chosen, refit_solver, moments))
     return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
                          prediction=prediction)
 
 
-def _alpha_search(design: Design, y: Any, fit: np.ndarray, folds: list, alpha_t: Any, moments: _Moments | None,
-                  chunk_elements: int) -> tuple[Any, Any, Any, Any]:
+def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: list, alpha_t: Any,
+                  moments: _Moments | None, chunk_elements: int) -> tuple[Any, Any, Any, Any]:
     """Out-of-fold squared error (alphas, targets) of every alpha, and the running sums of the
     out-of-fold predictions (sum, sum of squares, cross products with the targets) that give the
     inner r. One fold's fit is held at a time (and none once this returns)."""
     ops = design.ops
-    err, s1, s2, sxy = (ops.zeros((alpha_t.shape[0], y.shape[1])) for _ in range(4))
+    err, s1, s2, sxy = (ops.zeros((alpha_t.shape[0], targets.n_targets)) for _ in range(4))
     for train, valid in folds:
+        y_valid = targets.take(ops, valid)
         if moments is not None:
-            sp = _spectral_held_out(design, moments, y[ops.index(valid)], fit[valid])
+            sp = _spectral_held_out(design, moments, y_valid, fit[valid])
         elif design.is_dual(len(fit)):
-            sp = design.spectral(y[ops.index(train)], fit[train], fit[valid])
+            sp = design.spectral(targets.subset(train), fit[train], fit[valid])
         else:  # the refit's form (primal) for every fold, its covariance from its training rows
-            sp = design.primal_spectral(y[ops.index(train)], fit[train], fit[valid])
+            sp = design.primal_spectral(targets.subset(train), fit[train], fit[valid])
         w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
-        yv = y[ops.index(valid)] - sp.y_mean  # validation targets centred like the predictions
+        yv = y_valid - sp.y_mean  # validation targets centred like the predictions
+        del y_valid
         cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
         sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
         sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
@@ -380,7 +424,7 @@ def _alpha_search(design: Design, y: Any, fit: np.ndarray, folds: list, alpha_t:
     return err, s1, s2, sxy
 
 
-def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: Any,
+def _refit_predictions(design: Design, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray, chosen: Any,
                        solver: str, moments: _Moments | None = None) -> Any:
     """Predictions of ``evaluate`` from ridge fit on ``fit`` with one alpha per target (``chosen``);
     ``moments``: the fit rows' (primal), when the alpha search formed them in this precision (spent
@@ -390,7 +434,7 @@ def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np
         solver = "cholesky" if len(values) <= CHOLESKY_MAX_ALPHAS else "eigh"
     if solver == "cholesky" and values.min() > 0:
         try:
-            return _cholesky_predictions(design, y_fit, fit, evaluate, design.ops.to_numpy(chosen), values, moments)
+            return _cholesky_predictions(design, targets, fit, evaluate, design.ops.to_numpy(chosen), values, moments)
         except np.linalg.LinAlgError:
             # not positive definite at this precision: the eigendecomposition clamps the spectrum at 0
             # (from moments formed anew: the Cholesky attempt spent these)
@@ -398,12 +442,12 @@ def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np
     if moments is not None:
         sp = _spectral_held_out(design, moments, None, np.zeros(0, dtype=int), evaluate, consume=True)
     else:
-        sp = design.spectral(y_fit, fit, evaluate)
+        sp = design.spectral(targets, fit, evaluate)
     return sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean
 
 
-def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: np.ndarray,
-                          values: np.ndarray, moments: _Moments | None = None) -> Any:
+def _cholesky_predictions(design: Design, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray,
+                          chosen: np.ndarray, values: np.ndarray, moments: _Moments | None = None) -> Any:
     """One Cholesky solve of ``(system + alpha I)`` per distinct alpha, for its targets: ``system``
     the centred Gram matrix of the fit rows (dual) or their covariance (primal, formed in the
     moments' own array). The right-hand side is the targets or, when a group has more targets than
@@ -411,11 +455,12 @@ def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate:
     ops = design.ops
     dual = design.is_dual(len(fit))
     if dual:
-        y_mean = y_fit.mean(0)
-        rhs = y_fit - y_mean
+        rhs = targets.take(ops)
+        y_mean = rhs.mean(0)
+        rhs -= y_mean
         system, to_eval = design.centred_kernels(fit, evaluate)
     else:
-        m = moments if moments is not None else design.moments(y_fit, fit)
+        m = moments if moments is not None else design.moments(targets, fit)
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
         system, _ = _covariance(ops, m, None, x_mean, m.n, consume=True)
         rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
@@ -449,7 +494,7 @@ def ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     ops = ops or get_ops("numpy")
     design = Design(np.vstack([x_train, x_test]), ops)
     n = len(x_train)
-    sp = design.spectral(ops.asarray(y_train), np.arange(n), np.arange(n, n + len(x_test)))
+    sp = design.spectral(FitTargets.of(y_train), np.arange(n), np.arange(n, n + len(x_test)))
     alpha_t = ops.asarray(np.broadcast_to(np.asarray(alpha, dtype=np.float64), (y_train.shape[1],)))
     return ops.to_numpy(sp.basis @ (sp.projected / (sp.spectrum[:, None] + alpha_t[None, :])) + sp.y_mean)
 
