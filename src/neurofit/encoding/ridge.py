@@ -65,6 +65,15 @@ class FitTargets:
         """The targets of the fit rows ``idx`` (positions in the fit), sharing ``values``."""
         return FitTargets(self.values, self.rows[idx], self.shift)
 
+    def sums(self, ops: Ops, step: int) -> tuple[Any, Any]:
+        """Per target, the sum and the sum of squares over the fit rows, ``step`` rows at a time."""
+        total, squares = ops.zeros((self.n_targets,)), ops.zeros((self.n_targets,))
+        for start in range(0, len(self), step):
+            block = self.take(ops, slice(start, start + step))
+            total += block.sum(0)
+            squares += ops.sqnorm_cols(block)
+        return total, squares
+
     def take(self, ops: Ops, idx: np.ndarray | slice = slice(None)) -> Any:
         """Rows ``idx`` (positions in the fit) on ``ops``, shifted in float64 before any rounding."""
         block = np.asarray(self.values[self.rows[idx]], dtype=np.float64)  # a fresh array (fancy indexing)
@@ -373,9 +382,7 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
                                      chunk)
     best = err.argmin(0)
     n = len(fit)
-    y = targets.take(ops)  # for the sums alone, before the refit holds anything
-    sy, syy = y.sum(0), ops.sqnorm_cols(y)
-    del y
+    sy, syy = targets.sums(ops, design._block_rows if design.x is not None else len(fit))
     p1, p2, pxy = (ops.take_rows(a, best) for a in (s1, s2, sxy))
     cov = n * pxy - p1 * sy
     var = (n * p2 - p1**2) * (n * syy - sy**2)
