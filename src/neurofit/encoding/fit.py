@@ -20,7 +20,7 @@ All layers of a region draw the same resamples (seeded by split), so they are pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -42,8 +42,9 @@ METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
 REGRESSIONS = ("ridge", "pls", "factorised")
 NORMALISATIONS = ("r/c", "(r/c)^2", "r^2/c", "none")
 RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
-# the permutation null's products per block of neuroids (64 kB in float32): below the features of a narrow layer
-NULL_PRODUCT_ELEMENTS = 1 << 14
+# the permutation null's products per block of neuroids: at most the layer's work array and this many elements
+# (past it no faster: the sparse product reads the block's rows at random)
+NULL_PRODUCT_ELEMENTS = 1 << 18
 
 
 def stimulus_labels(responses: xr.DataArray, coords: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
@@ -105,7 +106,8 @@ def median_rows(a: np.ndarray) -> np.ndarray:
 
 
 def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int], n_boot: int, n_perm: int,
-                     seed: list[int], dtype: type = np.float64) -> list[dict[str, np.ndarray]]:
+                     seed: list[int], dtype: type = np.float64, block_bytes: int = 4 << 20
+                     ) -> list[dict[str, np.ndarray]]:
     """Resampled median-over-neuroids Pearson r of one split, from its predictions (no refit), for
     groups of neuroids laid side by side in the columns (``sizes`` columns each), each group with
     the draws (and numbers) a fit of it alone makes. Vectorised over draws: a bootstrap draw is a
@@ -113,7 +115,8 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
     statistics of every draw and neuroid (sums, sums of squares and cross products) are GEMMs
     ``(draws, stimuli) @ (stimuli, 5 x neuroids)``; a permutation leaves the means and norms
     unchanged, so only the cross products are recomputed (:func:`_permuted_r`). ``dtype`` is the
-    precision of the statistics (float32: r within ~1e-6 of float64, in half the time)."""
+    precision of the statistics (float32: r within ~1e-6 of float64, in half the time); ``block_bytes``
+    the budget of the null's work array (the layer's: :attr:`LayerFeatures.work_bytes`)."""
     m = len(target)
     boot_rows, group_draws = _split_draws(m, n_boot, seed)
     p = prediction - prediction.mean(0)  # r is shift invariant; centring keeps the moments exact
@@ -137,7 +140,7 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
             "boot_stimuli": median_rows(group_boot),
             "boot_neuroids": median_rows(r_all[cols][boot_cols]),
             "boot_both": median_rows(np.take(group_boot, flat_cols)),
-            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], perm)),
+            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], perm, block_bytes)),
         })
     return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
 
@@ -165,7 +168,7 @@ def _bootstrap_r(counts: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray
     return r_boot
 
 
-def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray) -> np.ndarray:
+def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray, block_bytes: int = 4 << 20) -> np.ndarray:
     """r (permutations, neuroids) with the rows of centred ``y`` permuted against the centred
     predictions divided by the norms (``scaled``). Permutation b's cross product of neuroid t,
     sum_i scaled[i, t] y[perm[b, i], t], picks m of the m^2 products scaled[i, t] y[j, t]: one
@@ -177,11 +180,13 @@ def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray) -> np.ndarr
                              shape=(n_perm, m * m))
     del columns
     r = np.empty((n_perm, y.shape[1]), dtype=y.dtype)
-    # products of at most NULL_PRODUCT_ELEMENTS per block of neuroids, or one neuroid's m^2, written into one
-    # C-ordered buffer (a product of strided slices would come out in their order and be copied by reshape):
-    # the sparse product reads rows of the block at random, so past ~300 test stimuli one column at a time is
-    # 4x faster than two (measured at 500: 8 vs 34 ms per 1000 permutations of 20 neuroids)
-    step = min(y.shape[1], max(1, NULL_PRODUCT_ELEMENTS // (m * m)))
+    # products of at most ``block_bytes`` and NULL_PRODUCT_ELEMENTS per block of neuroids, or one neuroid's
+    # m^2, written into one C-ordered buffer (a product of strided slices would come out in their order and
+    # be copied by reshape): the sparse product reads rows of the block at random, so past ~300 test stimuli
+    # one column at a time is 4x faster than two (measured at 500: 8 vs 34 ms per 1000 permutations of 20
+    # neuroids); at 64 test stimuli blocks of 4 neuroids take 4x the time of 64 (a narrow layer's budget)
+    elements = min(NULL_PRODUCT_ELEMENTS, block_bytes // y.dtype.itemsize)
+    step = min(y.shape[1], max(1, elements // (m * m)))
     buffer = np.empty(m * m * step, dtype=y.dtype)
     for s in range(0, y.shape[1], step):
         w = min(step, y.shape[1] - s)
@@ -263,11 +268,11 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     alphas, inner_folds, dtype = settings.alphas.values(), settings.inner_folds, settings.dtype
     seed = settings.splits.seed  # split k's inner folds use seed + k
     fits: dict[str, list[SplitPrediction]] = {}
-    shared: list[SplitPrediction] | None = None  # ridge: one fit of every group's neuroids
+    shared: Iterator[SplitPrediction] | None = None  # ridge: one fit of every group's neuroids, split by split
     if metric == "ridge":
         regression = RidgeCV(alphas, inner_folds, backend=settings.backend, dtype=dtype)
         # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
-        shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
+        shared = regression.iter_cross_validated(layer.design(regression.ops), y, splits, seed)
         extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name, "dtype": dtype}
     elif metric == "factorised":
         # refuses a Gram-only or reduced layer: it has no spatial map (no output shape)
@@ -297,18 +302,20 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     order = np.concatenate(list(columns.values()))
     ends = np.cumsum([len(cols) for cols in columns.values()])
     places = {name: slice(end - len(cols), end) for (name, cols), end in zip(columns.items(), ends, strict=True)}
+    ridge_split: SplitPrediction | None = None
     for k, (_, test) in enumerate(splits):
-        targets = y[np.ix_(test, order)]
         if shared is not None:
-            predictions = shared[k].prediction[:, order]
+            ridge_split = next(shared)  # fit here, so that one split's predictions are held at a time
+            predictions = ridge_split.prediction[:, order]
         else:
             predictions = np.concatenate([fits[name][k].prediction for name in columns], 1)
+        targets = y[np.ix_(test, order)]
         for name, cols in columns.items():
             group, place = scores[name], places[name]
             prediction, target = predictions[:, place], targets[:, place]
-            if shared is not None:
-                alpha[name][k] = shared[k].extras["alpha"][cols]
-                train = float(np.median(shared[k].extras["inner_r"][cols]))
+            if ridge_split is not None:
+                alpha[name][k] = ridge_split.extras["alpha"][cols]
+                train = float(np.median(ridge_split.extras["inner_r"][cols]))
             else:
                 train = fits[name][k].train_score
             test_r[name][k] = pearson_columns(prediction, target)
@@ -317,8 +324,9 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
         # every group's resamples at once: the bootstrap statistics of all neuroids are one GEMM
         resampled = _split_resamples(predictions, targets, [len(cols) for cols in columns.values()],
                                      settings.bootstrap.n, settings.permutations.n, [settings.bootstrap.seed, k],
-                                     resample_dtype)
-        del predictions, targets
+                                     resample_dtype, layer.work_bytes)
+        del predictions, targets, prediction, target  # (the last two: views of the first)
+        ridge_split = None
         for name, values in zip(columns, resampled, strict=True):
             for resample, draws_k in values.items():
                 scores[name][resample].append(draws_k)

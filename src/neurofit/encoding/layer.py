@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from neurofit.encoding.backend import Ops, get_ops
-from neurofit.encoding.ridge import Design
+from neurofit.encoding.ridge import Design, work_bytes
 from neurofit.encoding.similarity import double_centre
 
 
@@ -83,6 +83,13 @@ class LayerFeatures:
             aligned.flags.writeable = False  # the caller's array: no step may change it
             return aligned, shared
         return values[order].astype(np.float64, copy=False), shared
+
+    @property
+    def work_bytes(self) -> int:
+        """The budget of one work array beside this layer as stored (its features or Gram matrix)."""
+        stored = self.values if self.values is not None else self.gram
+        assert stored is not None
+        return work_bytes(stored.nbytes)
 
     def design(self, ops: Ops) -> Design:
         if self.gram is not None:

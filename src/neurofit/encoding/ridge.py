@@ -37,6 +37,13 @@ CHOLESKY_MAX_ALPHAS = 15
 CHUNK_ELEMENTS = 1 << 19  # working arrays per alpha chunk stay below ~4 MB in float64
 
 
+def work_bytes(stored_bytes: int) -> int:
+    """The budget of one work array beside features of ``stored_bytes``: an eighth of them (so the peak
+    stays near one copy), at most 64 MB, at least 64 kB (so a narrow layer's blocks still have rows
+    enough for the GEMMs)."""
+    return min(64 << 20, max(1 << 16, stored_bytes // 8))
+
+
 @dataclass
 class FitTargets:
     """The fit rows' targets, never copied whole: rows ``rows`` of ``values`` less ``shift`` (a constant
@@ -114,9 +121,7 @@ class Design:
             return
         self.rows = np.arange(len(x)) if rows is None else np.asarray(rows)
         self.n, self.p = len(self.rows), x.shape[1]
-        # work arrays of at most an eighth of the features' size (and 64 MB; 64 kB at least, so a narrow
-        # layer's blocks still have rows enough for the GEMMs): peak stays near one copy
-        self.block_bytes = block_bytes or min(64 << 20, max(1 << 16, x.nbytes // 8))
+        self.block_bytes = block_bytes or work_bytes(x.nbytes)
         mean = np.zeros(self.p)
         for start in range(0, self.n, self._block_rows):
             mean += x[self.rows[start:start + self._block_rows]].sum(0, dtype=np.float64)
@@ -190,22 +195,38 @@ class Design:
             return False
         return self.ops.shares_triangles or self.p * self.p * np.dtype(self.ops.dtype_name).itemsize <= self.block_bytes
 
-    def moments(self, targets: FitTargets, idx: np.ndarray) -> _Moments:
+    def moments(self, targets: FitTargets, idx: np.ndarray, cross: bool = True) -> _Moments:
         """Second moments of the rows ``idx`` and their ``targets`` (one row per index), in row blocks
-        (of this design's precision: neither the float32 features nor the targets are copied whole)."""
+        (of this design's precision: neither the float32 features nor the targets are copied whole).
+        ``cross=False``: without the targets' cross products (formed after the eigendecomposition, see
+        :meth:`primal_spectral`)."""
         ops = self.ops
-        xx, xy = ops.zeros((self.p, self.p)), ops.zeros((self.p, targets.n_targets))
+        xx = ops.zeros((self.p, self.p))
+        xy = ops.zeros((self.p, targets.n_targets)) if cross else None
         x_sum, y_sum = ops.zeros((self.p,)), ops.zeros((targets.n_targets,))
         for start in range(0, len(idx), self._block_rows):
             rows = slice(start, start + self._block_rows)
             block, y_block = self.centred(idx[rows]), targets.take(ops, rows)
             ops.add_gram(xx, block)  # in place: no second p x p array
-            xy += block.T @ y_block
+            if xy is not None:
+                xy += block.T @ y_block
             x_sum += block.sum(0)
             y_sum += y_block.sum(0)
         # the diagonal, kept aside where the folds' covariances take xx's other triangle and its diagonal
         diag = xx.diagonal().copy() if ops.shares_triangles else None
-        return _Moments(xx, xy, x_sum, y_sum, len(idx), diag)
+        return _Moments(xx, xy, x_sum, y_sum, len(idx), diag, None if cross else (targets, idx))
+
+    def centred_cross(self, targets: FitTargets, idx: np.ndarray, x_mean: Any) -> Any:
+        """``sum_i (x_i - x_mean) y_i^T`` over the rows ``idx`` and their ``targets``, in row blocks: with
+        ``x_mean`` the rows' own mean, their centred cross products (centred features sum to zero, so the
+        targets need no centring)."""
+        out = self.ops.zeros((self.p, targets.n_targets))
+        for start in range(0, len(idx), self._block_rows):
+            rows = slice(start, start + self._block_rows)
+            block = self.centred(idx[rows])
+            block -= x_mean
+            out += block.T @ targets.take(self.ops, rows)
+        return out
 
     def spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
         ops = self.ops
@@ -221,9 +242,11 @@ class Design:
         return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
 
     def primal_spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
-        """The primal fit on ``fit`` alone: its covariance formed from its rows (in the moments' array)."""
-        return _spectral_held_out(self, self.moments(targets, fit), None, np.zeros(0, dtype=int), evaluate,
-                                  consume=True)
+        """The primal fit on ``fit`` alone: its covariance formed from its rows (in the moments' array),
+        the targets' cross products in a second pass after the eigendecomposition (a p x targets array
+        not held beside its workspace, for a gather and a GEMM of the rows)."""
+        return _spectral_held_out(self, self.moments(targets, fit, cross=False), None, np.zeros(0, dtype=int),
+                                  evaluate, consume=True)
 
     def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
         """``(fit x fit, evaluate x fit)`` products of the features centred on the fit rows' mean,
@@ -247,11 +270,12 @@ class _Moments:
     """Uncentred second moments of the fit rows (primal path): folds subtract their held-out rows."""
 
     xx: Any  # (p, p): the upper triangle (numpy; torch: all of it), see Ops.add_gram
-    xy: Any  # (p, targets)
+    xy: Any  # (p, targets); None: formed after the eigendecomposition from ``rows``
     x_sum: Any
     y_sum: Any
     n: int
     diag: Any = None  # xx's diagonal, where the ops share triangles (see _covariance)
+    rows: tuple[FitTargets, np.ndarray] | None = None  # the targets and design rows, where xy is None
 
 
 def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, held: np.ndarray,
@@ -267,14 +291,17 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
         cxy = xy - x_held.T @ y_held
     else:
-        cxy = xy if consume else _copy(xy)
+        cxy = xy if consume or xy is None else _copy(xy)
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
     cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
     del x_held  # gathered again below: not held beside the eigendecomposition's workspace
-    cxy -= n_fit * (x_mean[:, None] * y_mean[None, :])  # centred: one features x targets array per fold
+    if cxy is not None:  # centred: one features x targets array per fold
+        _subtract_outer(cxy, n_fit, x_mean, y_mean, design._block_rows)
     # eigh reads the covariance's triangle in place through its transpose (Fortran order)
     spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
+    if moments.rows is not None:
+        cxy = design.centred_cross(*moments.rows, x_mean)
     x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
     x_eval -= x_mean
     # the basis x_eval @ vectors (as wide as x_eval: the primal's vectors are square) written over
@@ -309,6 +336,12 @@ def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n:
     return cov, lower
 
 
+def _subtract_outer(a: Any, n: int, u: Any, v: Any, step: int) -> None:
+    """``a -= n * (u[:, None] * v[None, :])`` in place, ``step`` rows at a time (no temporary of ``a``'s size)."""
+    for start in range(0, len(a), step):
+        a[start:start + step] -= n * (u[start:start + step, None] * v[None, :])
+
+
 def _copy(a: Any) -> Any:
     return a.clone() if hasattr(a, "clone") else a.copy()
 
@@ -320,7 +353,8 @@ def _mirror_upper(a: np.ndarray, tile: int = 64) -> None:
         for j in range(0, i, tile):
             a[i:i + tile, j:j + tile] = a[j:j + tile, i:i + tile].T
         square = a[i:i + tile, i:i + tile]
-        square[...] = np.triu(square) + np.triu(square, 1).T
+        for row in range(1, len(square)):  # row by row: no tile-sized temporaries (as fast at 64)
+            square[row, :row] = square[:row, row]
 
 
 @dataclass
@@ -408,16 +442,15 @@ def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: l
     ops = design.ops
     err, s1, s2, sxy = (ops.zeros((alpha_t.shape[0], targets.n_targets)) for _ in range(4))
     for train, valid in folds:
-        y_valid = targets.take(ops, valid)
         if moments is not None:
-            sp = _spectral_held_out(design, moments, y_valid, fit[valid])
+            sp = _spectral_held_out(design, moments, targets.take(ops, valid), fit[valid])
         elif design.is_dual(len(fit)):
             sp = design.spectral(targets.subset(train), fit[train], fit[valid])
         else:  # the refit's form (primal) for every fold, its covariance from its training rows
             sp = design.primal_spectral(targets.subset(train), fit[train], fit[valid])
         w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
-        yv = y_valid - sp.y_mean  # validation targets centred like the predictions
-        del y_valid
+        yv = targets.take(ops, valid)  # taken after the eigendecomposition: not held beside its workspace
+        yv -= sp.y_mean  # validation targets centred like the predictions
         cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
         sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
         sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
@@ -427,7 +460,8 @@ def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: l
         s1 += sum_p + n_v * mu
         s2 += sq + 2 * mu * sum_p + n_v * mu**2
         sxy += cross + mu * sum_p + mu * yv.sum(0)[None, :] + n_v * mu**2
-        del sp  # the next fold's eigendecomposition does not hold this fold's fit beside it
+        # the next fold's eigendecomposition holds none of this fold's arrays beside it
+        del sp, w, yv, cross, sum_p, sq
     return err, s1, s2, sxy
 
 
@@ -470,7 +504,8 @@ def _cholesky_predictions(design: Design, targets: FitTargets, fit: np.ndarray, 
         m = moments if moments is not None else design.moments(targets, fit)
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
         system, _ = _covariance(ops, m, None, x_mean, m.n, consume=True)
-        rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
+        rhs, m.xy = m.xy, None  # centred in place: the moments' last use
+        _subtract_outer(rhs, m.n, x_mean, y_mean, design._block_rows)
         to_eval = design.centred(evaluate)  # a fresh array: centred in place
         to_eval -= x_mean
     # primal, where the ops share triangles: each alpha's system is factorised in the lower triangle of
@@ -492,7 +527,8 @@ def _cholesky_predictions(design: Design, targets: FitTargets, fit: np.ndarray, 
         else:
             prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols], lower)
         del shifted  # overwritten by its factor
-    return prediction + y_mean
+    prediction += y_mean
+    return prediction
 
 
 def ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
