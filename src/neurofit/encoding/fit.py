@@ -127,11 +127,14 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
         scaled = np.where(norm > 0, p / norm, 0.0).astype(dtype)  # r of a permutation = its cross product
     counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
                          minlength=n_boot * m).reshape(n_boot, m).astype(dtype)
+    del boot_rows  # the counts are all the draws need of them
     out, start = [], 0
     for size in sizes:
         cols = slice(start, start + size)
         start += size
         boot_cols, perm = group_draws(size, n_perm)
+        picks = _permutation_picks(perm, dtype)
+        del perm  # held once, as the picks' column indices
         # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking)
         group_boot = _bootstrap_r(counts, p[:, cols].astype(dtype), y[:, cols].astype(dtype))
         # draw b's neuroids, as positions in the flat (draws x neuroids) block
@@ -140,7 +143,7 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
             "boot_stimuli": median_rows(group_boot),
             "boot_neuroids": median_rows(r_all[cols][boot_cols]),
             "boot_both": median_rows(np.take(group_boot, flat_cols)),
-            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], perm, block_bytes)),
+            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], picks, block_bytes)),
         })
     return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
 
@@ -168,17 +171,24 @@ def _bootstrap_r(counts: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray
     return r_boot
 
 
-def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray, block_bytes: int = 4 << 20) -> np.ndarray:
+def _permutation_picks(perm: np.ndarray, dtype: type) -> sparse.csr_array:
+    """The (permutations, m^2) 0/1 matrix whose row b picks the products ``i * m + perm[b, i]`` (see
+    :func:`_permuted_r`); int32 indices where they fit (half the size of the permutations' int64)."""
+    n_perm, m = perm.shape
+    index = np.int32 if m * m < 2**31 else np.int64
+    columns = (m * np.arange(m, dtype=index) + perm.astype(index)).ravel()
+    return sparse.csr_array((np.ones(perm.size, dtype=dtype), columns, np.arange(0, perm.size + 1, m, dtype=index)),
+                            shape=(n_perm, m * m))
+
+
+def _permuted_r(y: np.ndarray, scaled: np.ndarray, picks: sparse.csr_array, block_bytes: int = 4 << 20
+                ) -> np.ndarray:
     """r (permutations, neuroids) with the rows of centred ``y`` permuted against the centred
     predictions divided by the norms (``scaled``). Permutation b's cross product of neuroid t,
     sum_i scaled[i, t] y[perm[b, i], t], picks m of the m^2 products scaled[i, t] y[j, t]: one
-    sparse (permutations, m^2) x dense (m^2, neuroids) product, no gathered copies of ``y``."""
-    n_perm, m = perm.shape
-    index = np.int32 if m * m < 2**31 else np.int64  # the picks' column indices at half the size
-    columns = (m * np.arange(m, dtype=index) + perm.astype(index)).ravel()
-    picks = sparse.csr_array((np.ones(perm.size, dtype=y.dtype), columns, np.arange(0, perm.size + 1, m, dtype=index)),
-                             shape=(n_perm, m * m))
-    del columns
+    sparse (permutations, m^2) x dense (m^2, neuroids) product (``picks``: :func:`_permutation_picks`),
+    no gathered copies of ``y``."""
+    n_perm, m = picks.shape[0], len(y)
     r = np.empty((n_perm, y.shape[1]), dtype=y.dtype)
     # products of at most ``block_bytes`` and NULL_PRODUCT_ELEMENTS per block of neuroids, or one neuroid's
     # m^2, written into one C-ordered buffer (a product of strided slices would come out in their order and
@@ -306,7 +316,9 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     for k, (_, test) in enumerate(splits):
         if shared is not None:
             ridge_split = next(shared)  # fit here, so that one split's predictions are held at a time
-            predictions = ridge_split.prediction[:, order]
+            # in the groups' order (a copy only where the groups interleave)
+            same = np.array_equal(order, np.arange(len(order)))
+            predictions = ridge_split.prediction if same else ridge_split.prediction[:, order]
         else:
             predictions = np.concatenate([fits[name][k].prediction for name in columns], 1)
         targets = y[np.ix_(test, order)]

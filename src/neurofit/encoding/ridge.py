@@ -79,6 +79,7 @@ class FitTargets:
             block = self.take(ops, slice(start, start + step))
             total += block.sum(0)
             squares += ops.sqnorm_cols(block)
+            del block  # (in every block loop: the next block is not made beside this one)
         return total, squares
 
     def take(self, ops: Ops, idx: np.ndarray | slice = slice(None)) -> Any:
@@ -172,6 +173,7 @@ class Design:
             for start in range(0, self.p, self._block_cols):
                 block = self.centred(every, slice(start, start + self._block_cols))
                 gram += block @ block.T
+                del block
             self._gram = gram
         return self._gram
 
@@ -188,12 +190,14 @@ class Design:
         """Whether a primal alpha search on ``n_fit`` stimuli keeps their moments, so that each inner
         fold's covariance is a downdate by its held-out rows (n_held p^2), rather than forming it from
         the fold's training rows (n_train p^2). Kept where they cost no array of their own (the ops
-        share triangles: the folds' covariances take the other one) or fit in one work array; else the
-        float32 fold's ``?syevd`` (eigenvectors over its input, two p x p matrices of workspace) would
-        hold a fourth p x p matrix beside them, where a near-square layer's peak is made of these."""
+        share triangles: the folds' covariances take the other one) or weigh at most an eighth of the
+        features (p <= n / 8 in float32); else the float32 fold's ``?syevd`` (eigenvectors over its
+        input, two p x p matrices of workspace) would hold a fourth p x p matrix beside them, where a
+        narrow layer's peak is made of these."""
         if self.is_dual(n_fit):
             return False
-        return self.ops.shares_triangles or self.p * self.p * np.dtype(self.ops.dtype_name).itemsize <= self.block_bytes
+        itemsize = np.dtype(self.ops.dtype_name).itemsize
+        return self.ops.shares_triangles or 8 * self.p * self.p * itemsize <= self.x.nbytes
 
     def moments(self, targets: FitTargets, idx: np.ndarray, cross: bool = True) -> _Moments:
         """Second moments of the rows ``idx`` and their ``targets`` (one row per index), in row blocks
@@ -212,6 +216,7 @@ class Design:
                 xy += block.T @ y_block
             x_sum += block.sum(0)
             y_sum += y_block.sum(0)
+            del block, y_block
         # the diagonal, kept aside where the folds' covariances take xx's other triangle and its diagonal
         diag = xx.diagonal().copy() if ops.shares_triangles else None
         return _Moments(xx, xy, x_sum, y_sum, len(idx), diag, None if cross else (targets, idx))
@@ -226,6 +231,7 @@ class Design:
             block = self.centred(idx[rows])
             block -= x_mean
             out += block.T @ targets.take(self.ops, rows)
+            del block
         return out
 
     def spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
