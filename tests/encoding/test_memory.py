@@ -68,13 +68,13 @@ def test_a_near_square_layer_job_holds_the_covariance_and_its_eigendecomposition
     assert peak - covariance < limit * size, f"{(peak - covariance) / size:.2f}x the features beyond one p x p"
 
 
-@pytest.mark.parametrize(("dtype", "limit"), [("mixed", 1.05), ("float64", 2.0)])
+@pytest.mark.parametrize(("dtype", "limit"), [("mixed", 1.25), ("float64", 2.2)])
 def test_a_layer_as_narrow_as_its_responses_holds_them_once(labelled, dtype, limit):
     """640 x 128 with 48 neuroids: the responses (float64) weigh 0.75x the float32 features. The job reads
     them in place (aligned without a copy, the fit rows' targets gathered per use), the permutation null's
-    products in blocks of the layer's work budget (64 kB) and its permutations held once (as the picks'
-    indices): 0.95x (mixed) and 1.78x (float64) beyond the covariance; before, 3.56x and 5.42x (the aligned
-    copy, the split's shifted copy, the float32 copy, 1 MB product blocks copied by reshape)."""
+    products in blocks of 2^15 elements and its permutations held once (as the picks' indices): 1.14x
+    (mixed) and 2.01x (float64) beyond the covariance; before, 3.56x and 5.42x (the aligned copy, the
+    split's shifted copy, the float32 copy, 2^18-element product blocks copied by reshape)."""
     n, p = 640, 128
     peak, size = _peak_of_a_three_region_ridge_job(labelled, n, p, 48, dtype, seed=3)
     covariance = p * p * 8

@@ -42,9 +42,11 @@ METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
 REGRESSIONS = ("ridge", "pls", "factorised")
 NORMALISATIONS = ("r/c", "(r/c)^2", "r^2/c", "none")
 RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
-# the permutation null's products per block of neuroids: at most the layer's work array and this many elements
-# (past it no faster: the sparse product reads the block's rows at random)
+# the permutation null's products per block of neuroids: the layer's work array, within these many elements (past
+# the most no faster; below the least, at 64 test stimuli, the sparse product's per-entry overhead shows: a 640 x
+# 128 job 4-7% slower at 2^15 than main's 2^18, 16% at 2^14)
 NULL_PRODUCT_ELEMENTS = 1 << 18
+NULL_PRODUCT_MIN_ELEMENTS = 1 << 15
 
 
 def stimulus_labels(responses: xr.DataArray, coords: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
@@ -190,12 +192,12 @@ def _permuted_r(y: np.ndarray, scaled: np.ndarray, picks: sparse.csr_array, bloc
     no gathered copies of ``y``."""
     n_perm, m = picks.shape[0], len(y)
     r = np.empty((n_perm, y.shape[1]), dtype=y.dtype)
-    # products of at most ``block_bytes`` and NULL_PRODUCT_ELEMENTS per block of neuroids, or one neuroid's
-    # m^2, written into one C-ordered buffer (a product of strided slices would come out in their order and
-    # be copied by reshape): the sparse product reads rows of the block at random, so past ~300 test stimuli
-    # one column at a time is 4x faster than two (measured at 500: 8 vs 34 ms per 1000 permutations of 20
-    # neuroids); at 64 test stimuli blocks of 4 neuroids take 4x the time of 64 (a narrow layer's budget)
-    elements = min(NULL_PRODUCT_ELEMENTS, block_bytes // y.dtype.itemsize)
+    # products of ``block_bytes`` (within NULL_PRODUCT_MIN_ELEMENTS and NULL_PRODUCT_ELEMENTS) per block of
+    # neuroids, or one neuroid's m^2, written into one C-ordered buffer (a product of strided slices would come
+    # out in their order and be copied by reshape): the sparse product reads rows of the block at random, so
+    # past ~300 test stimuli one column at a time is 4x faster than two (measured at 500: 8 vs 34 ms per 1000
+    # permutations of 20 neuroids); at 64 test stimuli blocks of 4 neuroids take 4x the time of 20
+    elements = min(NULL_PRODUCT_ELEMENTS, max(NULL_PRODUCT_MIN_ELEMENTS, block_bytes // y.dtype.itemsize))
     step = min(y.shape[1], max(1, elements // (m * m)))
     buffer = np.empty(m * m * step, dtype=y.dtype)
     for s in range(0, y.shape[1], step):

@@ -190,14 +190,14 @@ class Design:
         """Whether a primal alpha search on ``n_fit`` stimuli keeps their moments, so that each inner
         fold's covariance is a downdate by its held-out rows (n_held p^2), rather than forming it from
         the fold's training rows (n_train p^2). Kept where they cost no array of their own (the ops
-        share triangles: the folds' covariances take the other one) or weigh at most an eighth of the
-        features (p <= n / 8 in float32); else the float32 fold's ``?syevd`` (eigenvectors over its
+        share triangles: the folds' covariances take the other one) or fit in one work array (p^2 at most
+        an eighth of the features, or 64 kB); else the float32 fold's ``?syevd`` (eigenvectors over its
         input, two p x p matrices of workspace) would hold a fourth p x p matrix beside them, where a
-        narrow layer's peak is made of these."""
+        near-square layer's peak is made of these."""
         if self.is_dual(n_fit):
             return False
         itemsize = np.dtype(self.ops.dtype_name).itemsize
-        return self.ops.shares_triangles or 8 * self.p * self.p * itemsize <= self.x.nbytes
+        return self.ops.shares_triangles or self.p * self.p * itemsize <= self.block_bytes
 
     def moments(self, targets: FitTargets, idx: np.ndarray, cross: bool = True) -> _Moments:
         """Second moments of the rows ``idx`` and their ``targets`` (one row per index), in row blocks
