@@ -127,6 +127,8 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
     with np.errstate(invalid="ignore", divide="ignore"):
         r_all = np.where(norm > 0, (p * y).sum(0) / norm, 0.0)
         scaled = np.where(norm > 0, p / norm, 0.0).astype(dtype)  # r of a permutation = its cross product
+    # the draws' statistics read them in their own precision only (the groups' copies below: the same numbers)
+    p, y = p.astype(dtype, copy=False), y.astype(dtype, copy=False)
     counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
                          minlength=n_boot * m).reshape(n_boot, m).astype(dtype)
     del boot_rows  # the counts are all the draws need of them
@@ -203,7 +205,9 @@ def _permuted_r(y: np.ndarray, scaled: np.ndarray, picks: sparse.csr_array, bloc
     for s in range(0, y.shape[1], step):
         w = min(step, y.shape[1] - s)
         products = buffer[:m * m * w].reshape(m, m, w)
-        np.multiply(scaled[:, None, s:s + w], y[None, :, s:s + w], out=products)
+        # in two steps: numpy's broadcasting multiply into ``out`` buffers twice as much (64 kB in float32)
+        products[...] = scaled[:, None, s:s + w]
+        products *= y[None, :, s:s + w]
         r[:, s:s + w] = picks @ products.reshape(m * m, w)
     return r
 

@@ -19,6 +19,7 @@ squared norm of the predictions needs one GEMM per chunk of alphas, of size (min
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -359,8 +360,13 @@ def _mirror_upper(a: np.ndarray, tile: int = 64) -> None:
         for j in range(0, i, tile):
             a[i:i + tile, j:j + tile] = a[j:j + tile, i:i + tile].T
         square = a[i:i + tile, i:i + tile]
-        for row in range(1, len(square)):  # row by row: no tile-sized temporaries (as fast at 64)
-            square[row, :row] = square[:row, row]
+        # (numpy copies the overlapping source once: one tile)
+        np.copyto(square, square.T, where=_strict_lower(len(square)))
+
+
+@functools.lru_cache(maxsize=8)
+def _strict_lower(size: int) -> np.ndarray:
+    return np.tri(size, k=-1, dtype=bool)
 
 
 @dataclass
@@ -391,6 +397,7 @@ def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: in
         m = (sp.projected[:, None, :] * w_t[:, start:start + a, None]).reshape(k, a * t)
         sq = ops.dot_cols(m, g @ m) if gram_form else ops.sqnorm_cols(sp.basis @ m)
         out[start:start + a] = sq.reshape(a, t)
+        del m, sq  # the next chunk's products are not made beside these
     return out
 
 
@@ -514,10 +521,10 @@ def _cholesky_predictions(design: Design, targets: FitTargets, fit: np.ndarray, 
         _subtract_outer(rhs, m.n, x_mean, y_mean, design._block_rows)
         to_eval = design.centred(evaluate)  # a fresh array: centred in place
         to_eval -= x_mean
-    # primal, where the ops share triangles: each alpha's system is factorised in the lower triangle of
-    # the array whose upper one holds the covariance (one p x p matrix in all, where the covariance is
-    # what a narrow layer's peak is made of); else in a copy (two; faster than mirroring the triangle)
-    lower = not dual and ops.shares_triangles
+    # where the ops share triangles: each alpha's system is factorised in the lower triangle of the array
+    # whose upper one holds the covariance or the fit rows' kernel (one matrix in all, not a copy per alpha:
+    # the refit's peak); else in a copy
+    lower = ops.shares_triangles
     diag = system.diagonal().copy() if lower else None
     prediction = ops.zeros((len(evaluate), rhs.shape[1]))
     for alpha in values:
