@@ -322,9 +322,11 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     for k, (_, test) in enumerate(splits):
         if shared is not None:
             ridge_split = next(shared)  # fit here, so that one split's predictions are held at a time
-            # in the groups' order (a copy only where the groups interleave)
-            same = np.array_equal(order, np.arange(len(order)))
-            predictions = ridge_split.prediction if same else ridge_split.prediction[:, order]
+            # in the groups' order (a copy only where the groups leave out or interleave neuroids)
+            fitted = ridge_split.prediction
+            same = len(order) == fitted.shape[1] and np.array_equal(order, np.arange(len(order)))
+            predictions = fitted if same else fitted[:, order]
+            del fitted
         else:
             predictions = np.concatenate([fits[name][k].prediction for name in columns], 1)
         targets = y[np.ix_(test, order)]
