@@ -85,10 +85,16 @@ class FitTargets:
 
     def take(self, ops: Ops, idx: np.ndarray | slice = slice(None)) -> Any:
         """Rows ``idx`` (positions in the fit) on ``ops``, shifted in float64 before any rounding."""
-        block = np.asarray(self.values[self.rows[idx]], dtype=np.float64)  # a fresh array (fancy indexing)
+        block = self.values[self.rows[idx]]  # a fresh array (fancy indexing)
         if self.shift is not None:
+            block = np.asarray(block, dtype=np.float64)
             block -= self.shift
         return ops.asarray(block)
+
+    def gathered(self, ops: Ops) -> FitTargets:
+        """These targets as one array in ``ops``' precision (for a dual search, whose every fold reads
+        most rows: one gather instead of one per fold; beside an n x n Gram matrix the copy is small)."""
+        return FitTargets(ops.to_numpy(self.take(ops)), np.arange(len(self)))
 
 
 @dataclass
@@ -425,8 +431,10 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
     # the refit's form for every fold: a primal refit never builds the Gram matrix for its folds
     moments = design.moments(targets, fit) if design.keeps_moments(len(fit)) else None
     chunk = min(chunk_elements, design.work_elements) if design.x is not None else chunk_elements
-    err, s1, s2, sxy = _alpha_search(design, targets, fit, kfold(len(fit), inner_folds, seed), alpha_t, moments,
-                                     chunk)
+    search_targets = targets.gathered(ops) if design.is_dual(len(fit)) else targets
+    err, s1, s2, sxy = _alpha_search(design, search_targets, fit, kfold(len(fit), inner_folds, seed), alpha_t,
+                                     moments, chunk)
+    del search_targets
     best = err.argmin(0)
     n = len(fit)
     sy, syy = targets.sums(ops, design._block_rows if design.x is not None else len(fit))
