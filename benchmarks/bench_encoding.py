@@ -394,7 +394,10 @@ def memory(args: argparse.Namespace) -> None:
     peak does not grow with the splits; the draws' arrays grow with the draws and the test stimuli, about 4 MB
     each for 1000 draws of 500 stimuli) on features held as stored (float32), relative to the feature
     matrix: the job's own allocations on top of the held features, and the same less one
-    min(n, p)^2 float64 matrix (the dual's Gram matrix or the primal's covariance, which the issue allows)."""
+    min(n, p)^2 float64 matrix (the dual's Gram matrix or the primal's covariance, which the issue allows).
+    The responses (float64, in the features' stimulus order) are held by the caller before the job, like the
+    features, and read in place (no aligned or shifted copy): not in the peak; their size relative to the
+    features is printed beside it ("responses x"), as what the job must hold once."""
     import xarray as xr
 
     from neurofit.encoding.fit import fit_groups
@@ -403,7 +406,7 @@ def memory(args: argparse.Namespace) -> None:
 
     print("\nfit job memory (ridge, 3 regions): peak of traced allocations on top of the held float32 features")
     print(f"  {'stimuli':>8}{'features':>9}{'neuroids':>9}{'dtype':>8}{'features MB':>12}{'peak MB':>9}"
-          f"{'x features':>11}{'less Gram/cov':>14}{'total x':>9}")
+          f"{'x features':>11}{'less Gram/cov':>14}{'total x':>9}{'responses x':>12}")
     for n, p, t in args.memory:
         x, y = make_data(n, p, t)
         x = x.astype(np.float32)
@@ -423,7 +426,7 @@ def memory(args: argparse.Namespace) -> None:
             tracemalloc.stop()
             allowed = min(n, p) ** 2 * 8
             print(f"  {n:>8}{p:>9}{t:>9}{dtype:>8}{x.nbytes / 2**20:>12.2f}{peak / 2**20:>9.2f}{peak / x.nbytes:>11.2f}"
-                  f"{(peak - allowed) / x.nbytes:>14.2f}{1 + peak / x.nbytes:>9.2f}")
+                  f"{(peak - allowed) / x.nbytes:>14.2f}{1 + peak / x.nbytes:>9.2f}{y.nbytes / x.nbytes:>12.2f}")
 
 
 def wide_one(method: str, n: int, p: int, k: int, n_fit: int) -> None:

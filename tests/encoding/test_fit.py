@@ -123,6 +123,20 @@ def test_one_fit_for_all_regions_equals_a_fit_per_region(metric, dtype, toleranc
             np.testing.assert_allclose(fit[name], alone[name], rtol=0, atol=tolerance, err_msg=f"{region} {name}")
 
 
+@pytest.mark.parametrize("region", ["V1", "V4"])  # the neuroids' first columns, and middle ones
+def test_a_job_over_one_region_of_the_responses_equals_a_fit_of_that_region_alone(region, labelled):
+    # the pipeline's per-region job: ridge fits every neuroid of the responses, the group takes its columns
+    from neurofit.encoding.fit import fit_groups
+
+    x, y, regions = three_regions(p=30)
+    features, responses, _ = labelled(x, y)
+    responses = responses.assign_coords(region=("neuroid", regions))
+    one = fit_groups("ridge", features, responses, {region: regions == region}, FAST)[region]
+    alone = fit_metric("ridge", features, responses.isel(neuroid=regions == region), FAST)
+    for name in alone.data_vars:
+        np.testing.assert_allclose(one[name], alone[name], rtol=0, atol=1e-10, err_msg=name)
+
+
 def test_regression_resamples_equal_a_direct_computation_per_draw():
     from neurofit.encoding.fit import _draws, _split_resamples
     from neurofit.encoding.ridge import pearson_columns

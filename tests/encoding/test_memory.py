@@ -34,33 +34,59 @@ def _peak_of_a_three_region_ridge_job(labelled, n: int, p: int, t: int, dtype: s
     return peak, layer.values.nbytes
 
 
-@pytest.mark.parametrize(("dtype", "limit"), [("mixed", 2.0), ("float64", 2.5)])
+@pytest.mark.parametrize(("dtype", "limit"), [("mixed", 0.55), ("float64", 0.72)])
 def test_a_ridge_fit_job_holds_at_most_twice_the_feature_matrix(labelled, dtype, limit):
-    # the benchmark's pipeline size (640 x 8192, 300 neuroids): dual, with its Gram matrix and fold kernels
+    # the benchmark's pipeline size (640 x 8192, 300 neuroids): dual, with its Gram matrix and fold kernels.
+    # The features are held already: the job's own allocations stay below ``limit`` x their size (measured
+    # 0.48x / 0.65x; before the targets were read per use and the splits fit one at a time, 0.63x / 0.74x)
     peak, size = _peak_of_a_three_region_ridge_job(labelled, 640, 8192, 300, dtype, seed=0)
-    # the features are held already: the job's own allocations stay below (limit - 1) x their size
-    assert peak < (limit - 1) * size, f"{peak / size:.2f}x the features on top of them"
+    assert peak < limit * size, f"{peak / size:.2f}x the features on top of them"
 
 
-@pytest.mark.parametrize("dtype", ["mixed", "float64"])
-def test_a_narrow_layer_job_holds_no_stimulus_sized_work_arrays(labelled, dtype):
+@pytest.mark.parametrize(("dtype", "limit"), [("mixed", 0.7), ("float64", 1.2)])
+def test_a_narrow_layer_job_holds_no_stimulus_sized_work_arrays(labelled, dtype, limit):
     """Fewer features than stimuli (5000 x 512, the benchmark's narrow size): the primal fits hold p x p
-    arrays and row blocks, the resamples 2 MB blocks; before, 3.7x (mixed) and 6.9x (float64) the
-    features on top of them (the primal covariance's temporaries, the held-out rows' centred copies, the
-    permutation products of 500 test stimuli)."""
+    arrays and row blocks, the resamples small blocks, the targets are read per use: 0.60x (mixed) and
+    1.07x (float64) the features on top of them; before, 1.17x and 1.45x (the split's shifted training
+    rows and the float32 search's copy of them, the responses' aligned copy, the fold's held-out rows
+    beside its eigendecomposition)."""
     peak, size = _peak_of_a_three_region_ridge_job(labelled, 5000, 512, 48, dtype, seed=1)
-    assert peak < 2.5 * size, f"{peak / size:.2f}x the features on top of them"
+    assert peak < limit * size, f"{peak / size:.2f}x the features on top of them"
 
 
-@pytest.mark.parametrize("dtype", ["mixed", "float64"])
-def test_a_narrow_layer_job_holds_the_covariance_its_eigenvectors_and_little_else(labelled, dtype):
-    """640 x 512 (the primal, p close to n): besides the held features, the p x p covariance and its
-    eigenvectors (float64; in ``mixed`` the float32 search's covariance, eigenvectors and ?syevd
-    workspace weigh the same) and at most 2.5x the features of row blocks, fold fits and responses:
-    1.0x (mixed) and 1.4x (float64) measured; before, 3.4x and 3.9x (a p x p copy of the moments per
-    fold and a p x p temporary per product, a float64 copy of the fit rows, a copy of the Cholesky
-    system per alpha, the held rows' basis beside their centred copy)."""
+@pytest.mark.parametrize(("dtype", "limit"), [("mixed", 1.0), ("float64", 2.85)])
+def test_a_near_square_layer_job_holds_the_covariance_and_its_eigendecomposition(labelled, dtype, limit):
+    """640 x 512 (the primal, p close to n): beside the held features and one p x p float64 matrix (the
+    covariance the issue allows), ``mixed`` holds the float32 fold's covariance with ``?syevd``'s two
+    matrices of workspace (the eigenvectors overwrite the covariance; the moments are not kept, each fold's
+    covariance is formed from its training rows, its cross products after the eigendecomposition): 0.91x,
+    within the issue's bound (1x); ``float64`` the moments, a fold's covariance in their other triangle and
+    its eigenvectors (``?syevr``: a second p x p matrix, 1.6x): 2.58x. Before, 2.57x and 3.04x."""
     n, p = 640, 512
     peak, size = _peak_of_a_three_region_ridge_job(labelled, n, p, 48, dtype, seed=2)
-    two_matrices = 2 * p * p * 8
-    assert peak - two_matrices < 2.5 * size, f"{(peak - two_matrices) / size:.2f}x the features beyond two p x p"
+    covariance = p * p * 8
+    assert peak - covariance < limit * size, f"{(peak - covariance) / size:.2f}x the features beyond one p x p"
+
+
+@pytest.mark.parametrize(("dtype", "limit"), [("mixed", 1.25), ("float64", 2.2)])
+def test_a_layer_as_narrow_as_its_responses_holds_them_once(labelled, dtype, limit):
+    """640 x 128 with 48 neuroids: the responses (float64) weigh 0.75x the float32 features. The job reads
+    them in place (aligned without a copy, the fit rows' targets gathered per use), the permutation null's
+    products in blocks of 2^15 elements and its permutations held once (as the picks' indices): 1.14x
+    (mixed) and 2.01x (float64) beyond the covariance; before, 3.56x and 5.42x (the aligned copy, the
+    split's shifted copy, the float32 copy, 2^18-element product blocks copied by reshape)."""
+    n, p = 640, 128
+    peak, size = _peak_of_a_three_region_ridge_job(labelled, n, p, 48, dtype, seed=3)
+    covariance = p * p * 8
+    assert peak - covariance < limit * size, f"{(peak - covariance) / size:.2f}x the features beyond one p x p"
+
+
+def test_responses_in_the_features_order_are_aligned_without_a_copy(labelled):
+    rng = np.random.default_rng(4)
+    features, responses, _ = labelled(rng.normal(size=(30, 5)), rng.normal(size=(30, 4)))
+    layer = LayerFeatures.from_xarray(features)
+    y, _ = layer.align(responses)
+    assert np.shares_memory(y, responses.values) and not y.flags.writeable  # read-only: no step may change them
+    reordered, _ = layer.align(responses.isel(stimulus=np.arange(30)[::-1]))
+    np.testing.assert_array_equal(reordered, y)
+    assert not np.shares_memory(reordered, responses.values)

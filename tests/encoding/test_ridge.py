@@ -9,7 +9,7 @@ from sklearn.model_selection import KFold
 
 from neurofit.encoding.backend import get_ops
 from neurofit.encoding.regression import RidgeCV
-from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, pearson_columns, ridge_cv, ridge_predict
+from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, FitTargets, pearson_columns, ridge_cv, ridge_predict
 
 SHAPES = [(60, 200), (200, 30)]  # dual (stimuli < features) and primal
 
@@ -107,6 +107,22 @@ def test_held_out_r_approaches_its_noise_limited_value():
     r = pearson_columns(result.prediction, y[test])
     assert (r <= limit + 0.01).all() and np.mean(limit - r) < 0.015  # estimation costs ~p/n of r
     assert abs(np.median(r) - np.sqrt(0.5)) < 0.03
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_targets_read_as_shifted_rows_of_the_responses_equal_their_copy(shape, dtype):
+    # FitTargets gathers the fit rows of the caller's responses per use, shifted in float64 before rounding:
+    # exactly what the shifted copy of those rows gives
+    x, y = data(*shape, t=7)
+    rows = np.random.default_rng(3).permutation(len(x))
+    fit, test = np.sort(rows[: int(0.8 * len(x))]), np.sort(rows[int(0.8 * len(x)):])
+    shift = y[fit].mean(0)
+    design = Design(x.astype(np.float32), get_ops("numpy", dtype))
+    read = ridge_cv(design, FitTargets(y, fit, shift), fit, test)
+    copied = ridge_cv(design, y[fit] - shift, fit, test)
+    for name in ("alpha", "inner_r", "cv_error", "prediction"):
+        np.testing.assert_array_equal(getattr(read, name), getattr(copied, name))
 
 
 def test_shuffled_target_scores_near_zero():

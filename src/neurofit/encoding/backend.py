@@ -54,12 +54,13 @@ class Ops:
         driver = "evr" if self.dtype == np.float64 else "evd"
         return scipy.linalg.eigh(a, lower=lower, driver=driver, check_finite=False, overwrite_a=True)
 
-    def solve_spd(self, a: Any, b: Any, lower: bool = False) -> Any:
-        """``a^-1 b`` for symmetric positive definite ``a``, given by its upper (or ``lower``) triangle,
-        which its Cholesky factor overwrites (the other is not touched). Raises
-        ``numpy.linalg.LinAlgError`` when ``a`` is not positive definite."""
-        # through the transpose (Fortran order: factorised in place, no copy), whose lower triangle is a's upper
-        factor = scipy.linalg.cho_factor(a.T, lower=not lower, overwrite_a=True, check_finite=False)
+    def solve_spd(self, a: Any, b: Any) -> Any:
+        """``a^-1 b`` for symmetric positive definite ``a``, given by its upper triangle, which its
+        Cholesky factor overwrites (the lower one is not touched). Raises ``numpy.linalg.LinAlgError``
+        when ``a`` is not positive definite."""
+        # through the transpose (Fortran order: factorised in place, no copy), whose lower triangle is a's
+        # upper (LAPACK's lower Cholesky: 20% faster than the upper at 576 rows, 1 thread)
+        factor = scipy.linalg.cho_factor(a.T, lower=True, overwrite_a=True, check_finite=False)
         return scipy.linalg.cho_solve(factor, b, check_finite=False)
 
     def add_gram(self, acc: Any, a: Any, alpha: float = 1.0, lower: bool = False) -> None:
@@ -136,7 +137,7 @@ class TorchOps(Ops):
     def eigh(self, a: Any, lower: bool = True) -> tuple[Any, Any]:
         return self.torch.linalg.eigh(a, UPLO="L" if lower else "U")
 
-    def solve_spd(self, a: Any, b: Any, lower: bool = False) -> Any:
+    def solve_spd(self, a: Any, b: Any) -> Any:
         # ``a`` is whole here (no shared triangles), so either triangle gives the same factor
         factor, info = self.torch.linalg.cholesky_ex(a)
         if int(info) != 0:

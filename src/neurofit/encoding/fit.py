@@ -20,7 +20,7 @@ All layers of a region draw the same resamples (seeded by split), so they are pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,11 @@ METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
 REGRESSIONS = ("ridge", "pls", "factorised")
 NORMALISATIONS = ("r/c", "(r/c)^2", "r^2/c", "none")
 RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
+# the permutation null's products per block of neuroids: the layer's work array, within these many elements (past
+# the most no faster; below the least, at 64 test stimuli, the sparse product's per-entry overhead shows: a 640 x
+# 128 job 4-7% slower at 2^15 than main's 2^18, 16% at 2^14)
+NULL_PRODUCT_ELEMENTS = 1 << 18
+NULL_PRODUCT_MIN_ELEMENTS = 1 << 15
 
 
 def stimulus_labels(responses: xr.DataArray, coords: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
@@ -103,7 +108,8 @@ def median_rows(a: np.ndarray) -> np.ndarray:
 
 
 def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int], n_boot: int, n_perm: int,
-                     seed: list[int], dtype: type = np.float64) -> list[dict[str, np.ndarray]]:
+                     seed: list[int], dtype: type = np.float64, block_bytes: int = 4 << 20
+                     ) -> list[dict[str, np.ndarray]]:
     """Resampled median-over-neuroids Pearson r of one split, from its predictions (no refit), for
     groups of neuroids laid side by side in the columns (``sizes`` columns each), each group with
     the draws (and numbers) a fit of it alone makes. Vectorised over draws: a bootstrap draw is a
@@ -111,7 +117,8 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
     statistics of every draw and neuroid (sums, sums of squares and cross products) are GEMMs
     ``(draws, stimuli) @ (stimuli, 5 x neuroids)``; a permutation leaves the means and norms
     unchanged, so only the cross products are recomputed (:func:`_permuted_r`). ``dtype`` is the
-    precision of the statistics (float32: r within ~1e-6 of float64, in half the time)."""
+    precision of the statistics (float32: r within ~1e-6 of float64, in half the time); ``block_bytes``
+    the budget of the null's work array (the layer's: :attr:`LayerFeatures.work_bytes`)."""
     m = len(target)
     boot_rows, group_draws = _split_draws(m, n_boot, seed)
     p = prediction - prediction.mean(0)  # r is shift invariant; centring keeps the moments exact
@@ -120,13 +127,18 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
     with np.errstate(invalid="ignore", divide="ignore"):
         r_all = np.where(norm > 0, (p * y).sum(0) / norm, 0.0)
         scaled = np.where(norm > 0, p / norm, 0.0).astype(dtype)  # r of a permutation = its cross product
+    # the draws' statistics read them in their own precision only (the groups' copies below: the same numbers)
+    p, y = p.astype(dtype, copy=False), y.astype(dtype, copy=False)
     counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
                          minlength=n_boot * m).reshape(n_boot, m).astype(dtype)
+    del boot_rows  # the counts are all the draws need of them
     out, start = [], 0
     for size in sizes:
         cols = slice(start, start + size)
         start += size
         boot_cols, perm = group_draws(size, n_perm)
+        picks = _permutation_picks(perm, dtype)
+        del perm  # held once, as the picks' column indices
         # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking)
         group_boot = _bootstrap_r(counts, p[:, cols].astype(dtype), y[:, cols].astype(dtype))
         # draw b's neuroids, as positions in the flat (draws x neuroids) block
@@ -135,7 +147,7 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
             "boot_stimuli": median_rows(group_boot),
             "boot_neuroids": median_rows(r_all[cols][boot_cols]),
             "boot_both": median_rows(np.take(group_boot, flat_cols)),
-            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], perm)),
+            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], picks, block_bytes)),
         })
     return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
 
@@ -163,22 +175,40 @@ def _bootstrap_r(counts: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray
     return r_boot
 
 
-def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray) -> np.ndarray:
+def _permutation_picks(perm: np.ndarray, dtype: type) -> sparse.csr_array:
+    """The (permutations, m^2) 0/1 matrix whose row b picks the products ``i * m + perm[b, i]`` (see
+    :func:`_permuted_r`); int32 indices where they fit (half the size of the permutations' int64)."""
+    n_perm, m = perm.shape
+    index = np.int32 if m * m < 2**31 else np.int64
+    columns = (m * np.arange(m, dtype=index) + perm.astype(index)).ravel()
+    return sparse.csr_array((np.ones(perm.size, dtype=dtype), columns, np.arange(0, perm.size + 1, m, dtype=index)),
+                            shape=(n_perm, m * m))
+
+
+def _permuted_r(y: np.ndarray, scaled: np.ndarray, picks: sparse.csr_array, block_bytes: int = 4 << 20
+                ) -> np.ndarray:
     """r (permutations, neuroids) with the rows of centred ``y`` permuted against the centred
     predictions divided by the norms (``scaled``). Permutation b's cross product of neuroid t,
     sum_i scaled[i, t] y[perm[b, i], t], picks m of the m^2 products scaled[i, t] y[j, t]: one
-    sparse (permutations, m^2) x dense (m^2, neuroids) product, no gathered copies of ``y``."""
-    n_perm, m = perm.shape
-    picks = sparse.csr_array((np.ones(perm.size, dtype=y.dtype), (m * np.arange(m) + perm).ravel(),
-                              np.arange(0, perm.size + 1, m)), shape=(n_perm, m * m))
+    sparse (permutations, m^2) x dense (m^2, neuroids) product (``picks``: :func:`_permutation_picks`),
+    no gathered copies of ``y``."""
+    n_perm, m = picks.shape[0], len(y)
     r = np.empty((n_perm, y.shape[1]), dtype=y.dtype)
-    # products of at most ~1 MB (float32) per block of neuroids, or one neuroid's m^2: the sparse product
-    # reads rows of the block at random, so past ~300 test stimuli one column at a time is 4x faster than
-    # two (measured at 500: 8 vs 34 ms per 1000 permutations of 20 neuroids), and holds half as much
-    step = max(1, (1 << 18) // (m * m))
+    # products of ``block_bytes`` (within NULL_PRODUCT_MIN_ELEMENTS and NULL_PRODUCT_ELEMENTS) per block of
+    # neuroids, or one neuroid's m^2, written into one C-ordered buffer (a product of strided slices would come
+    # out in their order and be copied by reshape): the sparse product reads rows of the block at random, so
+    # past ~300 test stimuli one column at a time is 4x faster than two (measured at 500: 8 vs 34 ms per 1000
+    # permutations of 20 neuroids); at 64 test stimuli blocks of 4 neuroids take 4x the time of 20
+    elements = min(NULL_PRODUCT_ELEMENTS, max(NULL_PRODUCT_MIN_ELEMENTS, block_bytes // y.dtype.itemsize))
+    step = min(y.shape[1], max(1, elements // (m * m)))
+    buffer = np.empty(m * m * step, dtype=y.dtype)
     for s in range(0, y.shape[1], step):
-        products = (scaled[:, None, s:s + step] * y[None, :, s:s + step]).reshape(m * m, -1)
-        r[:, s:s + step] = picks @ products
+        w = min(step, y.shape[1] - s)
+        products = buffer[:m * m * w].reshape(m, m, w)
+        # in two steps: numpy's broadcasting multiply into ``out`` buffers twice as much (64 kB in float32)
+        products[...] = scaled[:, None, s:s + w]
+        products *= y[None, :, s:s + w]
+        r[:, s:s + w] = picks @ products.reshape(m * m, w)
     return r
 
 
@@ -253,19 +283,19 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                        splits: list, settings: EncodingSettings) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     alphas, inner_folds, dtype = settings.alphas.values(), settings.inner_folds, settings.dtype
     seed = settings.splits.seed  # split k's inner folds use seed + k
-    fits: dict[str, list[SplitPrediction] | None]
+    fits: dict[str, list[SplitPrediction]] = {}
+    shared: Iterator[SplitPrediction] | None = None  # ridge: one fit of every group's neuroids, split by split
     if metric == "ridge":
         regression = RidgeCV(alphas, inner_folds, backend=settings.backend, dtype=dtype)
         # every group's neuroids in one fit: one Gram matrix and one eigendecomposition per fold
-        fits = {name: None for name in groups}
-        shared = regression.cross_validated(layer.design(regression.ops), y, splits, seed)
+        shared = regression.iter_cross_validated(layer.design(regression.ops), y, splits, seed)
         extra_attrs = {"alphas": [float(a) for a in alphas], "backend": regression.ops.name, "dtype": dtype}
     elif metric == "factorised":
         # refuses a Gram-only or reduced layer: it has no spatial map (no output shape)
         readout = FactorisedReadout(map_shape(layer.shape, layer.n_features, layer.source))
-        shared = readout.cross_validated(layer.matrix(), y, splits)
+        whole = readout.cross_validated(layer.matrix(), y, splits)
         fits = {name: [SplitPrediction(split.prediction[:, mask], float(np.median(split.extras["inner_r"][mask])))
-                       for split in shared] for name, mask in groups.items()}
+                       for split in whole] for name, mask in groups.items()}
         extra_attrs = {"map_shape": [readout.channels, readout.height, readout.width],
                        "mask_sigmas": list(readout.sigmas), "relative_alphas": list(readout.relative_alphas)}
     else:
@@ -283,27 +313,40 @@ def _regression_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
     columns = {name: np.flatnonzero(mask) for name, mask in groups.items()}
     test_r = {name: np.empty((len(splits), len(cols))) for name, cols in columns.items()}
     alpha = {name: np.empty((len(splits), len(cols))) for name, cols in columns.items()}
+    # every group's columns side by side, each split's predictions and targets gathered once in that order
+    # (a group's are views of them)
+    order = np.concatenate(list(columns.values()))
+    ends = np.cumsum([len(cols) for cols in columns.values()])
+    places = {name: slice(end - len(cols), end) for (name, cols), end in zip(columns.items(), ends, strict=True)}
+    ridge_split: SplitPrediction | None = None
     for k, (_, test) in enumerate(splits):
-        predictions, targets = [], []
+        if shared is not None:
+            ridge_split = next(shared)  # fit here, so that one split's predictions are held at a time
+            # in the groups' order (a copy only where the groups leave out or interleave neuroids)
+            fitted = ridge_split.prediction
+            same = len(order) == fitted.shape[1] and np.array_equal(order, np.arange(len(order)))
+            predictions = fitted if same else fitted[:, order]
+            del fitted
+        else:
+            predictions = np.concatenate([fits[name][k].prediction for name in columns], 1)
+        targets = y[np.ix_(test, order)]
         for name, cols in columns.items():
-            group, fitted = scores[name], fits[name]
-            if fitted is None:
-                split = shared[k]
-                prediction = split.prediction[:, cols]
-                alpha[name][k] = split.extras["alpha"][cols]
-                train = float(np.median(split.extras["inner_r"][cols]))
+            group, place = scores[name], places[name]
+            prediction, target = predictions[:, place], targets[:, place]
+            if ridge_split is not None:
+                alpha[name][k] = ridge_split.extras["alpha"][cols]
+                train = float(np.median(ridge_split.extras["inner_r"][cols]))
             else:
-                prediction, train = fitted[k].prediction, fitted[k].train_score
-            target = y[np.ix_(test, cols)]
+                train = fits[name][k].train_score
             test_r[name][k] = pearson_columns(prediction, target)
             group["test_score"][1][k] = np.median(test_r[name][k])
             group["train_score"][1][k] = train
-            predictions.append(prediction)
-            targets.append(target)
         # every group's resamples at once: the bootstrap statistics of all neuroids are one GEMM
-        resampled = _split_resamples(np.concatenate(predictions, 1), np.concatenate(targets, 1),
-                                     [len(cols) for cols in columns.values()], settings.bootstrap.n,
-                                     settings.permutations.n, [settings.bootstrap.seed, k], resample_dtype)
+        resampled = _split_resamples(predictions, targets, [len(cols) for cols in columns.values()],
+                                     settings.bootstrap.n, settings.permutations.n, [settings.bootstrap.seed, k],
+                                     resample_dtype, layer.work_bytes)
+        del predictions, targets, prediction, target  # (the last two: views of the first)
+        ridge_split = None
         for name, values in zip(columns, resampled, strict=True):
             for resample, draws_k in values.items():
                 scores[name][resample].append(draws_k)

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from neurofit.encoding.backend import Ops, get_ops
-from neurofit.encoding.ridge import Design
+from neurofit.encoding.ridge import Design, work_bytes
 from neurofit.encoding.similarity import double_centre
 
 
@@ -63,7 +63,9 @@ class LayerFeatures:
 
     def align(self, responses: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
         """Orders this layer's stimuli like the stimuli it shares with ``responses`` (sorted by
-        ``stimulus_id``); returns ``(responses' values in that order as float64, the ids)``."""
+        ``stimulus_id``); returns ``(responses' values in that order as float64, the ids)``: a read-only
+        view of ``responses`` where they are in that order already (float64), so the job holds its
+        responses once; else a copy."""
         resp_ids = responses["stimulus_id"].values.astype(str)
         shared = np.intersect1d(self.ids, resp_ids)
         if len(shared) < len(resp_ids):
@@ -74,7 +76,20 @@ class LayerFeatures:
         r_pos = {s: i for i, s in enumerate(resp_ids)}
         self.rows = np.asarray([f_pos[s] for s in shared])
         self._whole.clear()
-        return responses.values[[r_pos[s] for s in shared]].astype(np.float64, copy=False), shared
+        order = np.asarray([r_pos[s] for s in shared], dtype=np.intp)
+        values = responses.values
+        if np.array_equal(order, np.arange(len(values))):
+            aligned = values.astype(np.float64, copy=False).view()
+            aligned.flags.writeable = False  # the caller's array: no step may change it
+            return aligned, shared
+        return values[order].astype(np.float64, copy=False), shared
+
+    @property
+    def work_bytes(self) -> int:
+        """The budget of one work array beside this layer as stored (its features or Gram matrix)."""
+        stored = self.values if self.values is not None else self.gram
+        assert stored is not None
+        return work_bytes(stored.nbytes)
 
     def design(self, ops: Ops) -> Design:
         if self.gram is not None:

@@ -4,12 +4,13 @@ training stimuli only) for nested layer selection. PLS is :class:`neurofit.encod
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from neurofit.encoding.backend import get_ops
-from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, ridge_coefficients, ridge_cv
+from neurofit.encoding.ridge import DEFAULT_ALPHAS, Design, FitTargets, ridge_coefficients, ridge_cv
 
 Splits = list[tuple[np.ndarray, np.ndarray]]
 
@@ -56,18 +57,23 @@ class RidgeCV:
         callers): the Gram matrix of all stimuli is computed once. Inner folds of split ``k`` use
         ``seed + k``. Targets are independent (an alpha each), so any columns of ``y`` may be fit
         together; ``extras`` holds each target's alpha and inner-CV r."""
+        return list(self.iter_cross_validated(x, y, splits, seed))
+
+    def iter_cross_validated(self, x: np.ndarray | Design, y: np.ndarray, splits: Splits, seed: int
+                             ) -> Iterator[SplitPrediction]:
+        """:meth:`cross_validated` one split at a time (a caller that scores each split as it comes holds
+        one split's predictions, not every split's)."""
         design = x if isinstance(x, Design) else Design(x, self.ops)
-        out = []
         for k, (train, test) in enumerate(splits):
             # a constant shift by the training mean removes cancellation in the running sums (and, unlike
             # the all-stimulus mean, leaves no trace of the test stimuli even in float32 rounding)
-            y_train = y[train]  # a copy (fancy indexing) of the training rows only, shifted in place
-            shift = y_train.mean(0)
-            y_train -= shift
-            # inner folds over the training stimuli in the split's own order
-            search = ridge_cv(design, y_train, train, test, self.alphas, self.inner_folds, seed + k,
-                              refit_ops=self.refit_ops, refit_solver=self.refit_solver)
-            del y_train  # the next split's copy is not made beside this one
-            out.append(SplitPrediction(search.prediction + shift, float(np.median(search.inner_r)),
-                                       {"alpha": search.alpha, "inner_r": search.inner_r}))
-        return out
+            shift = y[train].mean(0)
+            # inner folds over the training stimuli in the split's own order; the targets are read as rows
+            # of ``y``, block by block, so the split holds no shifted copy of its training rows
+            search = ridge_cv(design, FitTargets(y, train, shift), train, test, self.alphas, self.inner_folds,
+                              seed + k, refit_ops=self.refit_ops, refit_solver=self.refit_solver)
+            prediction = search.prediction
+            prediction += shift
+            yield SplitPrediction(prediction, float(np.median(search.inner_r)),
+                                  {"alpha": search.alpha, "inner_r": search.inner_r})
+            del search, prediction  # not held while the next split is fit

@@ -19,6 +19,7 @@ squared norm of the predictions needs one GEMM per chunk of alphas, of size (min
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,65 @@ FORMS = ("auto", "primal", "dual")  # Design.form: which eigenproblem a fit solv
 # needs one n^2 work array where syevd needs three)
 CHOLESKY_MAX_ALPHAS = 15
 CHUNK_ELEMENTS = 1 << 19  # working arrays per alpha chunk stay below ~4 MB in float64
+
+
+def work_bytes(stored_bytes: int) -> int:
+    """The budget of one work array beside features of ``stored_bytes``: an eighth of them (so the peak
+    stays near one copy), at most 64 MB, at least 64 kB (so a narrow layer's blocks still have rows
+    enough for the GEMMs)."""
+    return min(64 << 20, max(1 << 16, stored_bytes // 8))
+
+
+@dataclass
+class FitTargets:
+    """The fit rows' targets, never copied whole: rows ``rows`` of ``values`` less ``shift`` (a constant
+    per target that removes cancellation from the running sums), gathered per use in the precision of the
+    step that reads them, so neither the caller (its shifted rows) nor a float32 search holds a copy."""
+
+    values: np.ndarray  # (stimuli, targets)
+    rows: np.ndarray  # (fit,): the fit rows' positions in ``values``
+    shift: np.ndarray | None = None  # (targets,)
+
+    @classmethod
+    def of(cls, y_fit: Any) -> FitTargets:
+        """``y_fit`` as it stands (one row per fit row), or the targets as given."""
+        if isinstance(y_fit, FitTargets):
+            return y_fit
+        return cls(np.asarray(y_fit), np.arange(len(y_fit)))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.values.shape[1])
+
+    def subset(self, idx: np.ndarray) -> FitTargets:
+        """The targets of the fit rows ``idx`` (positions in the fit), sharing ``values``."""
+        return FitTargets(self.values, self.rows[idx], self.shift)
+
+    def sums(self, ops: Ops, step: int) -> tuple[Any, Any]:
+        """Per target, the sum and the sum of squares over the fit rows, ``step`` rows at a time."""
+        total, squares = ops.zeros((self.n_targets,)), ops.zeros((self.n_targets,))
+        for start in range(0, len(self), step):
+            block = self.take(ops, slice(start, start + step))
+            total += block.sum(0)
+            squares += ops.sqnorm_cols(block)
+            del block  # (in every block loop: the next block is not made beside this one)
+        return total, squares
+
+    def take(self, ops: Ops, idx: np.ndarray | slice = slice(None)) -> Any:
+        """Rows ``idx`` (positions in the fit) on ``ops``, shifted in float64 before any rounding."""
+        block = self.values[self.rows[idx]]  # a fresh array (fancy indexing)
+        if self.shift is not None:
+            block = np.asarray(block, dtype=np.float64)
+            block -= self.shift
+        return ops.asarray(block)
+
+    def gathered(self, ops: Ops) -> FitTargets:
+        """These targets as one array in ``ops``' precision (for a dual search, whose every fold reads
+        most rows: one gather instead of one per fold; beside an n x n Gram matrix the copy is small)."""
+        return FitTargets(ops.to_numpy(self.take(ops)), np.arange(len(self)))
 
 
 @dataclass
@@ -69,9 +129,7 @@ class Design:
             return
         self.rows = np.arange(len(x)) if rows is None else np.asarray(rows)
         self.n, self.p = len(self.rows), x.shape[1]
-        # work arrays of at most an eighth of the features' size (and 64 MB; 64 kB at least, so a narrow
-        # layer's blocks still have rows enough for the GEMMs): peak stays near one copy
-        self.block_bytes = block_bytes or min(64 << 20, max(1 << 16, x.nbytes // 8))
+        self.block_bytes = block_bytes or work_bytes(x.nbytes)
         mean = np.zeros(self.p)
         for start in range(0, self.n, self._block_rows):
             mean += x[self.rows[start:start + self._block_rows]].sum(0, dtype=np.float64)
@@ -122,6 +180,7 @@ class Design:
             for start in range(0, self.p, self._block_cols):
                 block = self.centred(every, slice(start, start + self._block_cols))
                 gram += block @ block.T
+                del block
             self._gram = gram
         return self._gram
 
@@ -134,26 +193,59 @@ class Design:
             return self.form == "dual"
         return n_fit <= self.p
 
-    def moments(self, y: Any, idx: np.ndarray) -> _Moments:
-        """Second moments of the rows ``idx`` (and their targets ``y``, one row per index), in row blocks
-        (of this design's precision: the float32 features are never copied whole)."""
+    def keeps_moments(self, n_fit: int) -> bool:
+        """Whether a primal alpha search on ``n_fit`` stimuli keeps their moments, so that each inner
+        fold's covariance is a downdate by its held-out rows (n_held p^2), rather than forming it from
+        the fold's training rows (n_train p^2). Kept where they cost no array of their own (the ops
+        share triangles: the folds' covariances take the other one) or fit in one work array (p^2 at most
+        an eighth of the features, or 64 kB); else the float32 fold's ``?syevd`` (eigenvectors over its
+        input, two p x p matrices of workspace) would hold a fourth p x p matrix beside them, where a
+        near-square layer's peak is made of these."""
+        if self.is_dual(n_fit):
+            return False
+        itemsize = np.dtype(self.ops.dtype_name).itemsize
+        return self.ops.shares_triangles or self.p * self.p * itemsize <= self.block_bytes
+
+    def moments(self, targets: FitTargets, idx: np.ndarray, cross: bool = True) -> _Moments:
+        """Second moments of the rows ``idx`` and their ``targets`` (one row per index), in row blocks
+        (of this design's precision: neither the float32 features nor the targets are copied whole).
+        ``cross=False``: without the targets' cross products (formed after the eigendecomposition, see
+        :meth:`primal_spectral`)."""
         ops = self.ops
-        xx, xy = ops.zeros((self.p, self.p)), ops.zeros((self.p, y.shape[1]))
-        x_sum = ops.zeros((self.p,))
+        xx = ops.zeros((self.p, self.p))
+        xy = ops.zeros((self.p, targets.n_targets)) if cross else None
+        x_sum, y_sum = ops.zeros((self.p,)), ops.zeros((targets.n_targets,))
         for start in range(0, len(idx), self._block_rows):
-            block = self.centred(idx[start:start + self._block_rows])
+            rows = slice(start, start + self._block_rows)
+            block, y_block = self.centred(idx[rows]), targets.take(ops, rows)
             ops.add_gram(xx, block)  # in place: no second p x p array
-            xy += block.T @ y[start:start + self._block_rows]
+            if xy is not None:
+                xy += block.T @ y_block
             x_sum += block.sum(0)
+            y_sum += y_block.sum(0)
+            del block, y_block
         # the diagonal, kept aside where the folds' covariances take xx's other triangle and its diagonal
         diag = xx.diagonal().copy() if ops.shares_triangles else None
-        return _Moments(xx, xy, x_sum, y.sum(0), len(idx), diag)
+        return _Moments(xx, xy, x_sum, y_sum, len(idx), diag, None if cross else (targets, idx))
 
-    def spectral(self, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
+    def centred_cross(self, targets: FitTargets, idx: np.ndarray, x_mean: Any) -> Any:
+        """``sum_i (x_i - x_mean) y_i^T`` over the rows ``idx`` and their ``targets``, in row blocks: with
+        ``x_mean`` the rows' own mean, their centred cross products (centred features sum to zero, so the
+        targets need no centring)."""
+        out = self.ops.zeros((self.p, targets.n_targets))
+        for start in range(0, len(idx), self._block_rows):
+            rows = slice(start, start + self._block_rows)
+            block = self.centred(idx[rows])
+            block -= x_mean
+            out += block.T @ targets.take(self.ops, rows)
+            del block
+        return out
+
+    def spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
         ops = self.ops
         if not self.is_dual(len(fit)):
-            return _spectral_held_out(self, self.moments(y_fit, fit), None, np.zeros(0, dtype=int), evaluate,
-                                      consume=True)
+            return self.primal_spectral(targets, fit, evaluate)
+        y_fit = targets.take(ops)  # the dual's projection reads every fit row's targets at once
         y_mean = y_fit.mean(0)
         yc = y_fit - y_mean
         k_ff, k_ef = self.centred_kernels(fit, evaluate)
@@ -161,6 +253,13 @@ class Design:
         # Fortran-ordered view of this temporary, no symmetrised copy
         spectrum, vectors = ops.eigh(k_ff.T)
         return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
+
+    def primal_spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
+        """The primal fit on ``fit`` alone: its covariance formed from its rows (in the moments' array),
+        the targets' cross products in a second pass after the eigendecomposition (a p x targets array
+        not held beside its workspace, for a gather and a GEMM of the rows)."""
+        return _spectral_held_out(self, self.moments(targets, fit, cross=False), None, np.zeros(0, dtype=int),
+                                  evaluate, consume=True)
 
     def centred_kernels(self, fit: np.ndarray, evaluate: np.ndarray) -> tuple[Any, Any]:
         """``(fit x fit, evaluate x fit)`` products of the features centred on the fit rows' mean,
@@ -184,11 +283,12 @@ class _Moments:
     """Uncentred second moments of the fit rows (primal path): folds subtract their held-out rows."""
 
     xx: Any  # (p, p): the upper triangle (numpy; torch: all of it), see Ops.add_gram
-    xy: Any  # (p, targets)
+    xy: Any  # (p, targets); None: formed after the eigendecomposition from ``rows``
     x_sum: Any
     y_sum: Any
     n: int
     diag: Any = None  # xx's diagonal, where the ops share triangles (see _covariance)
+    rows: tuple[FitTargets, np.ndarray] | None = None  # the targets and design rows, where xy is None
 
 
 def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, held: np.ndarray,
@@ -204,14 +304,18 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
         cxy = xy - x_held.T @ y_held
     else:
-        cxy = xy if consume else _copy(xy)
+        cxy = xy if consume or xy is None else _copy(xy)
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
     cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
-    cxy -= n_fit * (x_mean[:, None] * y_mean[None, :])  # centred: one features x targets array per fold
+    del x_held  # gathered again below: not held beside the eigendecomposition's workspace
+    if cxy is not None:  # centred: one features x targets array per fold
+        _subtract_outer(cxy, n_fit, x_mean, y_mean, design._block_rows)
     # eigh reads the covariance's triangle in place through its transpose (Fortran order)
     spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
-    x_eval = x_held if evaluate is None else design.centred(evaluate)  # a fresh array: centred in place
+    if moments.rows is not None:
+        cxy = design.centred_cross(*moments.rows, x_mean)
+    x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
     x_eval -= x_mean
     # the basis x_eval @ vectors (as wide as x_eval: the primal's vectors are square) written over
     # x_eval in row blocks, so the evaluation rows are held once
@@ -245,6 +349,12 @@ def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n:
     return cov, lower
 
 
+def _subtract_outer(a: Any, n: int, u: Any, v: Any, step: int) -> None:
+    """``a -= n * (u[:, None] * v[None, :])`` in place, ``step`` rows at a time (no temporary of ``a``'s size)."""
+    for start in range(0, len(a), step):
+        a[start:start + step] -= n * (u[start:start + step, None] * v[None, :])
+
+
 def _copy(a: Any) -> Any:
     return a.clone() if hasattr(a, "clone") else a.copy()
 
@@ -256,7 +366,13 @@ def _mirror_upper(a: np.ndarray, tile: int = 64) -> None:
         for j in range(0, i, tile):
             a[i:i + tile, j:j + tile] = a[j:j + tile, i:i + tile].T
         square = a[i:i + tile, i:i + tile]
-        square[...] = np.triu(square) + np.triu(square, 1).T
+        # (numpy copies the overlapping source once: one tile)
+        np.copyto(square, square.T, where=_strict_lower(len(square)))
+
+
+@functools.lru_cache(maxsize=8)
+def _strict_lower(size: int) -> np.ndarray:
+    return np.tri(size, k=-1, dtype=bool)
 
 
 @dataclass
@@ -287,6 +403,7 @@ def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: in
         m = (sp.projected[:, None, :] * w_t[:, start:start + a, None]).reshape(k, a * t)
         sq = ops.dot_cols(m, g @ m) if gram_form else ops.sqnorm_cols(sp.basis @ m)
         out[start:start + a] = sq.reshape(a, t)
+        del m, sq  # the next chunk's products are not made beside these
     return out
 
 
@@ -296,9 +413,10 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
              refit_solver: str = "eigh") -> RidgeCVResult:
     """Choose an alpha per target by ``inner_folds``-fold CV (shuffled KFold, ``seed``) on the
     ``fit`` rows, minimising the out-of-fold squared error; then refit on all ``fit`` rows and
-    predict the ``evaluate`` rows. ``y_fit``: the targets of the ``fit`` rows, in that order (only
-    they are read, so only they are held). ``refit_ops`` (e.g. float64 after a float32 search): the
-    precision of the refit and its predictions; default the design's. ``refit_solver``: ``eigh`` (one
+    predict the ``evaluate`` rows. ``y_fit``: the targets of the ``fit`` rows, in that order, as an
+    array or as :class:`FitTargets` (rows of the caller's responses, read per use: not copied whole).
+    ``refit_ops`` (e.g. float64 after a float32 search): the precision of the refit and its predictions;
+    default the design's. ``refit_solver``: ``eigh`` (one
     eigendecomposition for every alpha), ``cholesky`` (one Cholesky factorisation per distinct
     chosen alpha) or ``auto`` (Cholesky when at most :data:`CHOLESKY_MAX_ALPHAS` distinct alphas
     were chosen): the same predictions up to rounding. ``chunk_elements``: the alpha search's work
@@ -308,15 +426,18 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
     if len(y_fit) != len(fit):
         raise ValueError(f"y_fit has {len(y_fit)} rows for {len(fit)} fit rows: pass the fit rows' targets only")
     ops = design.ops
-    y = ops.asarray(y_fit)
+    targets = FitTargets.of(y_fit)
     alpha_t = ops.asarray(np.asarray(alphas, dtype=np.float64))
     # the refit's form for every fold: a primal refit never builds the Gram matrix for its folds
-    moments = None if design.is_dual(len(fit)) else design.moments(y, fit)
+    moments = design.moments(targets, fit) if design.keeps_moments(len(fit)) else None
     chunk = min(chunk_elements, design.work_elements) if design.x is not None else chunk_elements
-    err, s1, s2, sxy = _alpha_search(design, y, fit, kfold(len(fit), inner_folds, seed), alpha_t, moments, chunk)
+    search_targets = targets.gathered(ops) if design.is_dual(len(fit)) else targets
+    err, s1, s2, sxy = _alpha_search(design, search_targets, fit, kfold(len(fit), inner_folds, seed), alpha_t,
+                                     moments, chunk)
+    del search_targets
     best = err.argmin(0)
     n = len(fit)
-    sy, syy = y.sum(0), ops.sqnorm_cols(y)
+    sy, syy = targets.sums(ops, design._block_rows if design.x is not None else len(fit))
     p1, p2, pxy = (ops.take_rows(a, best) for a in (s1, s2, sxy))
     cov = n * pxy - p1 * sy
     var = (n * p2 - p1**2) * (n * syy - sy**2)
@@ -327,28 +448,30 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
     if evaluate is not None and len(evaluate):
         if refit_ops is not None and refit_ops.dtype_name != ops.dtype_name:
             design, ops = design.with_ops(refit_ops), refit_ops
-            # the search's copies (targets, moments) go before the refit forms its own
-            y, chosen = ops.asarray(y_fit), ops.asarray(ops.to_numpy(chosen))
-            moments = None
-        prediction = ops.to_numpy(_refit_predictions(design, y, fit, evaluate, chosen, refit_solver, moments))
+            # the search's moments go before the refit forms its own
+            chosen, moments = ops.asarray(ops.to_numpy(chosen)), None
+        prediction = ops.to_numpy(_refit_predictions(design, targets, fit, evaluate, chosen, refit_solver, moments))
     return RidgeCVResult(alpha=ops.to_numpy(chosen), inner_r=inner_r, cv_error=ops.to_numpy(err),
                          prediction=prediction)
 
 
-def _alpha_search(design: Design, y: Any, fit: np.ndarray, folds: list, alpha_t: Any, moments: _Moments | None,
-                  chunk_elements: int) -> tuple[Any, Any, Any, Any]:
+def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: list, alpha_t: Any,
+                  moments: _Moments | None, chunk_elements: int) -> tuple[Any, Any, Any, Any]:
     """Out-of-fold squared error (alphas, targets) of every alpha, and the running sums of the
     out-of-fold predictions (sum, sum of squares, cross products with the targets) that give the
     inner r. One fold's fit is held at a time (and none once this returns)."""
     ops = design.ops
-    err, s1, s2, sxy = (ops.zeros((alpha_t.shape[0], y.shape[1])) for _ in range(4))
+    err, s1, s2, sxy = (ops.zeros((alpha_t.shape[0], targets.n_targets)) for _ in range(4))
     for train, valid in folds:
         if moments is not None:
-            sp = _spectral_held_out(design, moments, y[ops.index(valid)], fit[valid])
-        else:
-            sp = design.spectral(y[ops.index(train)], fit[train], fit[valid])
+            sp = _spectral_held_out(design, moments, targets.take(ops, valid), fit[valid])
+        elif design.is_dual(len(fit)):
+            sp = design.spectral(targets.subset(train), fit[train], fit[valid])
+        else:  # the refit's form (primal) for every fold, its covariance from its training rows
+            sp = design.primal_spectral(targets.subset(train), fit[train], fit[valid])
         w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
-        yv = y[ops.index(valid)] - sp.y_mean  # validation targets centred like the predictions
+        yv = targets.take(ops, valid)  # taken after the eigendecomposition: not held beside its workspace
+        yv -= sp.y_mean  # validation targets centred like the predictions
         cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
         sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
         sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
@@ -358,11 +481,12 @@ def _alpha_search(design: Design, y: Any, fit: np.ndarray, folds: list, alpha_t:
         s1 += sum_p + n_v * mu
         s2 += sq + 2 * mu * sum_p + n_v * mu**2
         sxy += cross + mu * sum_p + mu * yv.sum(0)[None, :] + n_v * mu**2
-        del sp  # the next fold's eigendecomposition does not hold this fold's fit beside it
+        # the next fold's eigendecomposition holds none of this fold's arrays beside it
+        del sp, w, yv, cross, sum_p, sq
     return err, s1, s2, sxy
 
 
-def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: Any,
+def _refit_predictions(design: Design, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray, chosen: Any,
                        solver: str, moments: _Moments | None = None) -> Any:
     """Predictions of ``evaluate`` from ridge fit on ``fit`` with one alpha per target (``chosen``);
     ``moments``: the fit rows' (primal), when the alpha search formed them in this precision (spent
@@ -372,7 +496,7 @@ def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np
         solver = "cholesky" if len(values) <= CHOLESKY_MAX_ALPHAS else "eigh"
     if solver == "cholesky" and values.min() > 0:
         try:
-            return _cholesky_predictions(design, y_fit, fit, evaluate, design.ops.to_numpy(chosen), values, moments)
+            return _cholesky_predictions(design, targets, fit, evaluate, design.ops.to_numpy(chosen), values, moments)
         except np.linalg.LinAlgError:
             # not positive definite at this precision: the eigendecomposition clamps the spectrum at 0
             # (from moments formed anew: the Cholesky attempt spent these)
@@ -380,12 +504,12 @@ def _refit_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np
     if moments is not None:
         sp = _spectral_held_out(design, moments, None, np.zeros(0, dtype=int), evaluate, consume=True)
     else:
-        sp = design.spectral(y_fit, fit, evaluate)
+        sp = design.spectral(targets, fit, evaluate)
     return sp.basis @ (sp.projected / (sp.spectrum[:, None] + chosen[None, :])) + sp.y_mean
 
 
-def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray, chosen: np.ndarray,
-                          values: np.ndarray, moments: _Moments | None = None) -> Any:
+def _cholesky_predictions(design: Design, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray,
+                          chosen: np.ndarray, values: np.ndarray, moments: _Moments | None = None) -> Any:
     """One Cholesky solve of ``(system + alpha I)`` per distinct alpha, for its targets: ``system``
     the centred Gram matrix of the fit rows (dual) or their covariance (primal, formed in the
     moments' own array). The right-hand side is the targets or, when a group has more targets than
@@ -393,36 +517,41 @@ def _cholesky_predictions(design: Design, y_fit: Any, fit: np.ndarray, evaluate:
     ops = design.ops
     dual = design.is_dual(len(fit))
     if dual:
-        y_mean = y_fit.mean(0)
-        rhs = y_fit - y_mean
+        rhs = targets.take(ops)
+        y_mean = rhs.mean(0)
+        rhs -= y_mean
         system, to_eval = design.centred_kernels(fit, evaluate)
     else:
-        m = moments if moments is not None else design.moments(y_fit, fit)
+        m = moments if moments is not None else design.moments(targets, fit)
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
         system, _ = _covariance(ops, m, None, x_mean, m.n, consume=True)
-        rhs = m.xy - m.n * (x_mean[:, None] * y_mean[None, :])
+        rhs, m.xy = m.xy, None  # centred in place: the moments' last use
+        _subtract_outer(rhs, m.n, x_mean, y_mean, design._block_rows)
         to_eval = design.centred(evaluate)  # a fresh array: centred in place
         to_eval -= x_mean
-    # primal, where the ops share triangles: each alpha's system is factorised in the lower triangle of
-    # the array whose upper one holds the covariance (one p x p matrix in all, where the covariance is
-    # what a narrow layer's peak is made of); else in a copy (two; faster than mirroring the triangle)
-    lower = not dual and ops.shares_triangles
-    diag = system.diagonal().copy() if lower else None
+    # where the ops share triangles: the system is kept in the lower triangle and each alpha's is factorised
+    # in the upper one (one matrix in all, not a copy per alpha: the refit's peak; and the upper, LAPACK's
+    # lower Cholesky of the Fortran-ordered transpose, is 20% faster than the lower); else in a copy
+    shared = ops.shares_triangles
+    if shared and not dual:
+        _mirror_upper(system)  # the covariance was formed in the upper triangle (the kernel is whole)
+    diag = system.diagonal().copy() if shared else None
     prediction = ops.zeros((len(evaluate), rhs.shape[1]))
     for alpha in values:
         cols = ops.index(np.flatnonzero(chosen == alpha))
-        if lower:
-            _mirror_upper(system)
+        if shared:
+            _mirror_upper(system.T)  # the lower triangle into the upper
             np.fill_diagonal(system, diag + alpha)
             shifted = system
         else:
             shifted = ops.add_diagonal(system, float(alpha))
         if len(cols) > len(evaluate):
-            prediction[:, cols] = ops.solve_spd(shifted, to_eval.T, lower).T @ rhs[:, cols]
+            prediction[:, cols] = ops.solve_spd(shifted, to_eval.T).T @ rhs[:, cols]
         else:
-            prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols], lower)
+            prediction[:, cols] = to_eval @ ops.solve_spd(shifted, rhs[:, cols])
         del shifted  # overwritten by its factor
-    return prediction + y_mean
+    prediction += y_mean
+    return prediction
 
 
 def ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -431,7 +560,7 @@ def ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     ops = ops or get_ops("numpy")
     design = Design(np.vstack([x_train, x_test]), ops)
     n = len(x_train)
-    sp = design.spectral(ops.asarray(y_train), np.arange(n), np.arange(n, n + len(x_test)))
+    sp = design.spectral(FitTargets.of(y_train), np.arange(n), np.arange(n, n + len(x_test)))
     alpha_t = ops.asarray(np.broadcast_to(np.asarray(alpha, dtype=np.float64), (y_train.shape[1],)))
     return ops.to_numpy(sp.basis @ (sp.projected / (sp.spectrum[:, None] + alpha_t[None, :])) + sp.y_mean)
 
