@@ -97,6 +97,10 @@ class Ops:
         """Sum of squares over axis 0 without a temporary of ``p``'s size."""
         return np.einsum("ij,ij->j", p, p)
 
+    def sqnorm_blocks(self, p: Any) -> Any:
+        """Sum of squares over axis 1 of a 3-d array, without a temporary of ``p``'s size."""
+        return np.einsum("aij,aij->aj", p, p)
+
     def dot_cols(self, a: Any, b: Any) -> Any:
         """``(a * b).sum(0)`` without the temporary."""
         return np.einsum("ij,ij->j", a, b)
@@ -166,6 +170,9 @@ class TorchOps(Ops):
 
     def sqnorm_cols(self, p: Any) -> Any:
         return self.torch.linalg.vector_norm(p, dim=0) ** 2
+
+    def sqnorm_blocks(self, p: Any) -> Any:
+        return self.torch.linalg.vector_norm(p, dim=1) ** 2
 
     def dot_cols(self, a: Any, b: Any) -> Any:
         return (a * b).sum(0)
