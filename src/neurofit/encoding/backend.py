@@ -82,6 +82,14 @@ class Ops:
             # a.T, Fortran-ordered too, is not copied
             syrk(alpha, a.T, beta=1.0, c=acc.T, trans=0, lower=int(not lower), overwrite_c=1)
 
+    def add_row_gram(self, acc: Any, a: Any) -> None:
+        """``acc += a @ a.T`` in place for a C-ordered ``a`` (BLAS ?syrk on its Fortran-ordered transpose: no
+        copy, no temporary of ``acc``'s size); numpy writes only the upper triangle (see :attr:`one_triangle`)."""
+        syrk = scipy.linalg.blas.get_blas_funcs("syrk", (acc,))
+        syrk(1.0, a.T, beta=1.0, c=acc.T, trans=1, lower=1, overwrite_c=1)
+
+    one_triangle = True  # add_gram / add_row_gram / add_outer write one triangle only (torch: whole matrices)
+
     def add_outer(self, acc: Any, v: Any, alpha: float, lower: bool = False) -> None:
         """``acc += alpha * outer(v, v)`` in place, one triangle (BLAS ?syr, as :meth:`add_gram`)."""
         syr = scipy.linalg.blas.get_blas_funcs("syr", (acc,))
@@ -174,6 +182,11 @@ class TorchOps(Ops):
 
     def add_gram(self, acc: Any, a: Any, alpha: float = 1.0, lower: bool = False) -> None:
         acc.addmm_(a.T, a, alpha=alpha)
+
+    def add_row_gram(self, acc: Any, a: Any) -> None:
+        acc.addmm_(a, a.T)
+
+    one_triangle = False
 
     def add_outer(self, acc: Any, v: Any, alpha: float, lower: bool = False) -> None:
         acc.addr_(v, v, alpha=alpha)

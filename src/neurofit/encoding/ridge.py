@@ -179,8 +179,10 @@ class Design:
             gram = self.ops.zeros((self.n, self.n))
             for start in range(0, self.p, self._block_cols):
                 block = self.centred(every, slice(start, start + self._block_cols))
-                gram += block @ block.T
+                self.ops.add_row_gram(gram, block)  # in place: no n x n temporary per block
                 del block
+            if self.ops.one_triangle:
+                _mirror_upper(gram)
             self._gram = gram
         return self._gram
 
