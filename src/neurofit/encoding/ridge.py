@@ -12,8 +12,9 @@ every alpha and every neuroid:
 Features and targets are centred on the fit stimuli, which is exactly an unpenalised intercept.
 The inner-CV error of every alpha is computed without materialising (alphas, stimuli, targets)
 predictions: the cross terms come from small (alphas x k) @ (k x targets) products and only the
-squared norm of the predictions needs one GEMM per chunk of alphas, of size (min(n_val, k) x k) @
-(k x chunk*targets).
+squared norm of the predictions needs one GEMM per chunk of alphas: (chunk*n_val x k) @ (k x targets),
+the basis scaled per alpha, where k >= n_val (the dual folds); else (k x k) @ (k x chunk*targets) with
+the basis's Gram matrix.
 """
 
 from __future__ import annotations
