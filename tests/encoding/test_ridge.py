@@ -268,7 +268,8 @@ def test_prediction_sqnorms_equal_the_explicit_predictions_norms(n_eval, chunk):
     rng = np.random.default_rng(3)
     k, t = 40, 7
     sp = _Spectral(rng.normal(size=(n_eval, k)), rng.uniform(0, 50, size=k), rng.normal(size=(k, t)), np.zeros(t))
-    expected = np.stack([((sp.basis @ (sp.projected / (sp.spectrum + a)[:, None])) ** 2).sum(0) for a in DEFAULT_ALPHAS])
+    predictions = [sp.basis @ (sp.projected / (sp.spectrum + a)[:, None]) for a in DEFAULT_ALPHAS]
+    expected = np.stack([(p**2).sum(0) for p in predictions])
     got = _prediction_sqnorms(sp, DEFAULT_ALPHAS, get_ops("numpy"), chunk)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
 
