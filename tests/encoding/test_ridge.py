@@ -258,3 +258,27 @@ def test_a_narrow_layer_never_builds_the_stimulus_gram_matrix(dtype):
     design = Design(x, model.ops)
     model.cross_validated(design, y, stimulus_splits(n, n_splits=2), 0)
     assert design._gram is None
+
+
+@pytest.mark.parametrize("n_eval", [20, 90])  # fewer and more evaluation rows than spectral components (40)
+@pytest.mark.parametrize("chunk", [1, 1 << 30])
+def test_prediction_sqnorms_equal_the_explicit_predictions_norms(n_eval, chunk):
+    from neurofit.encoding.ridge import _prediction_sqnorms, _Spectral
+
+    rng = np.random.default_rng(3)
+    k, t = 40, 7
+    sp = _Spectral(rng.normal(size=(n_eval, k)), rng.uniform(0, 50, size=k), rng.normal(size=(k, t)), np.zeros(t))
+    predictions = [sp.basis @ (sp.projected / (sp.spectrum + a)[:, None]) for a in DEFAULT_ALPHAS]
+    expected = np.stack([(p**2).sum(0) for p in predictions])
+    got = _prediction_sqnorms(sp, DEFAULT_ALPHAS, get_ops("numpy"), chunk)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gram_is_the_symmetric_product_of_the_centred_features(dtype):
+    x = data(50, 300)[0].astype(dtype)
+    design = Design(x, get_ops("numpy", dtype), block_bytes=1 << 12)  # many column blocks
+    gram = design.gram()
+    centred = x.astype(np.float64) - x.astype(np.float64).mean(0)
+    assert np.array_equal(gram, gram.T)
+    np.testing.assert_allclose(gram, centred @ centred.T, rtol=0, atol=(1e-9 if dtype == "float64" else 2e-2))

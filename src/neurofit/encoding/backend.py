@@ -5,6 +5,7 @@ between numpy and torch live here."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import sys
 from typing import Any
@@ -51,8 +52,16 @@ class Ops:
         same BLAS; ``a`` is a temporary of the caller's, overwritten (its ``lower`` or upper triangle
         only, in float64). float64: MRRR (?syevr), as fast there and with no matrix of workspace where
         ?syevd takes two (measured, 460-3600 rows, 1 thread; in float32 ?syevr is 1.4-3x slower)."""
-        driver = "evr" if self.dtype == np.float64 else "evd"
-        return scipy.linalg.eigh(a, lower=lower, driver=driver, check_finite=False, overwrite_a=True)
+        if self.dtype == np.float64:
+            return scipy.linalg.eigh(a, lower=lower, driver="evr", check_finite=False, overwrite_a=True)
+        # ?syevd called directly, with its workspace sizes cached per order: what scipy.linalg.eigh computes
+        # (the same call, bit for bit) less its checks and workspace query (0.1-0.3 ms of a 6 ms call at 360)
+        lwork, liwork = _syevd_workspace(self.dtype.char, len(a), lower)
+        w, v, info = _syevd(self.dtype.char)(a, compute_v=1, lower=int(lower), lwork=lwork, liwork=liwork,
+                                             overwrite_a=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"?syevd failed (info={info})")
+        return w, v
 
     def solve_spd(self, a: Any, b: Any) -> Any:
         """``a^-1 b`` for symmetric positive definite ``a``, given by its upper triangle, which its
@@ -72,6 +81,14 @@ class Ops:
             # acc.T is acc in Fortran order (its lower triangle is acc's upper one), written in place;
             # a.T, Fortran-ordered too, is not copied
             syrk(alpha, a.T, beta=1.0, c=acc.T, trans=0, lower=int(not lower), overwrite_c=1)
+
+    def add_row_gram(self, acc: Any, a: Any) -> None:
+        """``acc += a @ a.T`` in place for a C-ordered ``a`` (BLAS ?syrk on its Fortran-ordered transpose: no
+        copy, no temporary of ``acc``'s size); numpy writes only the upper triangle (see :attr:`one_triangle`)."""
+        syrk = scipy.linalg.blas.get_blas_funcs("syrk", (acc,))
+        syrk(1.0, a.T, beta=1.0, c=acc.T, trans=1, lower=1, overwrite_c=1)
+
+    one_triangle = True  # add_gram / add_row_gram / add_outer write one triangle only (torch: whole matrices)
 
     def add_outer(self, acc: Any, v: Any, alpha: float, lower: bool = False) -> None:
         """``acc += alpha * outer(v, v)`` in place, one triangle (BLAS ?syr, as :meth:`add_gram`)."""
@@ -97,6 +114,10 @@ class Ops:
         """Sum of squares over axis 0 without a temporary of ``p``'s size."""
         return np.einsum("ij,ij->j", p, p)
 
+    def sqnorm_blocks(self, p: Any) -> Any:
+        """Sum of squares over axis 1 of a 3-d array, without a temporary of ``p``'s size."""
+        return np.einsum("aij,aij->aj", p, p)
+
     def dot_cols(self, a: Any, b: Any) -> Any:
         """``(a * b).sum(0)`` without the temporary."""
         return np.einsum("ij,ij->j", a, b)
@@ -107,6 +128,21 @@ class Ops:
 
     def sync(self) -> None:
         """Wait for queued device work (timing); nothing to wait for in numpy."""
+
+
+@functools.lru_cache(maxsize=4)
+def _syevd(char: str) -> Any:
+    return scipy.linalg.lapack.get_lapack_funcs("syevd", dtype=np.dtype(char))
+
+
+@functools.lru_cache(maxsize=64)
+def _syevd_workspace(char: str, n: int, lower: bool) -> tuple[int, int]:
+    """``?syevd``'s work array sizes for eigenvectors of order ``n`` (the query scipy.linalg.eigh makes per call)."""
+    lwork = scipy.linalg.lapack.get_lapack_funcs("syevd_lwork", dtype=np.dtype(char))
+    size, isize, info = lwork(n, compute_v=1, lower=int(lower))
+    if info != 0:
+        raise np.linalg.LinAlgError(f"?syevd workspace query failed (info={info})")
+    return int(size), int(isize)
 
 
 class TorchOps(Ops):
@@ -147,6 +183,11 @@ class TorchOps(Ops):
     def add_gram(self, acc: Any, a: Any, alpha: float = 1.0, lower: bool = False) -> None:
         acc.addmm_(a.T, a, alpha=alpha)
 
+    def add_row_gram(self, acc: Any, a: Any) -> None:
+        acc.addmm_(a, a.T)
+
+    one_triangle = False
+
     def add_outer(self, acc: Any, v: Any, alpha: float, lower: bool = False) -> None:
         acc.addr_(v, v, alpha=alpha)
 
@@ -166,6 +207,9 @@ class TorchOps(Ops):
 
     def sqnorm_cols(self, p: Any) -> Any:
         return self.torch.linalg.vector_norm(p, dim=0) ** 2
+
+    def sqnorm_blocks(self, p: Any) -> Any:
+        return self.torch.linalg.vector_norm(p, dim=1) ** 2
 
     def dot_cols(self, a: Any, b: Any) -> Any:
         return (a * b).sum(0)

@@ -12,8 +12,9 @@ every alpha and every neuroid:
 Features and targets are centred on the fit stimuli, which is exactly an unpenalised intercept.
 The inner-CV error of every alpha is computed without materialising (alphas, stimuli, targets)
 predictions: the cross terms come from small (alphas x k) @ (k x targets) products and only the
-squared norm of the predictions needs one GEMM per chunk of alphas, of size (min(n_val, k) x k) @
-(k x chunk*targets).
+squared norm of the predictions needs one GEMM per chunk of alphas: (chunk*n_val x k) @ (k x targets),
+the basis scaled per alpha, where k >= n_val (the dual folds); else (k x k) @ (k x chunk*targets) with
+the basis's Gram matrix.
 """
 
 from __future__ import annotations
@@ -179,8 +180,10 @@ class Design:
             gram = self.ops.zeros((self.n, self.n))
             for start in range(0, self.p, self._block_cols):
                 block = self.centred(every, slice(start, start + self._block_cols))
-                gram += block @ block.T
+                self.ops.add_row_gram(gram, block)  # in place: no n x n temporary per block
                 del block
+            if self.ops.one_triangle:
+                _mirror_upper(gram)
             self._gram = gram
         return self._gram
 
@@ -359,9 +362,10 @@ def _copy(a: Any) -> Any:
     return a.clone() if hasattr(a, "clone") else a.copy()
 
 
-def _mirror_upper(a: np.ndarray, tile: int = 64) -> None:
+def _mirror_upper(a: np.ndarray, tile: int = 128) -> None:
     """Copies ``a``'s strict upper triangle into its strict lower one, in square tiles (a transposed
-    copy in cache-sized pieces; no temporary larger than a tile)."""
+    copy in cache-sized pieces; no temporary larger than a tile). 128: as fast as 64 per element
+    (float64, 450 rows) with a quarter of the slicing (0.16 ms per call against 0.35 under tracemalloc)."""
     for i in range(0, len(a), tile):
         for j in range(0, i, tile):
             a[i:i + tile, j:j + tile] = a[j:j + tile, i:i + tile].T
@@ -388,12 +392,15 @@ class RidgeCVResult:
 def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: int) -> Any:
     """``||basis @ (projected / (spectrum + alpha)[:, None])||^2`` per column for every alpha: (alphas, targets).
 
-    With fewer spectral components than evaluation rows the (k x k) Gram of the basis is cheaper."""
+    With fewer spectral components than evaluation rows the (k x k) Gram of the basis is cheaper; else
+    each alpha scales the basis's columns (n_eval x k, smaller than the k x targets projections when
+    n_eval < targets: the dual folds') and one GEMM per chunk of alphas gives the predictions."""
     n_eval, k = sp.basis.shape
     t = sp.projected.shape[1]
-    gram_form = k < n_eval
-    g = sp.basis.T @ sp.basis if gram_form else None
-    step = max(1, chunk_elements // ((k + (k if gram_form else n_eval)) * t))
+    if k >= n_eval:
+        return _scaled_basis_sqnorms(sp, alphas, ops, chunk_elements)
+    g = sp.basis.T @ sp.basis
+    step = max(1, chunk_elements // (2 * k * t))
     n_alpha = alphas.shape[0]
     out = ops.zeros((n_alpha, t))
     w_t = 1.0 / (sp.spectrum[:, None] + alphas[None, :])  # (k, alphas) in C order, so products below are too
@@ -401,9 +408,27 @@ def _prediction_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: in
         a = min(step, n_alpha - start)
         # (k, a, t) -> (k, a*t): one GEMM for the whole chunk of alphas
         m = (sp.projected[:, None, :] * w_t[:, start:start + a, None]).reshape(k, a * t)
-        sq = ops.dot_cols(m, g @ m) if gram_form else ops.sqnorm_cols(sp.basis @ m)
-        out[start:start + a] = sq.reshape(a, t)
-        del m, sq  # the next chunk's products are not made beside these
+        out[start:start + a] = ops.dot_cols(m, g @ m).reshape(a, t)
+        del m  # the next chunk's products are not made beside these
+    return out
+
+
+def _scaled_basis_sqnorms(sp: _Spectral, alphas: Any, ops: Ops, chunk_elements: int) -> Any:
+    """:func:`_prediction_sqnorms` with at least as many components as evaluation rows: the chunk's alphas'
+    scaled bases stacked, (a n_eval x k) @ (k x targets), then the column norms of each alpha's block."""
+    n_eval, k = sp.basis.shape
+    t = sp.projected.shape[1]
+    step = max(1, chunk_elements // (n_eval * (k + t)))
+    n_alpha = alphas.shape[0]
+    out = ops.zeros((n_alpha, t))
+    w = 1.0 / (sp.spectrum[None, :] + alphas[:, None])  # (alphas, k)
+    for start in range(0, n_alpha, step):
+        a = min(step, n_alpha - start)
+        scaled = (w[start:start + a, None, :] * sp.basis[None, :, :]).reshape(a * n_eval, k)
+        pred = (scaled @ sp.projected).reshape(a, n_eval, t)
+        del scaled
+        out[start:start + a] = ops.sqnorm_blocks(pred)
+        del pred  # the next chunk's products are not made beside these
     return out
 
 

@@ -7,11 +7,24 @@ imported only when labels are given."""
 
 from __future__ import annotations
 
+import threading
 from math import floor
 
 import numpy as np
 
 PRESETS = ("brainscore", "kfold")
+_STATES = threading.local()
+
+
+def _legacy_rng(seed: int) -> np.random.RandomState:
+    """``RandomState(seed)``'s stream from one kept instance per thread, reseeded (``RandomState.seed``: the
+    same legacy seeding): a new instance first draws OS entropy for a SeedSequence it then discards, 0.09 ms
+    of a fold split's 0.1 ms (1.3 ms under tracemalloc), 20x the reseeding. Used up before the caller returns."""
+    rng = getattr(_STATES, "rng", None)
+    if rng is None:
+        rng = _STATES.rng = np.random.RandomState()
+    rng.seed(seed)
+    return rng
 
 
 def shuffle_split(n_samples: int, n_splits: int, train_size: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -24,7 +37,7 @@ def shuffle_split(n_samples: int, n_splits: int, train_size: float, seed: int) -
     n_test = n_samples - n_train
     if n_train == 0:
         raise ValueError(f"train_size={train_size} of {n_samples} samples leaves the training set empty")
-    rng = np.random.RandomState(seed)
+    rng = _legacy_rng(seed)
     splits = []
     for _ in range(n_splits):
         permutation = rng.permutation(n_samples)
@@ -39,7 +52,7 @@ def kfold(n_samples: int, n_splits: int, seed: int) -> list[tuple[np.ndarray, np
     if not 2 <= n_splits <= n_samples:
         raise ValueError(f"{n_splits} folds need 2 <= folds <= the number of samples ({n_samples})")
     order = np.arange(n_samples)
-    np.random.RandomState(seed).shuffle(order)
+    _legacy_rng(seed).shuffle(order)
     sizes = np.full(n_splits, n_samples // n_splits, dtype=int)
     sizes[: n_samples % n_splits] += 1
     splits, start = [], 0
