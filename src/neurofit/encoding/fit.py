@@ -139,15 +139,17 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
         boot_cols, perm = group_draws(size, n_perm)
         picks = _permutation_picks(perm, dtype)
         del perm  # held once, as the picks' column indices
-        # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking)
-        group_boot = _bootstrap_r(counts, p[:, cols].astype(dtype), y[:, cols].astype(dtype))
+        # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking); the
+        # group's targets copied once for the bootstrap and the null (neither writes to them)
+        y_group = y[:, cols].astype(dtype)
+        group_boot = _bootstrap_r(counts, p[:, cols].astype(dtype), y_group)
         # draw b's neuroids, as positions in the flat (draws x neuroids) block
         flat_cols = boot_cols + size * np.arange(n_boot)[:, None]
         out.append({
             "boot_stimuli": median_rows(group_boot),
             "boot_neuroids": median_rows(r_all[cols][boot_cols]),
             "boot_both": median_rows(np.take(group_boot, flat_cols)),
-            "null": median_rows(_permuted_r(y[:, cols].astype(dtype), scaled[:, cols], picks, block_bytes)),
+            "null": median_rows(_permuted_r(y_group, scaled[:, cols], picks, block_bytes)),
         })
     return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
 
