@@ -270,11 +270,11 @@ def _ceilings_by_dataset(ceilings: dict[str, str]) -> dict[str, dict[str, dict[s
 def stage_tables(fits: list[dict[str, str]], ceilings: dict[str, str], settings: dict[str, Any], csv_out: str,
                  parquet_out: str, best_out: str) -> None:
     from neurofit.report.settings import ReportSettings
-    from neurofit.report.tables import best_layer_table, predictivity_table, write_table
+    from neurofit.report.tables import best_layer_table, load_fits, predictivity_table, write_table
 
     report = ReportSettings.from_config(settings)
     by_dataset = _ceilings_by_dataset(ceilings)
-    keyed = [(fit, fit["path"]) for fit in fits]
+    keyed = load_fits((fit, fit["path"]) for fit in fits)  # read once for both tables
     write_table(predictivity_table(keyed, by_dataset, report.normalisation, report.ci), csv_out, parquet_out)
     write_table(best_layer_table(keyed, by_dataset, report.normalisation, report.ci), best_out)
 

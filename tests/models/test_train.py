@@ -222,3 +222,18 @@ def test_training_without_the_heldout_evaluation_gives_the_same_weights(architec
     assert state_hash(bare) == state_hash(evaluated)
     assert bare_perf["train_loss"] == perf["train_loss"]
     assert "probe_accuracy" in perf and not {"probe_accuracy", "heldout_accuracy", "performance"} & set(bare_perf)
+
+
+def test_training_switches_torch_to_deterministic_kernels_without_importing_dynamo() -> None:
+    """Eager kernels are deterministic (warn-only) once ``train`` starts; an evaluation-only job (the
+    untrained control) does not import torch._dynamo for it (1.3 s), as torch.use_deterministic_algorithms
+    would through torch._inductor.config."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, torch\nfrom neurofit.models.train import ModelSpec, train\n"
+             f"train(ModelSpec(architecture='alexnet_small', objective='untrained', **{TINY!r}))\n"
+             "print(torch.are_deterministic_algorithms_enabled(),"
+             " torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-3:] == ["True", "True", "False"]

@@ -22,6 +22,7 @@ from neurofit.report.tables import (
     COLUMNS,
     EXTRA,
     best_layer_table,
+    load_fits,
     normalisation_method,
     predictivity_table,
     summarise,
@@ -51,6 +52,24 @@ def test_best_layer_is_chosen_on_training_scores_only(tmp_path):
     assert row["raw"] == pytest.approx((0.2 + 0.2 + 0.3) / 3)
     assert row["ci_low"] < row["raw"] < row["ci_high"] and row["p_value"] == pytest.approx(1 / 51)
 
+
+
+def test_tables_of_fits_read_once_equal_those_of_their_files(tmp_path):
+    """The tables stage reads each fit file once (load_fits) for both of its tables and the comparisons:
+    the same tables, to the byte, as from the paths."""
+    fits = []
+    for model, shift in (("m", 0.0), ("n", 0.1)):
+        for layer, (train, test) in {"a": ([0.9, 0.2, 0.4], [0.3, 0.2, 0.5]),
+                                     "b": ([0.5, 0.6, 0.1], [0.6, 0.7, 0.2])}.items():
+            path = tmp_path / f"{model}_{layer}.nc"
+            fake_fit(train, np.add(test, shift)).to_netcdf(path, engine="h5netcdf")
+            fits.append(({"dataset": "d", "model": model, "layer": layer, "region": "IT"}, path))
+    loaded = load_fits(fits)
+    assert [key for key, _ in loaded] == [key for key, _ in fits]
+    assert all(isinstance(fit, xr.Dataset) for _, fit in loaded)
+    ceilings = {"d": {"ridge": {"IT": 0.8}}}
+    for table in (predictivity_table, best_layer_table, comparison_table):
+        assert table(loaded, ceilings, "r^2/c").to_csv() == table(fits, ceilings, "r^2/c").to_csv()
 
 def test_sem_and_bootstrap_summaries():
     per_split = np.array([0.4, 0.5, 0.6])

@@ -16,6 +16,7 @@ import copy
 import json
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -267,6 +268,18 @@ def _check_training(spec: ModelSpec) -> None:
                              "of a trained objective")
 
 
+def deterministic_kernels() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` for eager kernels, without its import
+    of ``torch._inductor.config`` (which imports ``torch._dynamo``: 1.3 s of an evaluation-only job such
+    as an untrained model's). That config only steers ``torch.compile``, which neurofit does not use; it
+    is set too when something has imported it already. A job that trains imports ``torch._dynamo``
+    anyway: every ``torch.optim`` optimiser is built through ``torch._disable_dynamo``."""
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    inductor_config = sys.modules.get("torch._inductor.config")
+    if inductor_config is not None:
+        inductor_config.deterministic = True
+
+
 def train(spec: ModelSpec, checkpoint: str | Path | None = None,
           on_epoch: Callable[[int], None] | None = None,
           on_checkpoint: Callable[[int, nn.Module, dict[str, Any]], None] | None = None,
@@ -282,7 +295,7 @@ def train(spec: ModelSpec, checkpoint: str | Path | None = None,
     returned performance, for a caller that needs only the network: the weights are the same (the
     evaluation draws from no training random state)."""
     _check_training(spec)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels()
     data = spec.task_data()
     model = apply_learning_rule(spec.build(), spec.learning_rule, spec.seed)
     objective = apply_learning_rule(Objective(spec.objective, spec.image_size), spec.learning_rule, spec.seed + 1)

@@ -21,9 +21,7 @@ one and not the other; a difference is marked only when both agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +32,7 @@ from neurofit.report.tables import (
     NORMALISATION_LABELS,
     Ceilings,
     ChosenLayer,
+    Fits,
     _boot_name,
     _ceiling,
     choose_layer,
@@ -133,7 +132,7 @@ def compare(a: ChosenLayer, b: ChosenLayer, ceiling: float, normalisation: str, 
             "n_splits": len(a.test_score), "n_boot": len(differences), "n_permutations": n_permutations}
 
 
-def comparison_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: Ceilings, normalisation: str,
+def comparison_table(fits: Fits, ceilings: Ceilings, normalisation: str,
                      ci_method: str = "bootstrap_both") -> pd.DataFrame:
     """Every two models of each (dataset, region, metric), in the order the fits list them, compared at
     their layers chosen on training stimuli; see the module docstring."""

@@ -9,7 +9,8 @@ only the Gram matrix was kept) and ``reduce`` (the features stage's reduction, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,28 @@ CI_LEVEL = 0.95
 NORMALISATION_LABELS = {"r/c": "r/c", "(r/c)^2": "sign(r)*(r/c)^2", "r^2/c": "sign(r)*r^2/c", "none": "none"}
 
 Ceilings = dict[str, dict[str, dict[str, float]]]  # dataset -> metric -> region -> ceiling
+# A fit artefact: its path, or the artefact already read (load_fits), for stages that build several tables.
+FitSource = str | Path | xr.Dataset
+Fits = Iterable[tuple[dict[str, str], FitSource]]  # each fit keyed by its (dataset, model, layer, region) names
+
+
+@contextmanager
+def _opened(source: FitSource) -> Iterator[xr.Dataset]:
+    if isinstance(source, xr.Dataset):
+        yield source
+        return
+    with xr.open_dataset(source, engine="h5netcdf") as fit:
+        yield fit
+
+
+def load_fits(fits: Fits) -> list[tuple[dict[str, str], xr.Dataset]]:
+    """Every fit artefact read into memory once, so that the tables of one stage share them: opening one
+    costs ~30 ms (xarray's decoding of its variables), more than any table does with it."""
+    loaded = []
+    for key, source in fits:
+        with _opened(source) as fit:
+            loaded.append((key, fit.load()))
+    return loaded
 
 
 def ceiling_by_region(ceilings: xr.Dataset) -> dict[str, dict[str, float]]:
@@ -117,12 +140,12 @@ def fit_row(fit: xr.Dataset, dataset: str, model: str, layer: str, region: str, 
             **_features_columns(fit.attrs)}
 
 
-def predictivity_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: Ceilings,
-                       normalisation: str, ci_method: str = "bootstrap_both") -> pd.DataFrame:
+def predictivity_table(fits: Fits, ceilings: Ceilings, normalisation: str,
+                       ci_method: str = "bootstrap_both") -> pd.DataFrame:
     """All-layers table from fit artefacts keyed by their (dataset, model, layer, region) names."""
     rows = []
-    for key, path in fits:
-        with xr.open_dataset(path, engine="h5netcdf") as fit:
+    for key, source in fits:
+        with _opened(source) as fit:
             metric = str(fit.attrs["metric"])
             rows.append(fit_row(fit, key["dataset"], key["model"], key["layer"], key["region"],
                                 _ceiling(ceilings, key["dataset"], metric, key["region"]), normalisation, ci_method))
@@ -151,13 +174,12 @@ class ChosenLayer:
 FitGroups = dict[tuple[str, str, str, str], list[tuple[str, xr.Dataset]]]
 
 
-def load_fit_groups(fits: Iterable[tuple[dict[str, str], str | Path]]) -> FitGroups:
+def load_fit_groups(fits: Fits) -> FitGroups:
     """The fit artefacts grouped by (dataset, model, region, metric), each a list of (layer, fit)."""
     groups: FitGroups = {}
-    for key, path in fits:
-        with xr.open_dataset(path, engine="h5netcdf") as fit:
-            group = (key["dataset"], key["model"], key["region"], str(fit.attrs["metric"]))
-            groups.setdefault(group, []).append((key["layer"], fit.load()))
+    for key, fit in load_fits(fits):
+        group = (key["dataset"], key["model"], key["region"], str(fit.attrs["metric"]))
+        groups.setdefault(group, []).append((key["layer"], fit))
     return groups
 
 
@@ -180,8 +202,8 @@ def choose_layer(layers: list[tuple[str, xr.Dataset]]) -> ChosenLayer:
                        draws=draws, test_r=test_r, attrs=dict(layers[0][1].attrs))
 
 
-def best_layer_table(fits: Iterable[tuple[dict[str, str], str | Path]], ceilings: Ceilings,
-                     normalisation: str, ci_method: str = "bootstrap_both") -> pd.DataFrame:
+def best_layer_table(fits: Fits, ceilings: Ceilings, normalisation: str,
+                     ci_method: str = "bootstrap_both") -> pd.DataFrame:
     """Layer chosen per region on training stimuli only (:func:`choose_layer`), scored on the test
     stimuli. ``layer`` is the most frequent choice, ``layer_choices`` all of them."""
     rows = []
