@@ -87,7 +87,8 @@ def test_stage_closures_hold_what_the_hand_kept_lists_missed(tmp_path):
     def modules(stage):
         return set(module_closure(tuple(stage_parts(stage)[1])))
 
-    assert "neurofit.neural.responses" in modules("fit")  # average_repeats
+    assert "neurofit.neural.repeats" in modules("fit")  # average_repeats
+    assert "neurofit.neural.responses" not in modules("fit")  # building responses is the responses stage's
     assert "neurofit.features" in modules("simulate")  # the reference network's preprocessing
     assert "neurofit.models.train" in modules("features")
     assert "neurofit.models.train" not in modules("fit")

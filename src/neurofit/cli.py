@@ -232,7 +232,7 @@ def stage_fit(features_path: str, responses_path: str, regions: list[str], metri
     from neurofit.encoding.fit import fit_groups, stimulus_labels
     from neurofit.encoding.layer import LayerFeatures
     from neurofit.encoding.settings import EncodingSettings
-    from neurofit.neural.responses import average_repeats
+    from neurofit.neural.repeats import average_repeats
 
     spec = EncodingSettings.from_config(settings)
     if len(out) != len(regions):

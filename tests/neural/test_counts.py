@@ -10,9 +10,9 @@ import pytest
 
 from neurofit.encoding.ceiling import spearman_brown
 from neurofit.neural.reliability import RepeatsError, split_half_reliability
+from neurofit.neural.repeats import average_repeats
 from neurofit.neural.responses import (
     ResponseSpec,
-    average_repeats,
     build_responses,
     repeat_index,
     spike_counts,

@@ -326,3 +326,16 @@ def test_figures_are_byte_identical_across_runs(tmp_path):
         runs.append([p.read_bytes() for p in (*perf_paths, *rule_paths)])
     assert runs[0] == runs[1]
     assert b"<dc:date>" not in runs[0][1]
+
+
+def test_the_figure_stages_import_neither_xarray_nor_the_encoding_code():
+    """A figure job reads CSV tables only: importing the tables' builders (xarray, scipy, the fit code) would
+    cost it 0.3 s. The per-neuroid figure reads fit files and imports xarray where it does so."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nimport neurofit.cli, neurofit.report.figures\n"
+             "print([m for m in ('xarray', 'scipy.linalg', 'neurofit.encoding.fit', 'neurofit.report.tables')"
+             " if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

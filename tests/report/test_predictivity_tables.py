@@ -10,20 +10,19 @@ import xarray as xr
 from neurofit.cli import stage_ceiling, stage_tables
 from neurofit.encoding.fit import fit_metric, normalise
 from neurofit.encoding.settings import EncodingSettings
+from neurofit.report.columns import normalisation_method, significant_pairs
 from neurofit.report.comparisons import (
     COMPARISON_COLUMNS,
     bootstrap_p_value,
     comparison_table,
     holm,
     sign_flip_p_value,
-    significant_pairs,
 )
 from neurofit.report.tables import (
     COLUMNS,
     EXTRA,
     best_layer_table,
     load_fits,
-    normalisation_method,
     predictivity_table,
     summarise,
 )

@@ -503,12 +503,3 @@ def responses_from_nwb(path: str | Path, spec: ResponseSpec, ceiling: bool = Tru
     """One file: (responses ``(presentation, neuroid)``, stimuli ``(stimulus, y, x[, channel])``)."""
     result = build_responses([path], spec, ceiling)
     return result.responses, result.stimuli
-
-
-def average_repeats(responses: xr.DataArray) -> xr.DataArray:
-    """Mean over repeats: ``(stimulus, neuroid)`` ordered by ``stimulus_id``."""
-    mean = responses.astype(np.float64).groupby("stimulus_id").mean("presentation")
-    mean = mean.sortby("stimulus_id")
-    ids = mean["stimulus_id"].values.astype(str)
-    return mean.rename({"stimulus_id": "stimulus"}).drop_vars("stimulus").assign_coords(
-        stimulus_id=("stimulus", ids))

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from neurofit.encoding.fit import median_rows, normalise
+from neurofit.report.columns import NORMALISATION_LABELS
 from neurofit.report.tables import (
     CI_LEVEL,
-    NORMALISATION_LABELS,
     Ceilings,
     ChosenLayer,
     Fits,
@@ -151,11 +151,3 @@ def comparison_table(fits: Fits, ceilings: Ceilings, normalisation: str,
             row["significant"] = bool(adjusted < ALPHA and (row["ci_low"] > 0 or row["ci_high"] < 0))
         rows.extend(family)
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-
-
-def significant_pairs(comparisons: pd.DataFrame, region: str) -> pd.DataFrame:
-    """The significant rows of one region, each oriented so that ``better`` explains it better."""
-    rows = comparisons[(comparisons["region"] == region) & comparisons["significant"].astype(bool)]
-    better = np.where(rows["difference"] > 0, rows["model_a"], rows["model_b"])
-    worse = np.where(rows["difference"] > 0, rows["model_b"], rows["model_a"])
-    return pd.DataFrame({"better": better, "worse": worse, "p_holm": rows["p_holm"].to_numpy()})

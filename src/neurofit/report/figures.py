@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from neurofit.report.tables import normalisation_method  # noqa: E402
+from neurofit.report.columns import normalisation_method, significant_pairs  # noqa: E402
 
 # Okabe & Ito (2008), safe for the common colour-vision deficiencies.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -98,8 +98,6 @@ def significance_lines(comparisons: pd.DataFrame | None, model: str, region: str
     than (``< c``), from the paired comparisons' ``significant`` column; at most ``max_names`` of each."""
     if comparisons is None or not len(comparisons):
         return []
-    from neurofit.report.comparisons import significant_pairs
-
     pairs = significant_pairs(comparisons, region)
     lines = []
     for sign, names in ((">", pairs.loc[pairs["better"] == model, "worse"]),
@@ -253,8 +251,6 @@ def _significantly_below_best(comparisons: pd.DataFrame | None, region: str, bes
     """Models whose score in ``region`` is significantly below ``best_model``'s (paired test, Holm)."""
     if comparisons is None or not len(comparisons):
         return set()
-    from neurofit.report.comparisons import significant_pairs
-
     pairs = significant_pairs(comparisons, region)
     return set(pairs.loc[pairs["better"] == best_model, "worse"])
 

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from neurofit.encoding.fit import normalise
+from neurofit.report.columns import NORMALISATION_LABELS
 
 COLUMNS = ["dataset", "model", "layer", "region", "metric", "raw", "ceiling", "score", "normalisation",
            "ci_low", "ci_high", "n_neuroids", "n_stimuli"]
@@ -27,8 +28,6 @@ EXTRA = ["sem", "ci_method", "p_value", "n_splits", "features_form", "reduce"]
 CI_METHODS = ("bootstrap_both", "bootstrap_stimuli", "bootstrap_neuroids", "sem")
 RESAMPLE_NAMES = ("boot_both", "boot_stimuli", "boot_neuroids")
 CI_LEVEL = 0.95
-# The ``normalisation`` column names the formula, sign convention included (config name -> column).
-NORMALISATION_LABELS = {"r/c": "r/c", "(r/c)^2": "sign(r)*(r/c)^2", "r^2/c": "sign(r)*r^2/c", "none": "none"}
 
 Ceilings = dict[str, dict[str, dict[str, float]]]  # dataset -> metric -> region -> ceiling
 # A fit artefact: its path, or the artefact already read (load_fits), for stages that build several tables.
@@ -70,14 +69,6 @@ def ceiling_by_region(ceilings: xr.Dataset) -> dict[str, dict[str, float]]:
             out[metric] = {str(r): float(np.nanmean(ceilings[name].sel(region_name=r).values))
                            for r in ceilings["region_name"].values}
     return out
-
-
-def normalisation_method(name: str) -> str:
-    """The config's normalisation (``r^2/c``) of a table's ``normalisation`` column (``sign(r)*r^2/c``)."""
-    for method, label in NORMALISATION_LABELS.items():
-        if name in (method, label):
-            return method
-    raise ValueError(f"unknown normalisation {name!r}; known: {list(NORMALISATION_LABELS.values())}")
 
 
 def _ceiling(ceilings: Ceilings, dataset: str, metric: str, region: str) -> float:
