@@ -563,6 +563,18 @@ def run_from_snakemake(stage: str, smk: Any) -> None:
         raise SystemExit(1) from None
 
 
+def spare_shutdown() -> None:
+    """The last call of a job's process (``workflow/scripts/stage.py``, after the stage returned): collects
+    the stage's garbage now, running its finalizers as any exit would, then moves every object left into
+    the permanent generation (:func:`gc.freeze`), so that interpreter shutdown does not trace them all
+    again while it tears the modules down. That tracing was 0.5 s of CPU in a job that imported torch and
+    0.15 s in one with xarray (65 jobs in the default run); atexit handlers (logging's flush) still run."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def _record_failure(stage: str, error: Exception, log_path: str, outputs: list[str], log_file: logging.Handler) -> None:
     """Traceback to the job log (not the screen); the user-facing message beside it, for ``onerror``."""
     import traceback
