@@ -237,3 +237,19 @@ def test_training_switches_torch_to_deterministic_kernels_without_importing_dyna
              " torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._dynamo' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split()[-3:] == ["True", "True", "False"]
+
+
+def test_one_classifier_pass_gives_what_the_three_held_out_passes_gave() -> None:
+    """evaluate reads the held-out images once: accuracy, the objective's loss and the probe's test features
+    equal, to the bit, those of accuracy, heldout_loss and last_features (batches of 256 across a partial one)."""
+    from neurofit.models.objectives import Objective
+    from neurofit.models.train import accuracy, classifier_pass, heldout_loss, last_features
+
+    spec = ModelSpec(architecture="alexnet_small", objective="supervised", **{**TINY, "n_test": 300})
+    model, _ = train(spec, evaluate_heldout=False)
+    data = spec.task_data()
+    got = classifier_pass(model, data.test_images, data.test_labels)
+    assert got[0] == accuracy(model, data.test_images, data.test_labels)
+    assert got[1] == heldout_loss(model, Objective("supervised", spec.image_size), data.test_images,
+                                  data.test_labels, spec.seed)
+    assert np.array_equal(got[2], last_features(model, data.test_images))

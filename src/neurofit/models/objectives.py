@@ -82,6 +82,11 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     return F.cross_entropy(similarity, targets)
 
 
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss of the classifier objectives (supervised, untrained, reference): mean cross-entropy."""
+    return F.cross_entropy(logits, labels)
+
 class Decoder(nn.Module):
     """Code -> grey image at ``image_size``: a linear map to a quarter-resolution map, then two
     (upsample, conv) stages; convs rather than transposed convs so every learning rule applies."""
@@ -124,4 +129,4 @@ class Objective(nn.Module):
             assert self.decoder is not None
             # Inputs are grey images replicated over RGB: reconstruct one channel.
             return F.mse_loss(self.decoder(model(x)), x[:, :1])
-        return F.cross_entropy(model(x), y)
+        return classification_loss(model(x), y)
