@@ -82,10 +82,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     return F.cross_entropy(similarity, targets)
 
 
-
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The loss of the classifier objectives (supervised, untrained, reference): mean cross-entropy."""
     return F.cross_entropy(logits, labels)
+
 
 class Decoder(nn.Module):
     """Code -> grey image at ``image_size``: a linear map to a quarter-resolution map, then two
