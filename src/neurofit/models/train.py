@@ -306,7 +306,11 @@ def deterministic_kernels() -> None:
     as an untrained model's). That config only steers ``torch.compile``, which neurofit does not use; it
     is set too when something has imported it already. A job that trains imports ``torch._dynamo``
     anyway: every ``torch.optim`` optimiser is built through ``torch._disable_dynamo``."""
-    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    set_mode = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_mode is None:  # a torch without the private switch: the public call (and its import)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return
+    set_mode(True, warn_only=True)
     inductor_config = sys.modules.get("torch._inductor.config")
     if inductor_config is not None:
         inductor_config.deterministic = True
