@@ -269,8 +269,10 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
     if empty:
         raise ValueError(f"no neuroids in group(s) {empty}")
     labels = np.asarray([stratify[1][s] for s in ids]) if stratify else None
+    n_stimuli = len(ids)
+    del ids  # the fit needs their order only (the layer's rows): not held beside its work arrays
     split = settings.splits
-    splits = stimulus_splits(len(ids), split.preset, split.n_splits, split.train_size, split.seed, labels)
+    splits = stimulus_splits(n_stimuli, split.preset, split.n_splits, split.train_size, split.seed, labels)
     if metric in REGRESSIONS:
         scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, settings)
     else:
@@ -289,7 +291,7 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
             attrs=_attrs(metric=metric, preset=split.preset, n_splits=len(splits), train_size=split.train_size,
                          seed=split.seed, inner_folds=settings.inner_folds,
                          inner_seeds=[split.seed + k for k in range(len(splits))],
-                         n_stimuli=len(ids), n_neuroids=int(mask.sum()),
+                         n_stimuli=n_stimuli, n_neuroids=int(mask.sum()),
                          stratify_coord=stratify[0] if stratify else "", n_boot=settings.bootstrap.n,
                          n_permutations=settings.permutations.n, resample_seed=settings.bootstrap.seed,
                          **layer.attrs(), **extra_attrs),

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from neurofit.encoding.backend import Ops, get_ops
-from neurofit.encoding.splits import kfold
+from neurofit.encoding.splits import iter_kfold
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 REFIT_SOLVERS = ("eigh", "cholesky", "auto")
@@ -305,20 +306,25 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     x_held = design.centred(held)
     if len(held):
         x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
-        cxy = xy - x_held.T @ y_held
-    else:
-        cxy = xy if consume or xy is None else _copy(xy)
     x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
     cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
     del x_held  # gathered again below: not held beside the eigendecomposition's workspace
-    if cxy is not None:  # centred: one features x targets array per fold
-        _subtract_outer(cxy, n_fit, x_mean, y_mean, design._block_rows)
     # eigh reads the covariance's triangle in place through its transpose (Fortran order)
     spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
+    x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
+    # the targets' cross products (one features x targets array per fold, and a product's temporary) formed
+    # after the eigendecomposition, not beside its workspace; a fold's from its held rows as gathered again
     if moments.rows is not None:
         cxy = design.centred_cross(*moments.rows, x_mean)
-    x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
+    else:
+        if len(held):
+            x_held = x_eval if evaluate is None else design.centred(held)
+            cxy = xy - x_held.T @ y_held
+            del x_held
+        else:
+            cxy = xy if consume else _copy(xy)
+        _subtract_outer(cxy, n_fit, x_mean, y_mean, design.work_elements // 8)  # centred
     x_eval -= x_mean
     # the basis x_eval @ vectors (as wide as x_eval: the primal's vectors are square) written over
     # x_eval in row blocks, so the evaluation rows are held once
@@ -352,8 +358,10 @@ def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n:
     return cov, lower
 
 
-def _subtract_outer(a: Any, n: int, u: Any, v: Any, step: int) -> None:
-    """``a -= n * (u[:, None] * v[None, :])`` in place, ``step`` rows at a time (no temporary of ``a``'s size)."""
+def _subtract_outer(a: Any, n: int, u: Any, v: Any, elements: int) -> None:
+    """``a -= n * (u[:, None] * v[None, :])`` in place, in row blocks of about ``elements`` (no temporary of
+    ``a``'s size; elementwise, so any blocking gives the same numbers)."""
+    step = max(1, elements // max(1, a.shape[1]))
     for start in range(0, len(a), step):
         a[start:start + step] -= n * (u[start:start + step, None] * v[None, :])
 
@@ -468,13 +476,15 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
     moments = design.moments(targets, fit) if design.keeps_moments(len(fit)) else None
     chunk = min(chunk_elements, design.work_elements) if design.x is not None else chunk_elements
     search_targets = targets.gathered(ops) if design.is_dual(len(fit)) else targets
-    err, s1, s2, sxy = _alpha_search(design, search_targets, fit, kfold(len(fit), inner_folds, seed), alpha_t,
+    # the folds made one at a time (one fold's indices held)
+    err, s1, s2, sxy = _alpha_search(design, search_targets, fit, iter_kfold(len(fit), inner_folds, seed), alpha_t,
                                      moments, chunk)
     del search_targets
     best = err.argmin(0)
     n = len(fit)
     sy, syy = targets.sums(ops, design._block_rows if design.x is not None else len(fit))
     p1, p2, pxy = (ops.take_rows(a, best) for a in (s1, s2, sxy))
+    del s1, s2, sxy  # (alphas x targets each) not held through the refit
     cov = n * pxy - p1 * sy
     var = (n * p2 - p1**2) * (n * syy - sy**2)
     inner_r = ops.to_numpy(cov) / np.sqrt(np.maximum(ops.to_numpy(var), 0))
@@ -491,7 +501,7 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
                          prediction=prediction)
 
 
-def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: list, alpha_t: Any,
+def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: Iterable, alpha_t: Any,
                   moments: _Moments | None, chunk_elements: int) -> tuple[Any, Any, Any, Any]:
     """Out-of-fold squared error (alphas, targets) of every alpha, and the running sums of the
     out-of-fold predictions (sum, sum of squares, cross products with the targets) that give the
@@ -506,11 +516,12 @@ def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: l
         else:  # the refit's form (primal) for every fold, its covariance from its training rows
             sp = design.primal_spectral(targets.subset(train), fit[train], fit[valid])
         w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
-        yv = targets.take(ops, valid)  # taken after the eigendecomposition: not held beside its workspace
+        sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
+        # taken after the eigendecomposition and the prediction norms: not held beside their work arrays
+        yv = targets.take(ops, valid)
         yv -= sp.y_mean  # validation targets centred like the predictions
         cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
         sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
-        sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
         err += ops.sqnorm_cols(yv)[None, :] - 2 * cross + sq
         # running sums of the out-of-fold predictions pred = pred_c + mu and targets y = yv + mu
         n_v, mu = len(valid), sp.y_mean[None, :]
@@ -518,7 +529,7 @@ def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: l
         s2 += sq + 2 * mu * sum_p + n_v * mu**2
         sxy += cross + mu * sum_p + mu * yv.sum(0)[None, :] + n_v * mu**2
         # the next fold's eigendecomposition holds none of this fold's arrays beside it
-        del sp, w, yv, cross, sum_p, sq
+        del sp, w, yv, cross, sum_p, sq, train, valid
     return err, s1, s2, sxy
 
 
@@ -562,7 +573,7 @@ def _cholesky_predictions(design: Design, targets: FitTargets, fit: np.ndarray, 
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
         system, _ = _covariance(ops, m, None, x_mean, m.n, consume=True)
         rhs, m.xy = m.xy, None  # centred in place: the moments' last use
-        _subtract_outer(rhs, m.n, x_mean, y_mean, design._block_rows)
+        _subtract_outer(rhs, m.n, x_mean, y_mean, design.work_elements // 8)
         to_eval = design.centred(evaluate)  # a fresh array: centred in place
         to_eval -= x_mean
     # where the ops share triangles: the system is kept in the lower triangle and each alpha's is factorised
