@@ -295,9 +295,10 @@ class _Moments:
     rows: tuple[FitTargets, np.ndarray] | None = None  # the targets and design rows, where xy is None
 
 
-def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, held: np.ndarray,
+def _spectral_held_out(design: Design, moments: _Moments, held_targets: FitTargets | None, held: np.ndarray,
                        evaluate: np.ndarray | None = None, consume: bool = False) -> _Spectral:
-    """Primal fit on the moments' rows minus ``held``, evaluated on ``evaluate`` (default ``held``):
+    """Primal fit on the moments' rows minus ``held`` (with their targets ``held_targets``, gathered after
+    the eigendecomposition: not held beside its workspace), evaluated on ``evaluate`` (default ``held``):
     a fold's covariance is a downdate of the outer one (n_held p^2 instead of n_fit p^2). ``consume``:
     the moments' last use (the refit), so the covariance is formed in their p x p array, not a copy."""
     ops = design.ops
@@ -305,8 +306,8 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     x_sum, y_sum, xy = moments.x_sum, moments.y_sum, moments.xy
     x_held = design.centred(held)
     if len(held):
-        x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
-    x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
+        x_sum = x_sum - x_held.sum(0)
+    x_mean = x_sum / n_fit
     cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
     del x_held  # gathered again below: not held beside the eigendecomposition's workspace
     # eigh reads the covariance's triangle in place through its transpose (Fortran order)
@@ -315,13 +316,17 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
     # the targets' cross products (one features x targets array per fold, and a product's temporary) formed
     # after the eigendecomposition, not beside its workspace; a fold's from its held rows as gathered again
+    y_held = held_targets.take(ops) if len(held) and held_targets is not None else None  # (none: the refit)
+    if y_held is not None:
+        y_sum = y_sum - y_held.sum(0)
+    y_mean = y_sum / n_fit
     if moments.rows is not None:
         cxy = design.centred_cross(*moments.rows, x_mean)
     else:
-        if len(held):
+        if y_held is not None:
             x_held = x_eval if evaluate is None else design.centred(held)
             cxy = xy - x_held.T @ y_held
-            del x_held
+            del x_held, y_held
         else:
             cxy = xy if consume else _copy(xy)
         _subtract_outer(cxy, n_fit, x_mean, y_mean, design.work_elements // 8)  # centred
@@ -510,7 +515,7 @@ def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: I
     err, s1, s2, sxy = (ops.zeros((alpha_t.shape[0], targets.n_targets)) for _ in range(4))
     for train, valid in folds:
         if moments is not None:
-            sp = _spectral_held_out(design, moments, targets.take(ops, valid), fit[valid])
+            sp = _spectral_held_out(design, moments, targets.subset(valid), fit[valid])
         elif design.is_dual(len(fit)):
             sp = design.spectral(targets.subset(train), fit[train], fit[valid])
         else:  # the refit's form (primal) for every fold, its covariance from its training rows
