@@ -249,13 +249,15 @@ class Design:
         ops = self.ops
         if not self.is_dual(len(fit)):
             return self.primal_spectral(targets, fit, evaluate)
-        y_fit = targets.take(ops)  # the dual's projection reads every fit row's targets at once
-        y_mean = y_fit.mean(0)
-        yc = y_fit - y_mean
         k_ff, k_ef = self.centred_kernels(fit, evaluate)
         # the upper triangle (read as the transpose's lower one): LAPACK works in place on the
         # Fortran-ordered view of this temporary, no symmetrised copy
         spectrum, vectors = ops.eigh(k_ff.T)
+        # the dual's projection reads every fit row's targets at once: gathered after the eigendecomposition
+        # (not held beside its eigenvectors) and centred in place
+        yc = targets.take(ops)
+        y_mean = yc.mean(0)
+        yc -= y_mean
         return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
 
     def primal_spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
@@ -270,11 +272,13 @@ class Design:
         taken from the shared Gram matrix (in its own precision) and centred in this design's: both
         are views of one array, so the fold holds one copy of its kernels."""
         ops = self.ops
-        # one axis at a time: a tenth of 2-d fancy indexing's time
-        columns = ops.take(self.gram(), ops.index(fit), 1)
-        g = ops.take(columns, ops.index(np.concatenate([fit, evaluate])), 0)
-        del columns
-        g = ops.asarray(g)
+        gram, rows, columns = self.gram(), ops.index(np.concatenate([fit, evaluate])), ops.index(fit)
+        # gathered into one array of this design's precision a block of rows at a time, one axis at a time (a
+        # tenth of 2-d fancy indexing's time): no whole (stimuli x fit) intermediate or precision copy beside it
+        g = ops.zeros((len(fit) + len(evaluate), len(fit)))
+        step = max(1, self.work_elements // (2 * len(gram)))  # a block's rows and their columns: one work array
+        for start in range(0, len(g), step):
+            g[start:start + step] = ops.take(ops.take(gram, rows[start:start + step], 0), columns, 1)
         # x_i^T x_j with both rows centred on the fit mean: subtract row means over the fit
         # columns, then the column means over the fit rows
         g -= g.mean(1)[:, None]
