@@ -171,7 +171,16 @@ class Design:
 
     def centred(self, idx: np.ndarray, cols: slice = slice(None)) -> Any:
         """Rows ``idx`` (of this design's stimuli), columns ``cols``, centred, on the backend."""
-        block = self.ops.asarray(self.x[self.rows[idx], cols])  # float32 features stay one block-sized copy
+        rows = self.rows[idx]
+        if self.x.dtype == np.dtype(self.ops.dtype_name):
+            block = self.ops.asarray(self.x[rows, cols])  # float32 features stay one block-sized copy
+        else:
+            # converted an eighth of a work array at a time (the gather in the features' precision beside its
+            # converted copy weighed 1.5x the block: float32 rows for a float64 fit)
+            block = self.ops.zeros((len(rows), len(range(self.x.shape[1])[cols])))
+            step = max(1, self.work_elements // (8 * max(1, block.shape[1])))
+            for start in range(0, len(rows), step):
+                block[start:start + step] = self.ops.asarray(self.x[rows[start:start + step], cols])
         block -= self.ops.asarray(self.mean[cols])
         return block
 
@@ -317,9 +326,9 @@ def _spectral_held_out(design: Design, moments: _Moments, held_targets: FitTarge
     # eigh reads the covariance's triangle in place through its transpose (Fortran order)
     spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
-    x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
-    # the targets' cross products (one features x targets array per fold, and a product's temporary) formed
-    # after the eigendecomposition, not beside its workspace; a fold's from its held rows as gathered again
+    # the targets' cross products (one features x targets array per fold) formed after the eigendecomposition,
+    # not beside its workspace, and projected before the evaluation rows are gathered: the fold holds no two
+    # of these beside its eigenvectors; a fold's from its held rows, gathered again
     y_held = held_targets.take(ops) if len(held) and held_targets is not None else None  # (none: the refit)
     if y_held is not None:
         y_sum = y_sum - y_held.sum(0)
@@ -328,19 +337,24 @@ def _spectral_held_out(design: Design, moments: _Moments, held_targets: FitTarge
         cxy = design.centred_cross(*moments.rows, x_mean)
     else:
         if y_held is not None:
-            x_held = x_eval if evaluate is None else design.centred(held)
-            cxy = xy - x_held.T @ y_held
+            x_held = design.centred(held)
+            cxy = x_held.T @ y_held
             del x_held, y_held
+            cxy *= -1
+            cxy += xy  # xy - x_held^T y_held (a - b is a + (-b): the same numbers), in the product's array
         else:
             cxy = xy if consume else _copy(xy)
         _subtract_outer(cxy, n_fit, x_mean, y_mean, design.work_elements // 8)  # centred
+    projected = vectors.T @ cxy
+    del cxy
+    x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
     x_eval -= x_mean
     # the basis x_eval @ vectors (as wide as x_eval: the primal's vectors are square) written over
     # x_eval in row blocks, so the evaluation rows are held once
     step = design._block_rows
     for start in range(0, len(x_eval), step):
         x_eval[start:start + step] = x_eval[start:start + step] @ vectors
-    return _Spectral(x_eval, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+    return _Spectral(x_eval, ops.clamp_min(spectrum, 0.0), projected, y_mean)
 
 
 def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n: int, consume: bool
