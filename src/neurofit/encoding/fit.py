@@ -45,8 +45,9 @@ RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
 # the budget of the resamples' work array (the permutation null's products) where the caller gives none; the
 # pipeline gives the layer's (LayerFeatures.work_bytes: an eighth of the features, at least 64 kB)
 RESAMPLE_WORK_BYTES = 4 << 20
-# the permutation null's products per block at most (past ~1 MB of float32 the block's random reads leave the cache)
+# the permutation null's products per block at most (1 MB of float32: as fast as any smaller block measured)
 NULL_PRODUCT_ELEMENTS = 1 << 18
+
 
 def stimulus_labels(responses: xr.DataArray, coords: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
     """The first of ``coords`` that ``responses`` carries (on the presentation or stimulus dim), as
@@ -212,7 +213,7 @@ def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray, block_bytes
             k = min(rows, m - start)
             products = buffer[:k * m * w].reshape(k, m, w)
             products[...] = ss[start:start + k, None, :]
-            for i in range(k):  # per stimulus: a broadcasting multiply buffers up to the whole block
+            for i in range(k):  # per stimulus: numpy buffers a broadcasting multiply of the block (8192 elements)
                 np.multiply(products[i], ys, out=products[i])
             picked = columns[:n_perm * k].reshape(n_perm, k)
             np.add(perm[:, start:start + k], offsets[:k], out=picked)

@@ -175,12 +175,12 @@ class Design:
         if self.x.dtype == np.dtype(self.ops.dtype_name):
             block = self.ops.asarray(self.x[rows, cols])  # float32 features stay one block-sized copy
         else:
-            # converted an eighth of a work array at a time (the gather in the features' precision beside its
-            # converted copy weighed 1.5x the block: float32 rows for a float64 fit)
-            block = self.ops.zeros((len(rows), len(range(self.x.shape[1])[cols])))
-            step = max(1, self.work_elements // (8 * max(1, block.shape[1])))
+            # gathered and converted a work array at a time (the whole gather in the features' precision beside
+            # its converted copy weighed 1.5x the block: float32 rows for a float64 fit; as fast)
+            block = self.ops.empty((len(rows), len(range(self.x.shape[1])[cols])))
+            step = max(1, self.work_elements // max(1, block.shape[1]))
             for start in range(0, len(rows), step):
-                block[start:start + step] = self.ops.asarray(self.x[rows[start:start + step], cols])
+                self.ops.put(block, slice(start, start + step), self.x[rows[start:start + step], cols])
         block -= self.ops.asarray(self.mean[cols])
         return block
 
@@ -284,7 +284,7 @@ class Design:
         gram, rows, columns = self.gram(), ops.index(np.concatenate([fit, evaluate])), ops.index(fit)
         # gathered into one array of this design's precision a block of rows at a time, one axis at a time (a
         # tenth of 2-d fancy indexing's time): no whole (stimuli x fit) intermediate or precision copy beside it
-        g = ops.zeros((len(fit) + len(evaluate), len(fit)))
+        g = ops.empty((len(fit) + len(evaluate), len(fit)))
         step = max(1, self.work_elements // (2 * len(gram)))  # a block's rows and their columns: one work array
         for start in range(0, len(g), step):
             g[start:start + step] = ops.take(ops.take(gram, rows[start:start + step], 0), columns, 1)
