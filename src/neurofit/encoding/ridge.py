@@ -160,6 +160,7 @@ class Design:
         g -= g.mean(1)[:, None]  # = g - row means - column means + grand mean
         design._gram = design.ops.asarray(g)
         design.n, design.p = len(g), None
+        design.block_bytes = work_bytes(g.nbytes)  # the folds' kernels are gathered in blocks of this
         return design
 
     def with_ops(self, ops: Ops) -> Design:
