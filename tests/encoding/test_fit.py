@@ -154,6 +154,28 @@ def test_regression_resamples_equal_a_direct_computation_per_draw():
         assert got["null"][b] == pytest.approx(np.median(pearson_columns(pred, target[perm[b]])), abs=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("block_bytes", [8, 1 << 10, 5 << 10, 1 << 20])  # one stimulus x neuroid .. everything
+def test_the_blocked_permutation_null_equals_one_sparse_product_bit_for_bit(dtype, block_bytes):
+    # the null adds each block's picks into r with scipy's CSR kernel: the same sums, in the same order, as
+    # scipy's public product of the whole (permutations, m^2) pick matrix and all m^2 products (guards the
+    # private kernel's signature and accumulation too)
+    from scipy import sparse
+
+    from neurofit.encoding.fit import _compact_indices, _permuted_r
+
+    rng = np.random.default_rng(7)
+    m, t, n_perm = 23, 9, 40
+    y, scaled = rng.normal(size=(m, t)).astype(dtype), rng.normal(size=(m, t)).astype(dtype)
+    perm = rng.permuted(np.tile(np.arange(m), (n_perm, 1)), axis=1)
+    picks = sparse.csr_array((np.ones(perm.size, dtype=dtype), (m * np.arange(m) + perm).ravel(),
+                              np.arange(0, perm.size + 1, m)), shape=(n_perm, m * m))
+    expected = picks @ (scaled[:, None, :] * y[None, :, :]).reshape(m * m, t)
+    got = _permuted_r(y, scaled, _compact_indices(perm, m * m), block_bytes)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 513, 1000])
 def test_median_rows_equals_numpy_median_with_nans(n):
     from neurofit.encoding.fit import median_rows

@@ -110,6 +110,13 @@ class Ops:
     def zeros(self, shape: tuple[int, ...]) -> Any:
         return np.zeros(shape, dtype=self.dtype)
 
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        return np.empty(shape, dtype=self.dtype)
+
+    def put(self, out: Any, rows: slice, values: np.ndarray) -> None:
+        """``out[rows] = values`` in ``out``'s precision (numpy converts during the copy: no converted copy)."""
+        out[rows] = values
+
     def sqnorm_cols(self, p: Any) -> Any:
         """Sum of squares over axis 0 without a temporary of ``p``'s size."""
         return np.einsum("ij,ij->j", p, p)
@@ -204,6 +211,12 @@ class TorchOps(Ops):
 
     def zeros(self, shape: tuple[int, ...]) -> Any:
         return self.torch.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        return self.torch.empty(shape, dtype=self.dtype, device=self.device)
+
+    def put(self, out: Any, rows: slice, values: np.ndarray) -> None:
+        out[rows] = self.asarray(values)
 
     def sqnorm_cols(self, p: Any) -> Any:
         return self.torch.linalg.vector_norm(p, dim=0) ** 2

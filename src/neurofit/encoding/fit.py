@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy import sparse
+from scipy.sparse import _sparsetools
 
 from neurofit.encoding.backend import get_ops
 from neurofit.encoding.factorised import FactorisedReadout, map_shape
@@ -42,11 +42,11 @@ METRICS = ("ridge", "pls", "rsa", "cka", "factorised")
 REGRESSIONS = ("ridge", "pls", "factorised")
 NORMALISATIONS = ("r/c", "(r/c)^2", "r^2/c", "none")
 RESAMPLES = ("boot_stimuli", "boot_neuroids", "boot_both")
-# the permutation null's products per block of neuroids: the layer's work array, within these many elements (past
-# the most no faster; below the least, at 64 test stimuli, the sparse product's per-entry overhead shows: a 640 x
-# 128 job 4-7% slower at 2^15 than main's 2^18, 16% at 2^14)
+# the budget of the resamples' work array (the permutation null's products) where the caller gives none; the
+# pipeline gives the layer's (LayerFeatures.work_bytes: an eighth of the features, at least 64 kB)
+RESAMPLE_WORK_BYTES = 4 << 20
+# the permutation null's products per block at most (1 MB of float32: as fast as any smaller block measured)
 NULL_PRODUCT_ELEMENTS = 1 << 18
-NULL_PRODUCT_MIN_ELEMENTS = 1 << 15
 
 
 def stimulus_labels(responses: xr.DataArray, coords: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
@@ -108,7 +108,7 @@ def median_rows(a: np.ndarray) -> np.ndarray:
 
 
 def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int], n_boot: int, n_perm: int,
-                     seed: list[int], dtype: type = np.float64, block_bytes: int = 4 << 20
+                     seed: list[int], dtype: type = np.float64, block_bytes: int = RESAMPLE_WORK_BYTES
                      ) -> list[dict[str, np.ndarray]]:
     """Resampled median-over-neuroids Pearson r of one split, from its predictions (no refit), for
     groups of neuroids laid side by side in the columns (``sizes`` columns each), each group with
@@ -137,8 +137,7 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
         cols = slice(start, start + size)
         start += size
         boot_cols, perm = group_draws(size, n_perm)
-        picks = _permutation_picks(perm, dtype)
-        del perm  # held once, as the picks' column indices
+        perm = _compact_indices(perm, perm.shape[1] ** 2)  # held once, in int32 where the null's columns fit
         # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking); the
         # group's targets copied once for the bootstrap and the null (neither writes to them)
         y_group = y[:, cols].astype(dtype)
@@ -149,7 +148,7 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
             "boot_stimuli": median_rows(group_boot),
             "boot_neuroids": median_rows(r_all[cols][boot_cols]),
             "boot_both": median_rows(np.take(group_boot, flat_cols)),
-            "null": median_rows(_permuted_r(y_group, scaled[:, cols], picks, block_bytes)),
+            "null": median_rows(_permuted_r(y_group, scaled[:, cols], perm, block_bytes)),
         })
     return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
 
@@ -177,41 +176,64 @@ def _bootstrap_r(counts: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray
     return r_boot
 
 
-def _permutation_picks(perm: np.ndarray, dtype: type) -> sparse.csr_array:
-    """The (permutations, m^2) 0/1 matrix whose row b picks the products ``i * m + perm[b, i]`` (see
-    :func:`_permuted_r`); int32 indices where they fit (half the size of the permutations' int64)."""
-    n_perm, m = perm.shape
-    index = np.int32 if m * m < 2**31 else np.int64
-    columns = (m * np.arange(m, dtype=index) + perm.astype(index)).ravel()
-    return sparse.csr_array((np.ones(perm.size, dtype=dtype), columns, np.arange(0, perm.size + 1, m, dtype=index)),
-                            shape=(n_perm, m * m))
+def _compact_indices(indices: np.ndarray, bound: int) -> np.ndarray:
+    """``indices`` as int32 where every index below ``bound`` fits (half the size of int64), else as int64."""
+    return indices.astype(np.int32 if bound < 2**31 else np.int64)
 
 
-def _permuted_r(y: np.ndarray, scaled: np.ndarray, picks: sparse.csr_array, block_bytes: int = 4 << 20
+def _permuted_r(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray, block_bytes: int = RESAMPLE_WORK_BYTES
                 ) -> np.ndarray:
-    """r (permutations, neuroids) with the rows of centred ``y`` permuted against the centred
-    predictions divided by the norms (``scaled``). Permutation b's cross product of neuroid t,
-    sum_i scaled[i, t] y[perm[b, i], t], picks m of the m^2 products scaled[i, t] y[j, t]: one
-    sparse (permutations, m^2) x dense (m^2, neuroids) product (``picks``: :func:`_permutation_picks`),
-    no gathered copies of ``y``."""
-    n_perm, m = picks.shape[0], len(y)
-    r = np.empty((n_perm, y.shape[1]), dtype=y.dtype)
-    # products of ``block_bytes`` (within NULL_PRODUCT_MIN_ELEMENTS and NULL_PRODUCT_ELEMENTS) per block of
-    # neuroids, or one neuroid's m^2, written into one C-ordered buffer (a product of strided slices would come
-    # out in their order and be copied by reshape): the sparse product reads rows of the block at random, so
-    # past ~300 test stimuli one column at a time is 4x faster than two (measured at 500: 8 vs 34 ms per 1000
-    # permutations of 20 neuroids); at 64 test stimuli blocks of 4 neuroids take 4x the time of 20
-    elements = min(NULL_PRODUCT_ELEMENTS, max(NULL_PRODUCT_MIN_ELEMENTS, block_bytes // y.dtype.itemsize))
-    step = min(y.shape[1], max(1, elements // (m * m)))
-    buffer = np.empty(m * m * step, dtype=y.dtype)
-    for s in range(0, y.shape[1], step):
-        w = min(step, y.shape[1] - s)
-        products = buffer[:m * m * w].reshape(m, m, w)
-        # in two steps: numpy's broadcasting multiply into ``out`` buffers twice as much (64 kB in float32)
-        products[...] = scaled[:, None, s:s + w]
-        products *= y[None, :, s:s + w]
-        r[:, s:s + w] = picks @ products.reshape(m * m, w)
+    """r (permutations, neuroids) with the rows of centred ``y`` permuted (``perm``: permutations x m,
+    :func:`_compact_indices`) against the centred predictions divided by the norms (``scaled``).
+    Permutation b's cross product of neuroid t, sum_i scaled[i, t] y[perm[b, i], t], picks m of the m^2
+    products scaled[i, t] y[j, t]: a sparse (permutations, m^2) x dense (m^2, neuroids) product, no gathered
+    copies of ``y``. The products are formed for a block of stimuli i at a time (every j, a block of neuroids:
+    ``block_bytes`` at most, or one stimulus's of one neuroid) and each permutation's picks among them added
+    into r by scipy's CSR kernel (:func:`_add_sparse_product`), so r's sums run over i in the same order as
+    one product of all m^2: the same numbers, without the (m^2, neuroids) products or the whole
+    (permutations, m^2) pick matrix. Blocks of many neuroids keep the kernel's rows long (its per-entry
+    overhead was the cost of the neuroid-blocked product at 64 test stimuli)."""
+    n_perm, m = perm.shape
+    t = y.shape[1]
+    elements = max(1, min(NULL_PRODUCT_ELEMENTS, block_bytes // y.dtype.itemsize))
+    width = min(t, max(1, elements // m))  # neuroids per block
+    rows = min(m, max(1, elements // (m * width)))  # stimuli per block
+    r = np.zeros((n_perm, t), dtype=y.dtype)
+    sums = np.empty(n_perm * width, dtype=y.dtype) if width < t else None  # a block's r, contiguous for the kernel
+    buffer = np.empty(rows * m * width, dtype=y.dtype)
+    ones = np.ones(n_perm * rows, dtype=y.dtype)
+    columns = np.empty(n_perm * rows, dtype=perm.dtype)
+    offsets = m * np.arange(rows, dtype=perm.dtype)  # block stimulus i's products start at row i * m
+    for s in range(0, t, width):
+        w = min(width, t - s)
+        out = r if sums is None else sums[:n_perm * w].reshape(n_perm, w)
+        out[...] = 0
+        ys, ss = y[:, s:s + w], scaled[:, s:s + w]
+        for start in range(0, m, rows):
+            k = min(rows, m - start)
+            products = buffer[:k * m * w].reshape(k, m, w)
+            products[...] = ss[start:start + k, None, :]
+            for i in range(k):  # per stimulus: numpy buffers a broadcasting multiply of the block (8192 elements)
+                np.multiply(products[i], ys, out=products[i])
+            picked = columns[:n_perm * k].reshape(n_perm, k)
+            np.add(perm[:, start:start + k], offsets[:k], out=picked)
+            _add_sparse_product(out, picked, ones[:n_perm * k], products.reshape(k * m, w))
+        if sums is not None:
+            r[:, s:s + w] = out
     return r
+
+
+def _add_sparse_product(out: np.ndarray, columns: np.ndarray, values: np.ndarray, dense: np.ndarray) -> None:
+    """``out += A @ dense`` in place for the CSR matrix A whose row b holds ``values`` at ``columns[b]``
+    (the same count per row), by the kernel that ``scipy.sparse.csr_array @ dense`` runs (``csr_matvecs``;
+    that product is this into zeros): each row's entries added in order, so consecutive calls over blocks
+    of a row's entries sum as one product would. ``out`` and ``dense`` C-contiguous."""
+    n_rows, per_row = columns.shape
+    if not (out.flags.c_contiguous and dense.flags.c_contiguous):
+        raise ValueError("out and dense must be C-contiguous (the kernel reads and writes their flat buffers)")
+    indptr = np.arange(0, n_rows * per_row + 1, per_row, dtype=columns.dtype)
+    _sparsetools.csr_matvecs(n_rows, dense.shape[0], dense.shape[1], indptr, columns.reshape(-1), values,
+                             dense.reshape(-1), out.reshape(-1))
 
 
 def fit_metric(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures, responses: xr.DataArray,
@@ -248,8 +270,10 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
     if empty:
         raise ValueError(f"no neuroids in group(s) {empty}")
     labels = np.asarray([stratify[1][s] for s in ids]) if stratify else None
+    n_stimuli = len(ids)
+    del ids  # the fit needs their order only (the layer's rows): not held beside its work arrays
     split = settings.splits
-    splits = stimulus_splits(len(ids), split.preset, split.n_splits, split.train_size, split.seed, labels)
+    splits = stimulus_splits(n_stimuli, split.preset, split.n_splits, split.train_size, split.seed, labels)
     if metric in REGRESSIONS:
         scores, extra_attrs = _regression_scores(metric, layer, y, groups, splits, settings)
     else:
@@ -268,7 +292,7 @@ def fit_groups(metric: str, features: xr.DataArray | xr.Dataset | LayerFeatures,
             attrs=_attrs(metric=metric, preset=split.preset, n_splits=len(splits), train_size=split.train_size,
                          seed=split.seed, inner_folds=settings.inner_folds,
                          inner_seeds=[split.seed + k for k in range(len(splits))],
-                         n_stimuli=len(ids), n_neuroids=int(mask.sum()),
+                         n_stimuli=n_stimuli, n_neuroids=int(mask.sum()),
                          stratify_coord=stratify[0] if stratify else "", n_boot=settings.bootstrap.n,
                          n_permutations=settings.permutations.n, resample_seed=settings.bootstrap.seed,
                          **layer.attrs(), **extra_attrs),

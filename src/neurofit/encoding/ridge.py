@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from neurofit.encoding.backend import Ops, get_ops
-from neurofit.encoding.splits import kfold
+from neurofit.encoding.splits import iter_kfold
 
 DEFAULT_ALPHAS = np.logspace(-2, 6, 17)
 REFIT_SOLVERS = ("eigh", "cholesky", "auto")
@@ -159,6 +160,7 @@ class Design:
         g -= g.mean(1)[:, None]  # = g - row means - column means + grand mean
         design._gram = design.ops.asarray(g)
         design.n, design.p = len(g), None
+        design.block_bytes = work_bytes(g.nbytes)  # the folds' kernels are gathered in blocks of this
         return design
 
     def with_ops(self, ops: Ops) -> Design:
@@ -170,7 +172,16 @@ class Design:
 
     def centred(self, idx: np.ndarray, cols: slice = slice(None)) -> Any:
         """Rows ``idx`` (of this design's stimuli), columns ``cols``, centred, on the backend."""
-        block = self.ops.asarray(self.x[self.rows[idx], cols])  # float32 features stay one block-sized copy
+        rows = self.rows[idx]
+        if self.x.dtype == np.dtype(self.ops.dtype_name):
+            block = self.ops.asarray(self.x[rows, cols])  # float32 features stay one block-sized copy
+        else:
+            # gathered and converted a work array at a time (the whole gather in the features' precision beside
+            # its converted copy weighed 1.5x the block: float32 rows for a float64 fit; as fast)
+            block = self.ops.empty((len(rows), len(range(self.x.shape[1])[cols])))
+            step = max(1, self.work_elements // max(1, block.shape[1]))
+            for start in range(0, len(rows), step):
+                self.ops.put(block, slice(start, start + step), self.x[rows[start:start + step], cols])
         block -= self.ops.asarray(self.mean[cols])
         return block
 
@@ -248,13 +259,15 @@ class Design:
         ops = self.ops
         if not self.is_dual(len(fit)):
             return self.primal_spectral(targets, fit, evaluate)
-        y_fit = targets.take(ops)  # the dual's projection reads every fit row's targets at once
-        y_mean = y_fit.mean(0)
-        yc = y_fit - y_mean
         k_ff, k_ef = self.centred_kernels(fit, evaluate)
         # the upper triangle (read as the transpose's lower one): LAPACK works in place on the
         # Fortran-ordered view of this temporary, no symmetrised copy
         spectrum, vectors = ops.eigh(k_ff.T)
+        # the dual's projection reads every fit row's targets at once: gathered after the eigendecomposition
+        # (not held beside its eigenvectors) and centred in place
+        yc = targets.take(ops)
+        y_mean = yc.mean(0)
+        yc -= y_mean
         return _Spectral(k_ef @ vectors, ops.clamp_min(spectrum, 0.0), vectors.T @ yc, y_mean)
 
     def primal_spectral(self, targets: FitTargets, fit: np.ndarray, evaluate: np.ndarray) -> _Spectral:
@@ -269,11 +282,13 @@ class Design:
         taken from the shared Gram matrix (in its own precision) and centred in this design's: both
         are views of one array, so the fold holds one copy of its kernels."""
         ops = self.ops
-        # one axis at a time: a tenth of 2-d fancy indexing's time
-        columns = ops.take(self.gram(), ops.index(fit), 1)
-        g = ops.take(columns, ops.index(np.concatenate([fit, evaluate])), 0)
-        del columns
-        g = ops.asarray(g)
+        gram, rows, columns = self.gram(), ops.index(np.concatenate([fit, evaluate])), ops.index(fit)
+        # gathered into one array of this design's precision a block of rows at a time, one axis at a time (a
+        # tenth of 2-d fancy indexing's time): no whole (stimuli x fit) intermediate or precision copy beside it
+        g = ops.empty((len(fit) + len(evaluate), len(fit)))
+        step = max(1, self.work_elements // (2 * len(gram)))  # a block's rows and their columns: one work array
+        for start in range(0, len(g), step):
+            g[start:start + step] = ops.take(ops.take(gram, rows[start:start + step], 0), columns, 1)
         # x_i^T x_j with both rows centred on the fit mean: subtract row means over the fit
         # columns, then the column means over the fit rows
         g -= g.mean(1)[:, None]
@@ -294,9 +309,10 @@ class _Moments:
     rows: tuple[FitTargets, np.ndarray] | None = None  # the targets and design rows, where xy is None
 
 
-def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, held: np.ndarray,
+def _spectral_held_out(design: Design, moments: _Moments, held_targets: FitTargets | None, held: np.ndarray,
                        evaluate: np.ndarray | None = None, consume: bool = False) -> _Spectral:
-    """Primal fit on the moments' rows minus ``held``, evaluated on ``evaluate`` (default ``held``):
+    """Primal fit on the moments' rows minus ``held`` (with their targets ``held_targets``, gathered after
+    the eigendecomposition: not held beside its workspace), evaluated on ``evaluate`` (default ``held``):
     a fold's covariance is a downdate of the outer one (n_held p^2 instead of n_fit p^2). ``consume``:
     the moments' last use (the refit), so the covariance is formed in their p x p array, not a copy."""
     ops = design.ops
@@ -304,20 +320,34 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     x_sum, y_sum, xy = moments.x_sum, moments.y_sum, moments.xy
     x_held = design.centred(held)
     if len(held):
-        x_sum, y_sum = x_sum - x_held.sum(0), y_sum - y_held.sum(0)
-        cxy = xy - x_held.T @ y_held
-    else:
-        cxy = xy if consume or xy is None else _copy(xy)
-    x_mean, y_mean = x_sum / n_fit, y_sum / n_fit
+        x_sum = x_sum - x_held.sum(0)
+    x_mean = x_sum / n_fit
     cov, lower = _covariance(ops, moments, x_held if len(held) else None, x_mean, n_fit, consume)
     del x_held  # gathered again below: not held beside the eigendecomposition's workspace
-    if cxy is not None:  # centred: one features x targets array per fold
-        _subtract_outer(cxy, n_fit, x_mean, y_mean, design._block_rows)
     # eigh reads the covariance's triangle in place through its transpose (Fortran order)
     spectrum, vectors = ops.eigh(cov.T, lower=not lower)
     del cov
+    # the targets' cross products (one features x targets array per fold) formed after the eigendecomposition,
+    # not beside its workspace, and projected before the evaluation rows are gathered: the fold holds no two
+    # of these beside its eigenvectors; a fold's from its held rows, gathered again
+    y_held = held_targets.take(ops) if len(held) and held_targets is not None else None  # (none: the refit)
+    if y_held is not None:
+        y_sum = y_sum - y_held.sum(0)
+    y_mean = y_sum / n_fit
     if moments.rows is not None:
         cxy = design.centred_cross(*moments.rows, x_mean)
+    else:
+        if y_held is not None:
+            x_held = design.centred(held)
+            cxy = x_held.T @ y_held
+            del x_held, y_held
+            cxy *= -1
+            cxy += xy  # xy - x_held^T y_held (a - b is a + (-b): the same numbers), in the product's array
+        else:
+            cxy = xy if consume else _copy(xy)
+        _subtract_outer(cxy, n_fit, x_mean, y_mean, design.work_elements // 8)  # centred
+    projected = vectors.T @ cxy
+    del cxy
     x_eval = design.centred(held if evaluate is None else evaluate)  # a fresh array: centred in place
     x_eval -= x_mean
     # the basis x_eval @ vectors (as wide as x_eval: the primal's vectors are square) written over
@@ -325,7 +355,7 @@ def _spectral_held_out(design: Design, moments: _Moments, y_held: Any | None, he
     step = design._block_rows
     for start in range(0, len(x_eval), step):
         x_eval[start:start + step] = x_eval[start:start + step] @ vectors
-    return _Spectral(x_eval, ops.clamp_min(spectrum, 0.0), vectors.T @ cxy, y_mean)
+    return _Spectral(x_eval, ops.clamp_min(spectrum, 0.0), projected, y_mean)
 
 
 def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n: int, consume: bool
@@ -352,8 +382,10 @@ def _covariance(ops: Ops, moments: _Moments, x_held: Any | None, x_mean: Any, n:
     return cov, lower
 
 
-def _subtract_outer(a: Any, n: int, u: Any, v: Any, step: int) -> None:
-    """``a -= n * (u[:, None] * v[None, :])`` in place, ``step`` rows at a time (no temporary of ``a``'s size)."""
+def _subtract_outer(a: Any, n: int, u: Any, v: Any, elements: int) -> None:
+    """``a -= n * (u[:, None] * v[None, :])`` in place, in row blocks of about ``elements`` (no temporary of
+    ``a``'s size; elementwise, so any blocking gives the same numbers)."""
+    step = max(1, elements // max(1, a.shape[1]))
     for start in range(0, len(a), step):
         a[start:start + step] -= n * (u[start:start + step, None] * v[None, :])
 
@@ -362,16 +394,27 @@ def _copy(a: Any) -> Any:
     return a.clone() if hasattr(a, "clone") else a.copy()
 
 
-def _mirror_upper(a: np.ndarray, tile: int = 128) -> None:
+def _mirror_upper(a: np.ndarray, tile: int = 128, strip: int = 32) -> None:
     """Copies ``a``'s strict upper triangle into its strict lower one, in square tiles (a transposed
-    copy in cache-sized pieces; no temporary larger than a tile). 128: as fast as 64 per element
-    (float64, 450 rows) with a quarter of the slicing (0.16 ms per call against 0.35 under tracemalloc)."""
+    copy in cache-sized pieces). 128: as fast as 64 per element (float64, 450 rows) with a quarter of the
+    slicing (0.16 ms per call against 0.35 under tracemalloc). No temporary larger than ``strip`` x ``strip``:
+    a tile below the diagonal and its source above it lie in disjoint address ranges, so numpy copies
+    nothing; the diagonal tiles in strips (:func:`_mirror_square`), where a whole tile's overlapping copy was a
+    128 x 128 temporary (0.4x the features of a 640 x 128 job: its peak)."""
     for i in range(0, len(a), tile):
         for j in range(0, i, tile):
             a[i:i + tile, j:j + tile] = a[j:j + tile, i:i + tile].T
-        square = a[i:i + tile, i:i + tile]
-        # (numpy copies the overlapping source once: one tile)
-        np.copyto(square, square.T, where=_strict_lower(len(square)))
+        _mirror_square(a[i:i + tile, i:i + tile], strip)
+
+
+def _mirror_square(square: np.ndarray, strip: int) -> None:
+    """:func:`_mirror_upper` of one diagonal tile, ``strip`` rows at a time: the rows' part left of the
+    strip's diagonal block from the columns above it (disjoint address ranges: no copy), then the block
+    itself (numpy copies its overlapping source once: ``strip`` x ``strip``; as fast as the whole tile)."""
+    for r in range(0, len(square), strip):
+        square[r:r + strip, :r] = square[:r, r:r + strip].T
+        block = square[r:r + strip, r:r + strip]
+        np.copyto(block, block.T, where=_strict_lower(len(block)))
 
 
 @functools.lru_cache(maxsize=8)
@@ -457,13 +500,15 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
     moments = design.moments(targets, fit) if design.keeps_moments(len(fit)) else None
     chunk = min(chunk_elements, design.work_elements) if design.x is not None else chunk_elements
     search_targets = targets.gathered(ops) if design.is_dual(len(fit)) else targets
-    err, s1, s2, sxy = _alpha_search(design, search_targets, fit, kfold(len(fit), inner_folds, seed), alpha_t,
+    # the folds made one at a time (one fold's indices held)
+    err, s1, s2, sxy = _alpha_search(design, search_targets, fit, iter_kfold(len(fit), inner_folds, seed), alpha_t,
                                      moments, chunk)
     del search_targets
     best = err.argmin(0)
     n = len(fit)
     sy, syy = targets.sums(ops, design._block_rows if design.x is not None else len(fit))
     p1, p2, pxy = (ops.take_rows(a, best) for a in (s1, s2, sxy))
+    del s1, s2, sxy  # (alphas x targets each) not held through the refit
     cov = n * pxy - p1 * sy
     var = (n * p2 - p1**2) * (n * syy - sy**2)
     inner_r = ops.to_numpy(cov) / np.sqrt(np.maximum(ops.to_numpy(var), 0))
@@ -480,7 +525,7 @@ def ridge_cv(design: Design, y_fit: Any, fit: np.ndarray, evaluate: np.ndarray |
                          prediction=prediction)
 
 
-def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: list, alpha_t: Any,
+def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: Iterable, alpha_t: Any,
                   moments: _Moments | None, chunk_elements: int) -> tuple[Any, Any, Any, Any]:
     """Out-of-fold squared error (alphas, targets) of every alpha, and the running sums of the
     out-of-fold predictions (sum, sum of squares, cross products with the targets) that give the
@@ -489,17 +534,18 @@ def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: l
     err, s1, s2, sxy = (ops.zeros((alpha_t.shape[0], targets.n_targets)) for _ in range(4))
     for train, valid in folds:
         if moments is not None:
-            sp = _spectral_held_out(design, moments, targets.take(ops, valid), fit[valid])
+            sp = _spectral_held_out(design, moments, targets.subset(valid), fit[valid])
         elif design.is_dual(len(fit)):
             sp = design.spectral(targets.subset(train), fit[train], fit[valid])
         else:  # the refit's form (primal) for every fold, its covariance from its training rows
             sp = design.primal_spectral(targets.subset(train), fit[train], fit[valid])
         w = 1.0 / (sp.spectrum[None, :] + alpha_t[:, None])  # (alphas, k)
-        yv = targets.take(ops, valid)  # taken after the eigendecomposition: not held beside its workspace
+        sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
+        # taken after the eigendecomposition and the prediction norms: not held beside their work arrays
+        yv = targets.take(ops, valid)
         yv -= sp.y_mean  # validation targets centred like the predictions
         cross = w @ (sp.projected * (sp.basis.T @ yv))  # sum_i pred_c * yv
         sum_p = w @ (sp.projected * sp.basis.sum(0)[:, None])  # sum_i pred_c
-        sq = _prediction_sqnorms(sp, alpha_t, ops, chunk_elements)  # sum_i pred_c^2
         err += ops.sqnorm_cols(yv)[None, :] - 2 * cross + sq
         # running sums of the out-of-fold predictions pred = pred_c + mu and targets y = yv + mu
         n_v, mu = len(valid), sp.y_mean[None, :]
@@ -507,7 +553,7 @@ def _alpha_search(design: Design, targets: FitTargets, fit: np.ndarray, folds: l
         s2 += sq + 2 * mu * sum_p + n_v * mu**2
         sxy += cross + mu * sum_p + mu * yv.sum(0)[None, :] + n_v * mu**2
         # the next fold's eigendecomposition holds none of this fold's arrays beside it
-        del sp, w, yv, cross, sum_p, sq
+        del sp, w, yv, cross, sum_p, sq, train, valid
     return err, s1, s2, sxy
 
 
@@ -551,7 +597,7 @@ def _cholesky_predictions(design: Design, targets: FitTargets, fit: np.ndarray, 
         x_mean, y_mean = m.x_sum / m.n, m.y_sum / m.n
         system, _ = _covariance(ops, m, None, x_mean, m.n, consume=True)
         rhs, m.xy = m.xy, None  # centred in place: the moments' last use
-        _subtract_outer(rhs, m.n, x_mean, y_mean, design._block_rows)
+        _subtract_outer(rhs, m.n, x_mean, y_mean, design.work_elements // 8)
         to_eval = design.centred(evaluate)  # a fresh array: centred in place
         to_eval -= x_mean
     # where the ops share triangles: the system is kept in the lower triangle and each alpha's is factorised

@@ -8,6 +8,7 @@ imported only when labels are given."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from math import floor
 
 import numpy as np
@@ -49,19 +50,29 @@ def kfold(n_samples: int, n_splits: int, seed: int) -> list[tuple[np.ndarray, np
     """``KFold(n_splits, shuffle=True, random_state=seed).split(range(n_samples))``: the indices
     shuffled by ``RandomState(seed)`` and cut into ``n_splits`` folds (the first ``n % n_splits`` one
     larger); each fold's test and training indices in ascending order."""
+    return list(iter_kfold(n_samples, n_splits, seed))
+
+
+def iter_kfold(n_samples: int, n_splits: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`kfold`'s folds made one at a time (a caller that uses each once holds one fold's indices, not
+    all of them: n_samples x 8 bytes, not n_splits times that). Checks its arguments when called."""
     if not 2 <= n_splits <= n_samples:
         raise ValueError(f"{n_splits} folds need 2 <= folds <= the number of samples ({n_samples})")
     order = np.arange(n_samples)
     _legacy_rng(seed).shuffle(order)
     sizes = np.full(n_splits, n_samples // n_splits, dtype=int)
     sizes[: n_samples % n_splits] += 1
-    splits, start = [], 0
-    for size in sizes:
-        test = np.zeros(n_samples, dtype=bool)
-        test[order[start:start + size]] = True
-        splits.append((np.flatnonzero(~test), np.flatnonzero(test)))
-        start += size
-    return splits
+
+    def folds() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        start = 0
+        for size in sizes:
+            test = np.zeros(n_samples, dtype=bool)
+            test[order[start:start + size]] = True
+            yield np.flatnonzero(~test), np.flatnonzero(test)
+            del test
+            start += size
+
+    return folds()
 
 
 def stimulus_splits(n_stimuli: int, preset: str = "brainscore", n_splits: int = 10, train_size: float = 0.9,
