@@ -125,18 +125,6 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> float:
-    model.eval()
-    dev = _model_device(model)
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        x = to_input(images[start:start + batch_size]).to(dev)
-        pred = model(x).argmax(1).cpu().numpy()
-        correct += int((pred == labels[start:start + batch_size]).sum())
-    return correct / len(images)
-
-
-@torch.no_grad()
 def heldout_loss(model: nn.Module, objective: Objective, images: np.ndarray, labels: np.ndarray, seed: int,
                  batch_size: int = 256) -> float:
     """The objective's own loss on held-out images (augmentations drawn from a fixed seed)."""
@@ -198,7 +186,7 @@ def recalibrate_batch_norm(model: nn.Module, images: np.ndarray, batch_size: int
 def classifier_pass(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 256
                     ) -> tuple[float, float, np.ndarray]:
     """What :func:`evaluate` reads of a classifier's held-out images, from one forward pass over them rather
-    than three (0.3 s each for the default 1000 images on one thread): :func:`accuracy`, the mean
+    than three (0.3 s each for the default 1000 images on one thread): the accuracy, the mean
     cross-entropy (a classifier objective's :func:`heldout_loss`, batch by batch as it sums it) and
     :func:`last_features` (the probe's test features), each equal to what those functions return."""
     model.eval()
