@@ -133,8 +133,13 @@ def test_a_job_over_one_region_of_the_responses_equals_a_fit_of_that_region_alon
     responses = responses.assign_coords(region=("neuroid", regions))
     one = fit_groups("ridge", features, responses, {region: regions == region}, FAST)[region]
     alone = fit_metric("ridge", features, responses.isel(neuroid=regions == region), FAST)
+    assert FAST.dtype == "mixed"
     for name in alone.data_vars:
-        np.testing.assert_allclose(one[name], alone[name], rtol=0, atol=1e-10, err_msg=name)
+        # train_score is the median of the float32 inner-CV r (mixed precision): an sgemm over all 20 columns
+        # may round a column differently from one over the region's (OpenBLAS 0.3.31 does, by one float32 ulp);
+        # the choices it makes (alpha) and every reported score agree to 1e-10
+        tolerance = 1e-6 if name == "train_score" else 1e-10
+        np.testing.assert_allclose(one[name], alone[name], rtol=0, atol=tolerance, err_msg=name)
 
 
 def test_regression_resamples_equal_a_direct_computation_per_draw():

@@ -4,6 +4,8 @@ Errors name the file and the missing key."""
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,34 @@ def is_url(source: str | Path) -> bool:
     return str(source).startswith(("http://", "https://"))
 
 
+_gc_pause_lock = threading.Lock()
+_gc_pause = {"depth": 0, "was_enabled": False}
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """No automatic cyclic garbage collection while a streamed (file-like) HDF5 file is open.
+
+    h5py holds its global lock while it calls the file object's ``read``, and freeing an h5py object needs
+    that lock. If a collection starts on any other Python thread meanwhile (a Jupyter kernel's, tqdm's
+    monitor, an HTTP server in the same process) and finds an h5py object in a reference cycle, that thread
+    waits for the lock forever while the reading thread waits for it: the process hangs (h5py documents
+    this for file-like objects; h5py issue 2019). Nested and concurrent uses share one pause; the state
+    before the first is restored after the last."""
+    with _gc_pause_lock:
+        if _gc_pause["depth"] == 0:
+            _gc_pause["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_pause["depth"] += 1
+    try:
+        yield
+    finally:
+        with _gc_pause_lock:
+            _gc_pause["depth"] -= 1
+            if _gc_pause["depth"] == 0 and _gc_pause["was_enabled"]:
+                gc.enable()
+
+
 @contextmanager
 def open_nwb_io(source: str | Path) -> Iterator[Any]:
     """An NWBHDF5IO on a local path, or on an http(s) URL streamed with remfile + h5py (only the
@@ -42,19 +72,20 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
         import h5py
         import remfile
 
-        remote = remfile.File(str(source))
-        try:
-            h5 = h5py.File(remote, "r")
-        except OSError as error:
-            remote.close()
-            raise NWBContentError(unreadable_nwb_message(source, error)) from error
-        io = NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
-        try:
-            yield io
-        finally:
-            io.close()
-            h5.close()
-            remote.close()
+        with cyclic_gc_paused():
+            remote = remfile.File(str(source))
+            try:
+                h5 = h5py.File(remote, "r")
+            except OSError as error:
+                remote.close()
+                raise NWBContentError(unreadable_nwb_message(source, error)) from error
+            io = NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
+            try:
+                yield io
+            finally:
+                io.close()
+                h5.close()
+                remote.close()
         return
     if not Path(source).is_file():
         raise NWBContentError(f"{source}: no such NWB file")

@@ -1,0 +1,49 @@
+"""Streaming an NWB file over HTTP cannot deadlock with a collection on another thread (h5py's global lock
+is held while it reads through the file object, and freeing h5py garbage needs it)."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neurofit.neural.nwb import cyclic_gc_paused
+
+PROBE = Path(__file__).with_name("gc_deadlock_probe.py")
+
+
+def _probe(nwb: Path, mode: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PROBE), str(nwb), mode], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_streamed_reads_survive_a_collection_on_the_server_thread(shared_data):
+    nwb = next((shared_data / "dandi" / "000006").rglob("*.nwb"))
+    with pytest.raises(subprocess.TimeoutExpired):  # the probe reproduces the hang without the pause
+        _probe(nwb, "plain", timeout=8)
+    done = _probe(nwb, "neurofit", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "done" and int(done.stdout.split()[0]) > 0
+
+
+def test_the_pause_nests_and_restores_the_collector_state():
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer file is still open
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own choice is kept
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), cyclic_gc_paused():
+        raise RuntimeError("a failed read")
+    assert gc.isenabled()
