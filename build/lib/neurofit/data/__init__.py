@@ -1,0 +1,1 @@
+"""Datasets: DANDI or local dandiset folders -> a manifest of the NWB files used. Knows no networks."""

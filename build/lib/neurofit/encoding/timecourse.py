@@ -1,0 +1,191 @@
+"""Time-resolved encoding: ridge from a model's state over time to each neuroid's PSTH, cross-validated by condition.
+
+Arrays are ``x: (condition, time, feature)`` and ``y: (condition, time, neuroid)``. Each outer fold holds out whole
+conditions (a condition's time course is never split between training and test, so the temporal autocorrelation
+of a PSTH cannot leak); the penalty is chosen per neuroid by an inner leave-one-condition-out over the training
+conditions (over contiguous time blocks when only one training condition is left). Predictions of the held-out
+conditions are pooled over folds and scored per neuroid (Pearson r over condition x time), and per time bin
+(Pearson r over condition x neuroid of the values centred on each neuroid's mean: how well the population
+pattern at that moment is predicted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurofit.encoding.ridge import pearson_columns
+
+
+@dataclass(frozen=True)
+class TimecourseFit:
+    prediction: np.ndarray  # (condition, time, neuroid), each condition predicted by the fold holding it out
+    r: np.ndarray  # (neuroid,)
+    r_time: np.ndarray  # (time,)
+    alpha: np.ndarray  # (fold, neuroid)
+    folds: list[np.ndarray]  # held-out condition indices of each fold
+
+
+def condition_folds(n_conditions: int, n_folds: int | None = None, seed: int = 0) -> list[np.ndarray]:
+    """Held-out condition indices per fold: leave-one-condition-out, or ``n_folds`` random groups of conditions."""
+    if n_conditions < 2:
+        raise ValueError(f"time-resolved encoding needs at least 2 conditions to hold one out; got {n_conditions}")
+    if n_folds is None or n_folds >= n_conditions:
+        return [np.array([c]) for c in range(n_conditions)]
+    order = np.random.default_rng(seed).permutation(n_conditions)
+    return [np.sort(part) for part in np.array_split(order, n_folds)]
+
+
+def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    mean = train.mean(0)
+    sd = train.std(0)
+    sd[sd == 0] = 1.0
+    return [(a - mean) / sd for a in (train, *others)]
+
+
+def _ridge_predictions(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alphas: np.ndarray
+                       ) -> np.ndarray:
+    """Predictions ``(alpha, test sample, neuroid)`` of ridge fits (intercept by centring) for every alpha."""
+    x_train, x_test = _standardise(x_train, x_test)
+    y_mean = y_train.mean(0)
+    u, s, vt = np.linalg.svd(x_train, full_matrices=False)
+    uty = u.T @ (y_train - y_mean)
+    xv = x_test @ vt.T
+    shrink = s[None, :] / (s[None, :] ** 2 + alphas[:, None])  # (alpha, component)
+    return np.einsum("tk,ak,kn->atn", xv, shrink, uty) + y_mean
+
+
+def _inner_alpha(x: np.ndarray, y: np.ndarray, alphas: np.ndarray, block_time: int) -> np.ndarray:
+    """Per neuroid, the alpha with the least held-out squared error over inner folds of ``(condition, time)`` data."""
+    n_cond, n_time = x.shape[:2]
+    if n_cond >= 2:
+        splits = []
+        for c in range(n_cond):
+            held = np.arange(n_cond) == c
+            splits.append((x[~held].reshape(-1, x.shape[-1]), y[~held].reshape(-1, y.shape[-1]),
+                           x[held].reshape(-1, x.shape[-1]), y[held].reshape(-1, y.shape[-1])))
+    else:
+        blocks = np.array_split(np.arange(n_time), max(2, n_time // max(block_time, 1)))
+        splits = []
+        for block in blocks:
+            held = np.isin(np.arange(n_time), block)
+            splits.append((x[0, ~held], y[0, ~held], x[0, held], y[0, held]))
+    error = np.zeros((len(alphas), y.shape[-1]))
+    for x_fit, y_fit, x_held, y_held in splits:
+        error += ((_ridge_predictions(x_fit, y_fit, x_held, alphas) - y_held[None]) ** 2).sum(1)
+    return alphas[np.argmin(error, axis=0)]
+
+
+def time_resolved_r(prediction: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per time bin, r over (condition, neuroid) after removing each neuroid's mean over condition x time."""
+    centre = y.mean((0, 1), keepdims=True)
+    pred, obs = prediction - centre, y - centre
+    return pearson_columns(pred.transpose(1, 0, 2).reshape(y.shape[1], -1),
+                           obs.transpose(1, 0, 2).reshape(y.shape[1], -1), axis=1, constant=np.nan)
+
+
+def fit_timecourse(x: np.ndarray, y: np.ndarray, alphas: np.ndarray, n_folds: int | None = None, seed: int = 0,
+                   block_time: int = 10) -> TimecourseFit:
+    """Cross-validated ridge from ``x (condition, time, feature)`` to ``y (condition, time, neuroid)``."""
+    if x.shape[:2] != y.shape[:2]:
+        raise ValueError(f"features {x.shape[:2]} and responses {y.shape[:2]} differ in (condition, time)")
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    folds = condition_folds(x.shape[0], n_folds, seed)
+    prediction = np.empty_like(y)
+    chosen = np.empty((len(folds), y.shape[-1]))
+    for i, held in enumerate(folds):
+        train = np.setdiff1d(np.arange(x.shape[0]), held)
+        best = _inner_alpha(x[train], y[train], alphas, block_time)
+        chosen[i] = best
+        x_fit, y_fit = x[train].reshape(-1, x.shape[-1]), y[train].reshape(-1, y.shape[-1])
+        x_held = x[held].reshape(-1, x.shape[-1])
+        per_alpha = _ridge_predictions(x_fit, y_fit, x_held, np.unique(best))
+        index = np.searchsorted(np.unique(best), best)
+        pred = per_alpha[index, :, np.arange(y.shape[-1])].T  # (sample, neuroid), each neuroid at its alpha
+        prediction[held] = pred.reshape(len(held), x.shape[1], -1)
+    r = pearson_columns(prediction.reshape(-1, y.shape[-1]), y.reshape(-1, y.shape[-1]), constant=np.nan)
+    return TimecourseFit(prediction=prediction, r=r, r_time=time_resolved_r(prediction, y), alpha=chosen,
+                         folds=folds)
+
+
+def shuffle_time(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The shuffled-time null: the same random permutation of time bins for every condition, so features keep their
+    condition structure and marginal statistics but lose their alignment with the neural time course."""
+    return x[:, np.random.default_rng(seed).permutation(x.shape[1])]
+
+
+def bootstrap_median(values: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of the median over neuroids (resampled with replacement)."""
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    draws = np.random.default_rng(seed).choice(values, size=(n, len(values)), replace=True)
+    medians = np.median(draws, axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))
+
+
+def score_region(x: np.ndarray, y: np.ndarray, reliability: np.ndarray, alphas: np.ndarray, n_folds: int | None = None,
+                 seed: int = 0, n_bootstrap: int = 1000, n_null: int = 5, normalisation: str = "r/c"
+                 ) -> dict[str, dict[str, object]]:
+    """The fit and its shuffled-time null, summarised as the table does: median r over neuroids (raw), median
+    ceiling, the ceiling-normalised score (``normalisation`` as in :func:`neurofit.encoding.fit.normalise`) with a
+    bootstrap CI over neuroids; and r over time. ``reliability``: (split, neuroid) split-half ceilings."""
+    from neurofit.encoding.fit import normalise
+
+    ceiling_per_neuroid = np.nanmean(reliability, axis=0)
+    ceiling = float(np.nanmedian(ceiling_per_neuroid))
+    fit = fit_timecourse(x, y, alphas, n_folds, seed)
+    nulls = [fit_timecourse(shuffle_time(x, seed + 1 + k), y, alphas, n_folds, seed) for k in range(n_null)]
+    null_r = np.nanmean([null.r for null in nulls], axis=0)
+    null_time = np.nanmean([null.r_time for null in nulls], axis=0)
+    out = {}
+    for metric, r, r_time in (("psth_ridge", fit.r, fit.r_time),
+                              ("psth_ridge_shuffled_time", null_r, null_time)):
+        raw = float(np.nanmedian(r))
+        low, high = bootstrap_median(r, n_bootstrap, seed)
+        out[metric] = {"raw": raw, "ceiling": ceiling, "score": float(normalise(raw, ceiling, normalisation)),
+                       "ci_low": float(normalise(low, ceiling, normalisation)),
+                       "ci_high": float(normalise(high, ceiling, normalisation)), "normalisation": normalisation,
+                       "n_neuroids": int(y.shape[-1]), "n_stimuli": int(y.shape[0] * y.shape[1]),
+                       "r": r, "r_time": r_time}
+    return out
+
+
+# -- population geometry over condition x time ------------------------------------------------------------------
+def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
+    """1 - 2/pi x the angular Procrustes shape distance (Williams et al. 2021) between two ``(sample, units)``
+    configurations of the same samples (here condition x time): both centred and scaled to unit Frobenius norm, the
+    distance is ``arccos(||X^T Y||_*)`` (the nuclear norm is the best overlap over rotations, so unit counts may
+    differ). 1: the same shape up to rotation and scale; 0: orthogonal."""
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    if nx == 0 or ny == 0:
+        return float("nan")
+    overlap = np.linalg.svd((x / nx).T @ (y / ny), compute_uv=False).sum()
+    return float(1 - 2 / np.pi * np.arccos(np.clip(overlap, -1.0, 1.0)))
+
+
+def rsa_similarity(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman correlation between the RDMs (Euclidean distances between samples, e.g. condition x time points)
+    of two ``(sample, units)`` arrays: invariant to rotations, translations and a global scale of either space."""
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(pdist(x - x.mean(0)), pdist(y - y.mean(0))).statistic)
+
+
+def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, dict[str, object]]:
+    """Procrustes and RSA similarity of model ``x`` and neural ``y`` over condition x time, each with its
+    shuffled-time null; no ceiling (``normalisation: none``, score = raw)."""
+    flat_y = y.reshape(-1, y.shape[-1])
+    out = {}
+    for name, fn in (("procrustes", procrustes_similarity), ("rsa_condition_time", rsa_similarity)):
+        for suffix, features in (("", x), ("_shuffled_time", shuffle_time(x, seed + 1))):
+            raw = fn(features.reshape(-1, features.shape[-1]), flat_y)
+            out[name + suffix] = {"raw": raw, "ceiling": float("nan"), "score": raw, "ci_low": float("nan"),
+                                  "ci_high": float("nan"), "normalisation": "none", "n_neuroids": int(y.shape[-1]),
+                                  "n_stimuli": int(y.shape[0] * y.shape[1])}
+    return out

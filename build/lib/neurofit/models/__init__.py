@@ -1,0 +1,1 @@
+"""Task-optimised networks: architectures, tasks, training, weights. Knows nothing about neural data."""

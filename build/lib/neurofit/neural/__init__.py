@@ -1,0 +1,1 @@
+"""NWB recordings -> per-region responses as labelled xarray data. Knows no networks."""

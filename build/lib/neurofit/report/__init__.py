@@ -1,0 +1,1 @@
+"""Predictivity tables and figures."""
