@@ -36,6 +36,20 @@ def test_adapter_templates_with_an_index_column(tmp_path, nwb_writer, images):
     assert r["reliability"].values[0] == pytest.approx(1.0)  # both repeats identical
 
 
+def test_the_files_are_recorded_relative_to_the_working_directory(tmp_path, monkeypatch, nwb_writer, images):
+    # the same run in another clone (another absolute path) writes the same responses
+    monkeypatch.chdir(tmp_path)
+    path = nwb_writer(tmp_path / "raw" / "a.nwb", units=[{"spike_times": one_spike_per_image_index(ONSETS, INDEX),
+                                                          "location": "VISp"}],
+                      tables={"natural_scenes_presentations": {"start_time": ONSETS, "frame": INDEX}},
+                      templates={"natural_scenes": images(4)})
+    spec = ResponseSpec.from_config({"stimulus_column": "frame", "region_map": {"VISp": "V1"}})
+    assert json.loads(build_responses([path.resolve()], spec).responses.attrs["files"]) == ["raw/a.nwb"]
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the file is not under the working directory: kept as given
+    assert json.loads(build_responses([path], spec).responses.attrs["files"]) == [str(path)]
+
+
 def test_adapter_templates_with_an_index_series(tmp_path, nwb_writer, images):
     index = [0, 1, 1, 2, 0, 2]
     spikes = one_spike_per_image_index(ONSETS[:6], [i + 1 for i in index])

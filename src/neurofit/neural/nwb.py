@@ -34,6 +34,15 @@ def is_url(source: str | Path) -> bool:
     return str(source).startswith(("http://", "https://"))
 
 
+def recorded_path(source: str | Path) -> str:
+    """A file as provenance records it: relative to the working directory (the workflow's) where it lies
+    under it, so that the same run in another clone writes the same bytes; a URL or a file elsewhere as given."""
+    if is_url(source):
+        return str(source)
+    resolved, cwd = Path(source).resolve(), Path.cwd().resolve()
+    return resolved.relative_to(cwd).as_posix() if resolved.is_relative_to(cwd) else str(source)
+
+
 _gc_pause_lock = threading.Lock()
 _gc_pause = {"depth": 0, "was_enabled": False}
 

@@ -34,6 +34,7 @@ from neurofit.neural.nwb import (
     read_ophys,
     read_templates,
     read_units,
+    recorded_path,
     stack_images,
 )
 from neurofit.neural.regions import parse_location, rename_region
@@ -423,7 +424,8 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
         neuroid_coords["plane"] = ("neuroid", neuroids["plane"].to_numpy(dtype=str))
     if reliability is not None:
         neuroid_coords["reliability"] = ("neuroid", reliability)
-    attrs = {"adapter": spec.adapter, "window_ms": list(spec.window_ms), "files": json.dumps(paths),
+    attrs = {"adapter": spec.adapter, "window_ms": list(spec.window_ms),
+             "files": json.dumps([recorded_path(p) for p in paths]),
              "source": spec.index_series or spec.table, "stimulus_column": spec.stimulus_column}
     presentation_coords = {"stimulus_id": ("presentation", ids.astype(str)), "repeat": ("presentation", repeats)}
     responses = xr.DataArray(values, dims=("presentation", "neuroid"), coords={**presentation_coords,

@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from neurofit.neural.filters import parse_row_filter
-from neurofit.neural.nwb import NWBContentError, open_nwb, read_intervals, read_units
+from neurofit.neural.nwb import NWBContentError, open_nwb, read_intervals, read_units, recorded_path
 from neurofit.neural.regions import parse_location, rename_region
 from neurofit.neural.responses import window_counts
 
@@ -147,7 +147,7 @@ def read_trial_responses(source: str | Path, spec: TrialSpec, session: str | Non
                 "unit_id": ("neuroid", units.unit_id[keep]), "region": ("neuroid", regions[keep].astype(str)),
                 "session": ("neuroid", np.full(int(keep.sum()), session, dtype=object).astype(str))},
         attrs={"align": spec.align, "bin_ms": spec.bin_ms, "units": "Hz", "time_units": "s from the alignment event"})
-    summary = {"file": str(source), "session": session, **counts,
+    summary = {"file": recorded_path(source), "session": session, **counts,
                "units_per_region": {r: int((regions[keep] == r).sum()) for r in sorted(set(regions[keep]))}}
     return responses, summary
 
