@@ -18,7 +18,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,15 +145,23 @@ def last_features(model: nn.Module, images: np.ndarray, batch_size: int = 256) -
     """Activations of the model's last feature block, flattened (stimulus, feature)."""
     model.eval()
     dev = _model_device(model)
+    with _last_block_outputs(model) as out:
+        for start in range(0, len(images), batch_size):
+            model(to_input(images[start:start + batch_size]).to(dev))
+    return np.concatenate(out)
+
+
+@contextlib.contextmanager
+def _last_block_outputs(model: nn.Module) -> Iterator[list[np.ndarray]]:
+    """A list that the model's last feature block appends its flattened output to, batch by batch, while
+    the block stays inside."""
     module = dict(model.named_modules())[model.feature_layers[-1]]
     out: list[np.ndarray] = []
     handle = module.register_forward_hook(lambda _m, _i, o: out.append(o.flatten(1).cpu().numpy()))
     try:
-        for start in range(0, len(images), batch_size):
-            model(to_input(images[start:start + batch_size]).to(dev))
+        yield out
     finally:
         handle.remove()
-    return np.concatenate(out)
 
 
 @torch.no_grad()
@@ -191,18 +199,13 @@ def classifier_pass(model: nn.Module, images: np.ndarray, labels: np.ndarray, ba
     :func:`last_features` (the probe's test features), each equal to what those functions return."""
     model.eval()
     dev = _model_device(model)
-    module = dict(model.named_modules())[model.feature_layers[-1]]
-    features: list[np.ndarray] = []
-    handle = module.register_forward_hook(lambda _m, _i, o: features.append(o.flatten(1).cpu().numpy()))
     correct, loss = 0, 0.0
-    try:
+    with _last_block_outputs(model) as features:
         for start in range(0, len(images), batch_size):
             batch = labels[start:start + batch_size]
             logits = model(to_input(images[start:start + batch_size]).to(dev))
             correct += int((logits.argmax(1).cpu().numpy() == batch).sum())
             loss += float(classification_loss(logits, torch.from_numpy(batch).to(dev))) * len(batch)
-    finally:
-        handle.remove()
     return correct / len(images), loss / len(images), np.concatenate(features)
 
 
