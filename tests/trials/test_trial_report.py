@@ -11,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,9 +22,11 @@ TRIAL_ITEMS = {
     "Figures": [f"results/trials/figures/{kind}_sim.{ext}" for kind in ("over_time", "trajectories")
                 for ext in ("png", "svg")],
     "Networks": ["results/trials/tables/networks.html"],
+    "Data": ["results/provenance/trial_data_manifest.html"],
 }
 CAPTION_OPENINGS = {"predictivity": "Time-resolved predictivity of every layer", "networks": "The recurrent networks",
-                    "trajectories_sim": "Population trajectories", "over_time_sim": "Predictivity over time"}
+                    "trajectories_sim": "Population trajectories", "over_time_sim": "Predictivity over time",
+                    "trial_data_manifest": "The data manifest of the time-resolved datasets"}
 
 
 def snakemake(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -90,3 +93,22 @@ def test_report_embeds_the_trial_figures_tables_and_networks(trial_report):
     for model in ("reference", "rnn_untrained"):
         accuracy = json.loads((workdir / f"results/trials/models/{model}/performance.json").read_text())["accuracy"]
         assert f"<td>{model}</td>" in networks and f"<td>{accuracy:.3f}</td>" in networks
+
+
+def test_the_data_page_lists_each_trial_asset_and_the_psth_units_per_region(trial_report):
+    import xarray as xr
+
+    workdir, archive, _ = trial_report
+    gathered = json.loads((workdir / "results/provenance/trial_data_manifest.json").read_text())
+    page = embedded(archive, "trial_data_manifest.html").decode()
+    for name, record in gathered.items():
+        manifest = json.loads((workdir / f"results/trials/datasets/{name}/manifest.json").read_text())
+        assert record["manifest"]["assets"] == manifest["assets"] and manifest["assets"]
+        with xr.open_dataset(workdir / f"results/trials/responses/{name}.nc", engine="h5netcdf") as psth:
+            regions, counts = np.unique(psth["region"].values.astype(str), return_counts=True)
+        assert record["units_kept"] == {str(r): int(c) for r, c in zip(regions, counts, strict=True)}
+        assert f"<h2>{name}</h2>" in page
+        for asset in manifest["assets"]:
+            assert f"<td>{asset['path']}</td>" in page
+        for region, count in record["units_kept"].items():
+            assert f"<td>{region}</td><td>{count}</td>" in page

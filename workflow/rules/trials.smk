@@ -222,3 +222,33 @@ rule trial_report_pages:
         "../../envs/report.yaml"
     script:
         "../scripts/stage.py"
+
+
+rule trial_data_manifest:
+    input:
+        manifest_files=[TLAYOUT.trial_manifest(d) for d in TRIAL_DATASETS],
+        psth_files=[TLAYOUT.trial_psth(d) for d in TRIAL_DATASETS],
+        summary_files=[TLAYOUT.trial_summary(d) for d in TRIAL_DATASETS],
+    output:
+        html_out=report(
+            LAYOUT.provenance("trial_data_manifest.html"),
+            caption="../report/trial_data_manifest.rst",
+            category="Time-resolved",
+            subcategory="Data",
+        ),
+        json_out=LAYOUT.provenance("trial_data_manifest.json"),
+    params:
+        manifests={d: TLAYOUT.trial_manifest(d) for d in TRIAL_DATASETS},
+        responses={d: TLAYOUT.trial_psth(d) for d in TRIAL_DATASETS},
+        summaries={d: TLAYOUT.trial_summary(d) for d in TRIAL_DATASETS},
+        **stage_params("data_manifest"),
+    log:
+        TLAYOUT.log("trial_data_manifest"),
+    benchmark:
+        TLAYOUT.benchmark("trial_data_manifest")
+    resources:
+        **job_resources("tables"),
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/stage.py"

@@ -49,6 +49,7 @@ def trial_outputs():
         *[TLAYOUT.trial_figure(f"{kind}_{d}") for d in TRIAL_DATASETS for kind in ("trajectories", "over_time")],
         TLAYOUT.trial_table("predictivity", "html"),
         TLAYOUT.trial_table("networks", "html"),
+        LAYOUT.provenance("trial_data_manifest.html"),
         LAYOUT.provenance("config.yaml"),  # the resolved config and software versions, also for a trials-only run
     ]
 

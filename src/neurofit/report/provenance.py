@@ -72,11 +72,12 @@ def write_config(config: Mapping[str, Any], out: str | Path) -> None:
 
 
 def units_by_region(responses_path: str | Path) -> dict[str, int]:
-    """Neuroids kept per region in a responses artefact (after the stage's region map and filters)."""
+    """Neuroids kept per region in a responses artefact (after the stage's region map and filters): the
+    responses of an image dataset or the condition PSTHs of a trial dataset (both carry ``region``)."""
     import numpy as np
     import xarray as xr
 
-    with xr.open_dataarray(responses_path, engine="h5netcdf") as responses:
+    with xr.open_dataset(responses_path, engine="h5netcdf") as responses:
         regions, counts = np.unique(responses["region"].values.astype(str), return_counts=True)
     return {str(r): int(c) for r, c in zip(regions, counts, strict=True)}
 

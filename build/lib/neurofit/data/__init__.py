@@ -1,1 +1,0 @@
-"""Datasets: DANDI or local dandiset folders -> a manifest of the NWB files used. Knows no networks."""

@@ -1,1 +1,0 @@
-"""Task-optimised networks: architectures, tasks, training, weights. Knows nothing about neural data."""

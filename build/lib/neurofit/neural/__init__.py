@@ -1,1 +1,0 @@
-"""NWB recordings -> per-region responses as labelled xarray data. Knows no networks."""

@@ -1,1 +1,0 @@
-"""Predictivity tables and figures."""
