@@ -71,6 +71,23 @@ def cyclic_gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
+# seconds a streamed file's range request may wait for the server: remfile sends its requests without a
+# timeout, so a stalled connection would hold the job forever; timed out, remfile retries it with backoff
+STREAM_TIMEOUT_S = 60.0
+
+
+def _timeout_session(timeout: float) -> Any:
+    """A ``requests.Session`` whose requests time out after ``timeout`` s unless they say otherwise."""
+    import requests
+
+    class TimeoutSession(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            kwargs.setdefault("timeout", timeout)
+            return super().request(*args, **kwargs)
+
+    return TimeoutSession()
+
+
 @contextmanager
 def open_nwb_io(source: str | Path) -> Iterator[Any]:
     """An NWBHDF5IO on a local path, or on an http(s) URL streamed with remfile + h5py (only the
@@ -83,10 +100,11 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
 
         with cyclic_gc_paused():
             remote = remfile.File(str(source))
+            remote.session = session = _timeout_session(STREAM_TIMEOUT_S)
             try:
                 h5 = h5py.File(remote, "r")
             except OSError as error:
-                remote.close()
+                session.close()
                 raise NWBContentError(unreadable_nwb_message(source, error)) from error
             io = NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
             try:
@@ -95,6 +113,7 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
                 io.close()
                 h5.close()
                 remote.close()
+                session.close()
         return
     if not Path(source).is_file():
         raise NWBContentError(f"{source}: no such NWB file")
