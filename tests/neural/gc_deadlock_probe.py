@@ -5,43 +5,21 @@ collection whenever automatic collection is on (as any thread may). ``plain`` (h
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import re
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import h5py
+from range_server import serve_ranges
 
 
-def serve(data: bytes) -> str:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            rng = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range") or "")
-            if rng and gc.isenabled():  # a range read comes while h5py holds its lock on the reading thread
-                gc.collect()
-            start, stop = (int(rng[1]), min(int(rng[2] or len(data) - 1), len(data) - 1)) if rng else (0, len(data) - 1)
-            body = data[start:stop + 1]
-            self.send_response(206 if rng else 200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            with contextlib.suppress(OSError):  # remfile closes its length probe without reading the body
-                self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{httpd.server_address[1]}/file.nwb"
+def collect_if_enabled(_range: str) -> None:
+    if gc.isenabled():  # a range read comes while h5py holds its lock on the reading thread
+        gc.collect()
 
 
 def main(path: Path, mode: str) -> None:
-    url = serve(path.read_bytes())
+    _, url = serve_ranges(path.read_bytes(), collect_if_enabled)
     gc.set_threshold(0)  # no collection but the server thread's, so the garbage below waits for it
     held = h5py.File(path, "r")
     cycle: list = [held]

@@ -5,15 +5,13 @@ request times out and is retried instead of holding the job."""
 from __future__ import annotations
 
 import gc
-import re
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from range_server import serve_ranges
 
 from neurofit.neural import nwb
 from neurofit.neural.nwb import cyclic_gc_paused, open_nwb
@@ -55,45 +53,20 @@ def test_the_pause_nests_and_restores_the_collector_state():
     assert gc.isenabled()
 
 
-def _stalling_server(data: bytes, stall_s: float) -> tuple[ThreadingHTTPServer, list[str]]:
-    """Serves ``data`` with range requests; the first range request waits ``stall_s`` before its answer."""
-    ranges: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            rng = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range") or "")
-            if rng:
-                ranges.append(rng[0])
-                if len(ranges) == 1:
-                    time.sleep(stall_s)
-            start, stop = (int(rng[1]), min(int(rng[2] or len(data) - 1), len(data) - 1)) if rng else (0, len(data) - 1)
-            body = data[start:stop + 1]
-            try:
-                self.send_response(206 if rng else 200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except OSError:  # the client gave up on this request (the stall) or probed the length only
-                self.close_connection = True
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, ranges
-
-
 def test_a_stalled_range_request_times_out_and_is_retried(shared_data, monkeypatch):
     path = next((shared_data / "dandi" / "000006").rglob("*.nwb"))
-    httpd, ranges = _stalling_server(path.read_bytes(), stall_s=5.0)
+    ranges: list[str] = []
+
+    def stall_the_first(header: str) -> None:
+        ranges.append(header)
+        if len(ranges) == 1:
+            time.sleep(5.0)
+
+    httpd, url = serve_ranges(path.read_bytes(), stall_the_first)
     monkeypatch.setattr(nwb, "STREAM_TIMEOUT_S", 0.5)
     try:
         start = time.monotonic()
-        with open_nwb(f"http://127.0.0.1:{httpd.server_address[1]}/file.nwb") as nwbfile:
+        with open_nwb(url) as nwbfile:
             assert len(nwbfile.units) > 0
         elapsed = time.monotonic() - start
     finally:
