@@ -37,7 +37,7 @@ def test_adapter_templates_with_an_index_column(tmp_path, nwb_writer, images):
 
 
 def test_the_files_are_recorded_relative_to_the_working_directory(tmp_path, monkeypatch, nwb_writer, images):
-    # the same run in another clone (another absolute path) writes the same responses
+    # the same run in another clone (another absolute path) records the same files
     monkeypatch.chdir(tmp_path)
     path = nwb_writer(tmp_path / "raw" / "a.nwb", units=[{"spike_times": one_spike_per_image_index(ONSETS, INDEX),
                                                           "location": "VISp"}],

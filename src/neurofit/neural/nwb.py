@@ -36,7 +36,7 @@ def is_url(source: str | Path) -> bool:
 
 def recorded_path(source: str | Path) -> str:
     """A file as provenance records it: relative to the working directory (the workflow's) where it lies
-    under it, so that the same run in another clone writes the same bytes; a URL or a file elsewhere as given."""
+    under it, so that the record does not depend on where the clone lies; a URL or a file elsewhere as given."""
     if is_url(source):
         return str(source)
     resolved, cwd = Path(source).resolve(), Path.cwd().resolve()
