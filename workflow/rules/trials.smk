@@ -228,7 +228,6 @@ rule trial_data_manifest:
     input:
         manifest_files=[TLAYOUT.trial_manifest(d) for d in TRIAL_DATASETS],
         psth_files=[TLAYOUT.trial_psth(d) for d in TRIAL_DATASETS],
-        summary_files=[TLAYOUT.trial_summary(d) for d in TRIAL_DATASETS],
     output:
         html_out=report(
             LAYOUT.provenance("trial_data_manifest.html"),
@@ -239,8 +238,8 @@ rule trial_data_manifest:
         json_out=LAYOUT.provenance("trial_data_manifest.json"),
     params:
         manifests={d: TLAYOUT.trial_manifest(d) for d in TRIAL_DATASETS},
+        # no summaries: a trial summary records no unit filters (the trial stage applies none)
         responses={d: TLAYOUT.trial_psth(d) for d in TRIAL_DATASETS},
-        summaries={d: TLAYOUT.trial_summary(d) for d in TRIAL_DATASETS},
         **stage_params("data_manifest"),
     log:
         TLAYOUT.log("trial_data_manifest"),
