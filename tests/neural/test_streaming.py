@@ -19,16 +19,20 @@ from neurofit.neural.nwb import cyclic_gc_paused, open_nwb
 PROBE = Path(__file__).with_name("gc_deadlock_probe.py")
 
 
-def _probe(nwb: Path, mode: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(PROBE), str(nwb), mode], capture_output=True, text=True,
+def _probe(path: Path, mode: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PROBE), str(path), mode], capture_output=True, text=True,
                           timeout=timeout)
 
 
+def _real_nwb(shared_data: Path) -> Path:
+    return next((shared_data / "dandi" / "000006").rglob("*.nwb"))
+
+
 def test_streamed_reads_survive_a_collection_on_the_server_thread(shared_data):
-    nwb = next((shared_data / "dandi" / "000006").rglob("*.nwb"))
+    path = _real_nwb(shared_data)
     with pytest.raises(subprocess.TimeoutExpired):  # the probe reproduces the hang without the pause
-        _probe(nwb, "plain", timeout=8)
-    done = _probe(nwb, "neurofit", timeout=60)
+        _probe(path, "plain", timeout=8)
+    done = _probe(path, "neurofit", timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "done" and int(done.stdout.split()[0]) > 0
 
@@ -54,7 +58,7 @@ def test_the_pause_nests_and_restores_the_collector_state():
 
 
 def test_a_stalled_range_request_times_out_and_is_retried(shared_data, monkeypatch):
-    path = next((shared_data / "dandi" / "000006").rglob("*.nwb"))
+    path = _real_nwb(shared_data)
     ranges: list[str] = []
 
     def stall_the_first(header: str) -> None:
