@@ -193,6 +193,17 @@ def test_median_rows_equals_numpy_median_with_nans(n):
     np.testing.assert_array_equal(median_rows(a.astype(np.float32)), np.median(a.astype(np.float32), axis=1))
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 513])
+def test_median_of_draws_equals_the_median_of_the_drawn_values(n):
+    from neurofit.encoding.fit import median_of_draws, median_rows
+
+    rng = np.random.default_rng(n)
+    values = rng.normal(size=n).round(1)  # ties
+    draws = rng.integers(0, n, (40, n))
+    np.testing.assert_array_equal(median_of_draws(values, draws), median_rows(values[draws]))
+    np.testing.assert_array_equal(median_of_draws(values, draws), np.median(values[draws], axis=1))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_split_resamples_of_groups_side_by_side_equal_each_group_alone(dtype):
     from neurofit.encoding.fit import _split_resamples

@@ -13,9 +13,10 @@ from neurofit.encoding.similarity import _centred_gram, linear_cka, rdm, rdm_sim
 
 
 def _group_draws(m: int, sizes: list[int], n_draws: int, seed: int):
-    """The fit's draws for groups of ``sizes`` neuroids: stimulus rows shared, then each group's own."""
-    rows, rest = _split_draws(m, n_draws, [seed, 1])
-    return rows, [rest(size, n_draws) for size in sizes]
+    """The fit's draws for groups of ``sizes`` neuroids: stimulus rows and permutations shared, then each
+    group's own neuroid columns."""
+    rows, perm, neuroid_draws = _split_draws(m, n_draws, n_draws, [seed, 1])
+    return rows, [(neuroid_draws(size), perm) for size in sizes]
 
 
 def test_group_draws_are_those_of_a_fit_of_each_group_alone():
@@ -28,7 +29,7 @@ def test_group_draws_are_those_of_a_fit_of_each_group_alone():
 
 @pytest.mark.parametrize("model_ties", [False, True])
 def test_rsa_resamples_of_several_groups_equal_a_per_draw_loop(model_ties):
-    """Groups of different sizes (own neuroid draws and permutations, shared stimulus draws); one group
+    """Groups of different sizes (own neuroid draws; shared stimulus draws and permutations); one group
     has two stimuli with equal responses (tied neural RDM entries in the fixed RDM and in every neuroid
     draw: the tie path), the others none (the sorted-key path); the model RDM with or without ties."""
     rng = np.random.default_rng(11)

@@ -67,26 +67,26 @@ def _draws(n_test: int, n_neuroids: int, n_boot: int, n_perm: int, seed: list[in
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bootstrap rows, bootstrap neuroid columns and permutations of one split (seeded by split,
     so every layer and metric of a region draws the same ones)."""
-    boot_rows, draw_rest = _split_draws(n_test, n_boot, seed)
-    return (boot_rows, *draw_rest(n_neuroids, n_perm))
+    boot_rows, perm, neuroid_draws = _split_draws(n_test, n_boot, n_perm, seed)
+    return boot_rows, neuroid_draws(n_neuroids), perm
 
 
-def _split_draws(n_test: int, n_boot: int, seed: list[int]
-                 ) -> tuple[np.ndarray, Callable[[int, int], tuple[np.ndarray, np.ndarray]]]:
-    """:func:`_draws` for several groups of one split: the bootstrap rows (drawn first, so the same
-    for every group) and a function giving a group's neuroid columns and permutations, each from the
-    generator's state after the rows: the same draws as a fit of that group alone."""
+def _split_draws(n_test: int, n_boot: int, n_perm: int, seed: list[int]
+                 ) -> tuple[np.ndarray, np.ndarray, Callable[[int], np.ndarray]]:
+    """:func:`_draws` for several groups of one split: the bootstrap rows and the permutations of the
+    test stimuli (drawn first, so the same for every group: regions are paired in their nulls as
+    layers are), and a function giving a group's bootstrap neuroid columns, from the generator's state
+    after them: the same draws as a fit of that group alone."""
     rng = np.random.default_rng(seed)
     boot_rows = rng.integers(0, n_test, (n_boot, n_test))
-    after_rows = rng.bit_generator.state
+    perm = rng.permuted(np.tile(np.arange(n_test), (n_perm, 1)), axis=1)
+    after = rng.bit_generator.state
 
-    def rest(n_neuroids: int, n_perm: int) -> tuple[np.ndarray, np.ndarray]:
-        rng.bit_generator.state = after_rows
-        boot_cols = rng.integers(0, n_neuroids, (n_boot, n_neuroids))
-        perm = rng.permuted(np.tile(np.arange(n_test), (n_perm, 1)), axis=1)
-        return boot_cols, perm
+    def neuroid_draws(n_neuroids: int) -> np.ndarray:
+        rng.bit_generator.state = after
+        return rng.integers(0, n_neuroids, (n_boot, n_neuroids))
 
-    return boot_rows, rest
+    return boot_rows, perm, neuroid_draws
 
 
 def median_rows(a: np.ndarray) -> np.ndarray:
@@ -107,6 +107,20 @@ def median_rows(a: np.ndarray) -> np.ndarray:
     return median
 
 
+def median_of_draws(values: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """``median_rows(values[draws])`` for finite ``values`` (n,) and index draws (draws, k), from one sort
+    of ``values``: each draw's indices are mapped to their ranks (int32), and sorting those is faster
+    than sorting the drawn float64 values; the middle ranks pick the same values, averaged alike."""
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(len(values), dtype=np.int32)
+    rank[order] = np.arange(len(values), dtype=np.int32)
+    ranks = np.sort(rank[draws], axis=1)
+    ordered = values[order]
+    n = draws.shape[1]
+    lower = ordered[ranks[:, (n - 1) // 2]]
+    return (lower + ordered[ranks[:, n // 2]]) / 2 if n % 2 == 0 else lower
+
+
 def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int], n_boot: int, n_perm: int,
                      seed: list[int], dtype: type = np.float64, block_bytes: int = RESAMPLE_WORK_BYTES
                      ) -> list[dict[str, np.ndarray]]:
@@ -120,7 +134,8 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
     precision of the statistics (float32: r within ~1e-6 of float64, in half the time); ``block_bytes``
     the budget of the null's work array (the layer's: :attr:`LayerFeatures.work_bytes`)."""
     m = len(target)
-    boot_rows, group_draws = _split_draws(m, n_boot, seed)
+    boot_rows, perm, neuroid_draws = _split_draws(m, n_boot, n_perm, seed)
+    perm = _compact_indices(perm, m * m)  # held once, in int32 where the null's columns fit
     p = prediction - prediction.mean(0)  # r is shift invariant; centring keeps the moments exact
     y = target - target.mean(0)
     norm = np.sqrt((p * p).sum(0) * (y * y).sum(0))
@@ -129,51 +144,81 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
         scaled = np.where(norm > 0, p / norm, 0.0).astype(dtype)  # r of a permutation = its cross product
     # the draws' statistics read them in their own precision only (the groups' copies below: the same numbers)
     p, y = p.astype(dtype, copy=False), y.astype(dtype, copy=False)
-    counts = np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
-                         minlength=n_boot * m).reshape(n_boot, m).astype(dtype)
+    counts_t = np.ascontiguousarray(np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
+                                                minlength=n_boot * m).reshape(n_boot, m).T, dtype=dtype)
     del boot_rows  # the counts are all the draws need of them
+    nulls = _grouped_nulls(y, scaled, perm, sizes, block_bytes)
     out, start = [], 0
-    for size in sizes:
+    for size, null in zip(sizes, nulls, strict=True):
         cols = slice(start, start + size)
         start += size
-        boot_cols, perm = group_draws(size, n_perm)
-        perm = _compact_indices(perm, perm.shape[1] ** 2)  # held once, in int32 where the null's columns fit
-        # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking); the
-        # group's targets copied once for the bootstrap and the null (neither writes to them)
-        y_group = y[:, cols].astype(dtype)
-        group_boot = _bootstrap_r(counts, p[:, cols].astype(dtype), y_group)
+        # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking)
+        group_boot = _bootstrap_r(counts_t, p[:, cols], y[:, cols])
+        boot_cols = neuroid_draws(size)
         # draw b's neuroids, as positions in the flat (draws x neuroids) block
         flat_cols = boot_cols + size * np.arange(n_boot)[:, None]
         out.append({
             "boot_stimuli": median_rows(group_boot),
-            "boot_neuroids": median_rows(r_all[cols][boot_cols]),
+            "boot_neuroids": median_of_draws(r_all[cols], boot_cols),
             "boot_both": median_rows(np.take(group_boot, flat_cols)),
-            "null": median_rows(_permuted_r(y_group, scaled[:, cols], perm, block_bytes)),
+            "null": median_rows(null),
         })
     return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
 
 
-def _bootstrap_r(counts: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r (draws, neuroids) of centred ``p`` and ``y`` with the stimuli weighted by ``counts``
-    (draws, stimuli), in blocks of 64 neuroids (the work arrays stay in cache; in place)."""
-    n_boot, m = counts.shape
-    r_boot = np.zeros((n_boot, p.shape[1]), dtype=p.dtype)
+def _grouped_nulls(y: np.ndarray, scaled: np.ndarray, perm: np.ndarray, sizes: list[int], block_bytes: int
+                   ) -> Iterator[np.ndarray]:
+    """Each group's permuted r (permutations, its neuroids), for groups side by side in the columns:
+    consecutive groups share one :func:`_permuted_r` while their r fits in ``block_bytes`` (a group
+    larger than that goes alone). A column's sums do not depend on the others (the CSR kernel adds
+    each column on its own), so the numbers are those of each group alone, for fewer, longer products."""
+    per_column = len(perm) * y.dtype.itemsize
+    start = first = 0  # the run's first group and column
+    while start < len(sizes):
+        stop, width = start + 1, sizes[start]
+        while stop < len(sizes) and (width + sizes[stop]) * per_column <= block_bytes:
+            width += sizes[stop]
+            stop += 1
+        cols = slice(first, first + width)
+        r = _permuted_r(np.ascontiguousarray(y[:, cols]), np.ascontiguousarray(scaled[:, cols]), perm, block_bytes)
+        offset = 0
+        for size in sizes[start:stop]:
+            yield r[:, offset:offset + size]
+            offset += size
+        start, first = stop, first + width
+
+
+def _bootstrap_r(counts_t: np.ndarray, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r (draws, neuroids) of centred ``p`` and ``y`` with the stimuli weighted by the draws'
+    multiplicities ``counts_t`` (stimuli, draws; C-contiguous). The statistics are computed transposed,
+    ``(5 x neuroids, stimuli) @ (stimuli, draws)``, so that each is a contiguous block and the
+    element-wise steps run over whole blocks (in the (draws, 5 x neuroids) layout they ran row by row),
+    in blocks of 64 neuroids into work arrays allocated once (fresh ~1 MB products are mapped by glibc
+    and page-faulted on every block: together 1.6x the time)."""
+    m, n_boot = counts_t.shape
+    t = p.shape[1]
+    width = min(64, t)
+    r_t = np.empty((t, n_boot), dtype=p.dtype)
+    stats_work = np.empty((5 * width, n_boot), dtype=p.dtype)
+    scratch = np.empty((width, n_boot), dtype=p.dtype)
     root = float(np.sqrt(m))  # a Python float keeps float32 arrays float32
-    for s in range(0, p.shape[1], 64):
-        ps, ys = p[:, s:s + 64], y[:, s:s + 64]
+    for s in range(0, t, width):
+        ps, ys = p[:, s:s + width], y[:, s:s + width]
         w = ps.shape[1]
         # sums scaled by 1/sqrt(m), so that a product of two is the correction term
-        stats = counts @ np.concatenate([ps / root, ys / root, ps * ys, ps * ps, ys * ys], 1)
-        sp, sy, spy, spp, syy = (stats[:, i * w:(i + 1) * w] for i in range(5))
-        spy -= sp * sy  # covariance
-        spp -= sp * sp
-        syy -= sy * sy
+        stats = np.matmul(np.concatenate([ps / root, ys / root, ps * ys, ps * ps, ys * ys], 1).T, counts_t,
+                          out=stats_work[:5 * w])
+        sp, sy, spy, spp, syy = (stats[i * w:(i + 1) * w] for i in range(5))
+        spy -= np.multiply(sp, sy, out=scratch[:w])  # covariance
+        spp -= np.square(sp, out=sp)
+        syy -= np.square(sy, out=sy)
         np.maximum(spp, 0.0, out=spp)
         np.maximum(syy, 0.0, out=syy)
         spp *= syy
         np.sqrt(spp, out=spp)
-        np.divide(spy, spp, out=r_boot[:, s:s + w], where=spp > 0)  # 0 where a resample is constant
-    return r_boot
+        spp[spp == 0] = np.inf  # r = 0 where a resample is constant (a masked divide took 3x as long)
+        np.divide(spy, spp, out=r_t[s:s + w])
+    return np.ascontiguousarray(r_t.T)
 
 
 def _compact_indices(indices: np.ndarray, bound: int) -> np.ndarray:
@@ -407,8 +452,9 @@ def _similarity_scores(metric: str, layer: LayerFeatures, y: np.ndarray, groups:
                 group["train_score"][1][k] = cka_from_grams(model_train, _centred_gram(yk[train]))
             tests.append(yk[test])
         # each group's draws are those of a fit of it alone (_draws)
-        boot_rows, group_draws = _split_draws(len(test), settings.bootstrap.n, [settings.bootstrap.seed, k])
-        drawn = [group_draws(int(mask.sum()), settings.permutations.n) for mask in groups.values()]
+        boot_rows, perm, neuroid_draws = _split_draws(len(test), settings.bootstrap.n, settings.permutations.n,
+                                                      [settings.bootstrap.seed, k])
+        drawn = [(neuroid_draws(int(mask.sum())), perm) for mask in groups.values()]
         for name, values in zip(groups, resample(model_test, tests, boot_rows, drawn), strict=True):
             for name_r, draws_k in values.items():
                 scores[name][name_r].append(draws_k)
