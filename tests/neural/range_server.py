@@ -1,5 +1,6 @@
 """A threaded HTTP server on loopback that serves one file's bytes with range requests (what remfile asks for),
-calling ``before_range(header)`` before it answers each range request (to stall it, or to run a collection)."""
+calling ``before_range(header)`` before it answers each range request (to stall it, or to run a collection)
+and ``before_length()`` before it answers a request without a range (a client's probe of the length)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def serve_ranges(data: bytes, before_range: Callable[[str], None] | None = None) -> tuple[ThreadingHTTPServer, str]:
+def serve_ranges(data: bytes, before_range: Callable[[str], None] | None = None,
+                 before_length: Callable[[], None] | None = None) -> tuple[ThreadingHTTPServer, str]:
     """(the running server, the file's URL); ``server.shutdown(); server.server_close()`` stops it."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -22,6 +24,8 @@ def serve_ranges(data: bytes, before_range: Callable[[str], None] | None = None)
             rng = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range") or "")
             if rng and before_range is not None:
                 before_range(rng[0])
+            if not rng and before_length is not None:
+                before_length()
             last = len(data) - 1
             start, stop = (int(rng[1]), min(int(rng[2] or last), last)) if rng else (0, last)
             body = data[start:stop + 1]

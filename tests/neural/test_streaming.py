@@ -1,20 +1,22 @@
 """Streaming an NWB file over HTTP: it cannot deadlock with a collection on another thread (h5py's global lock
-is held while it reads through the file object, and freeing h5py garbage needs it), and a stalled range
-request times out and is retried instead of holding the job."""
+is held while it reads through the file object, and freeing h5py garbage needs it), a stalled range request
+or length probe times out and is retried instead of holding the job, and a missing file is named at once."""
 
 from __future__ import annotations
 
 import gc
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from range_server import serve_ranges
 
 from neurofit.neural import nwb
-from neurofit.neural.nwb import cyclic_gc_paused, open_nwb
+from neurofit.neural.nwb import NWBContentError, cyclic_gc_paused, open_nwb
 
 PROBE = Path(__file__).with_name("gc_deadlock_probe.py")
 
@@ -78,3 +80,53 @@ def test_a_stalled_range_request_times_out_and_is_retried(shared_data, monkeypat
         httpd.server_close()
     assert ranges[0] == ranges[1]  # the stalled request, asked again
     assert elapsed < 5.0  # not waited out
+
+
+def test_a_stalled_length_probe_times_out_and_is_retried(shared_data, monkeypatch):
+    """remfile's own probe of the file's length has no timeout: neurofit probes it through its session."""
+    path = _real_nwb(shared_data)
+    probes: list[float] = []
+
+    def stall_the_first() -> None:
+        probes.append(time.monotonic())
+        if len(probes) == 1:
+            time.sleep(5.0)
+
+    httpd, url = serve_ranges(path.read_bytes(), before_length=stall_the_first)
+    monkeypatch.setattr(nwb, "STREAM_TIMEOUT_S", 0.5)
+    try:
+        start = time.monotonic()
+        with open_nwb(url) as nwbfile:
+            assert len(nwbfile.units) > 0
+        elapsed = time.monotonic() - start
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(probes) == 2  # the stalled probe, asked again; remfile asked for none
+    assert elapsed < 5.0
+
+
+def test_a_missing_file_is_named_at_once_without_retries():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/gone.nwb"
+    try:
+        start = time.monotonic()
+        with pytest.raises(NWBContentError, match=r"gone\.nwb: HTTP 404"), open_nwb(url):
+            pass
+        assert time.monotonic() - start < 2.0
+        assert _NotFound.asked == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class _NotFound(BaseHTTPRequestHandler):
+    asked = 0
+
+    def do_GET(self) -> None:
+        type(self).asked += 1
+        self.send_error(404)
+
+    def log_message(self, *args: object) -> None:
+        pass

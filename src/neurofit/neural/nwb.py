@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,9 +72,11 @@ def cyclic_gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
-# seconds a streamed file's range request may wait for the server: remfile sends its requests without a
-# timeout, so a stalled connection would hold the job forever; timed out, remfile retries it with backoff
+# seconds a streamed file's request may wait for the server: remfile sends its requests without a
+# timeout, so a stalled connection would hold the job forever; timed out, a request is retried with backoff
+# (the range requests by remfile, the length probe here)
 STREAM_TIMEOUT_S = 60.0
+LENGTH_RETRIES = 8  # as remfile's range requests: 0.1 * (2^8 - 1) = 25.5 s of backoff in all
 
 
 def _timeout_session(timeout: float) -> Any:
@@ -88,6 +91,26 @@ def _timeout_session(timeout: float) -> Any:
     return TimeoutSession()
 
 
+def _content_length(url: str, session: Any, retries: int = LENGTH_RETRIES) -> int:
+    """The size in bytes of the file at ``url``, by a GET whose body is not read (remfile's own probe: it
+    has no timeout, and presigned S3 URLs refuse HEAD), through ``session`` (which times out). A client
+    error (4xx) is final; a server error, a timeout or a dropped connection is retried with backoff."""
+    import requests
+
+    for attempt in range(retries + 1):
+        try:
+            with session.get(url, stream=True) as response:
+                if 400 <= response.status_code < 500:
+                    raise NWBContentError(f"{url}: HTTP {response.status_code} {response.reason}")
+                response.raise_for_status()
+                return int(response.headers["Content-Length"])
+        except (requests.ConnectionError, requests.Timeout, requests.HTTPError):
+            if attempt == retries:
+                raise
+            time.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def open_nwb_io(source: str | Path) -> Iterator[Any]:
     """An NWBHDF5IO on a local path, or on an http(s) URL streamed with remfile + h5py (only the
@@ -99,8 +122,14 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
         import remfile
 
         with cyclic_gc_paused():
-            remote = remfile.File(str(source))
-            remote.session = session = _timeout_session(STREAM_TIMEOUT_S)
+            session = _timeout_session(STREAM_TIMEOUT_S)
+            try:
+                length = _content_length(str(source), session)
+            except BaseException:
+                session.close()
+                raise
+            remote = remfile.File(str(source), _size=length)
+            remote.session = session
             try:
                 h5 = h5py.File(remote, "r")
             except OSError as error:
