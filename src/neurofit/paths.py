@@ -185,3 +185,16 @@ class TrialLayout(Layout):
 
     def trial_figure(self, name: str, ext: str = "png") -> str:
         return f"{self.results}/trials/figures/{name}.{ext}"
+
+
+def is_url(source: str | Path) -> bool:
+    return str(source).startswith(("http://", "https://"))
+
+
+def recorded_path(source: str | Path) -> str:
+    """A file as provenance records it: relative to the working directory (the workflow's) where it lies
+    under it, so that the record does not depend on where the clone lies; a URL or a file elsewhere as given."""
+    if is_url(source):
+        return str(source)
+    resolved, cwd = Path(source).resolve(), Path.cwd().resolve()
+    return resolved.relative_to(cwd).as_posix() if resolved.is_relative_to(cwd) else str(source)

@@ -41,6 +41,28 @@ def quick_retries(monkeypatch):
     monkeypatch.setattr(dandi.download, "random", SimpleNamespace(random=lambda: 0.0))
 
 
+def test_a_manifest_records_files_under_the_workflow_relative_to_it_and_survives_a_move(tmp_path, monkeypatch,
+                                                                                         dandi_nwb):
+    from neurofit.data.assets import asset_source
+
+    project = tmp_path / "project"
+    folder = project / "resources" / "mine"
+    (folder / "sub-a").mkdir(parents=True)
+    (folder / "sub-a" / "a.nwb").write_bytes(dandi_nwb.read_bytes())
+    monkeypatch.chdir(project)  # the workflow's directory, as Snakemake runs its jobs
+    manifest = local_manifest("resources/mine")
+    assert manifest["root"] == "resources/mine"
+    assert manifest["assets"][0]["local_path"] == "resources/mine/sub-a/a.nwb"
+    moved = project.rename(tmp_path / "moved")
+    monkeypatch.chdir(moved)
+    assert asset_source(manifest["assets"][0]) == "resources/mine/sub-a/a.nwb"
+    # a folder outside the workflow's directory is recorded by its absolute path
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    outside = local_manifest(moved / "resources" / "mine")
+    assert outside["assets"][0]["local_path"] == str((moved / "resources/mine/sub-a/a.nwb").resolve())
+
+
 def test_download_is_verified_read_only_and_recorded(archive, tmp_path, dandi_nwb):
     manifest = acquire(spec(archive), tmp_path)
     root = tmp_path / "dandi" / DANDISET / VERSION

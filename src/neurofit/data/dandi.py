@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from neurofit.data.local import DatasetError
-from neurofit.paths import Layout
+from neurofit.paths import Layout, recorded_path
 
 log = logging.getLogger("neurofit.data.dandi")
 
@@ -234,10 +234,10 @@ def acquire(spec: DandiSpec, cache: str | Path) -> dict[str, Any]:
         "version": spec.version,
         "api_url": spec.server,
         "stream": spec.stream,
-        "root": str(root.resolve()),
-        "resolution": str(record_path.resolve()),
+        "root": recorded_path(root.resolve()),
+        "resolution": recorded_path(record_path.resolve()),
         "assets": [
-            {"path": a["path"], "local_path": None if spec.stream else str((root / a["path"]).resolve()),
+            {"path": a["path"], "local_path": None if spec.stream else recorded_path((root / a["path"]).resolve()),
              "url": a["url"], "asset_id": a["asset_id"], "size": a["size"], "digest": a["digest"]}
             for a in assets
         ],

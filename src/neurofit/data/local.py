@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from neurofit.paths import recorded_path
+
 
 class DatasetError(ValueError):
     """A dataset that cannot be used as configured."""
@@ -68,9 +70,9 @@ def local_manifest(folder: str | Path, assets: list[str] | None = None) -> dict[
         "source": "local",
         "dandiset": str(meta.get("identifier", root.name)),
         "version": str(meta.get("version", "local")),
-        "root": str(root.resolve()),
+        "root": recorded_path(root.resolve()),
         "assets": [
-            {"path": p.relative_to(root).as_posix(), "local_path": str(p.resolve()), "size": p.stat().st_size,
+            {"path": p.relative_to(root).as_posix(), "local_path": recorded_path(p.resolve()), "size": p.stat().st_size,
              "digest": {"sha256": sha256(p)}}
             for p in files
         ],

@@ -16,7 +16,6 @@ from neurofit.neural.nwb import (
     STIMULUS_FILE_SUFFIXES,
     NWBContentError,
     intervals_tables,
-    is_url,
     open_nwb_io,
     read_units,
     roi_series,
@@ -24,6 +23,7 @@ from neurofit.neural.nwb import (
     template_containers,
 )
 from neurofit.neural.regions import decode, parse_location
+from neurofit.paths import is_url
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 STIMULUS_FOLDER_PLACEHOLDER = "PATH/TO/STIMULUS/FOLDER"

@@ -19,6 +19,7 @@ import pandas as pd
 from neurofit.data.local import unreadable_nwb_message
 from neurofit.image_files import IMAGE_SUFFIXES
 from neurofit.neural.regions import decode
+from neurofit.paths import is_url
 
 # Columns of a units table that are not per-unit scalars (ragged or references).
 NON_SCALAR_UNIT_COLUMNS = {"spike_times", "electrodes", "obs_intervals", "waveforms", "waveform_mean",
@@ -29,19 +30,6 @@ STIMULUS_FILE_SUFFIXES = (*IMAGE_SUFFIXES, ".npy")
 
 class NWBContentError(ValueError):
     """An NWB file lacks what the configuration asks for, or holds something unusable."""
-
-
-def is_url(source: str | Path) -> bool:
-    return str(source).startswith(("http://", "https://"))
-
-
-def recorded_path(source: str | Path) -> str:
-    """A file as provenance records it: relative to the working directory (the workflow's) where it lies
-    under it, so that the record does not depend on where the clone lies; a URL or a file elsewhere as given."""
-    if is_url(source):
-        return str(source)
-    resolved, cwd = Path(source).resolve(), Path.cwd().resolve()
-    return resolved.relative_to(cwd).as_posix() if resolved.is_relative_to(cwd) else str(source)
 
 
 _gc_pause_lock = threading.Lock()

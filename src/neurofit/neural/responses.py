@@ -34,11 +34,11 @@ from neurofit.neural.nwb import (
     read_ophys,
     read_templates,
     read_units,
-    recorded_path,
     stack_images,
 )
 from neurofit.neural.regions import parse_location, rename_region
 from neurofit.neural.reliability import RepeatsError, split_half_reliability
+from neurofit.paths import recorded_path
 
 ADAPTERS = ("templates", "table_folder", "ophys")
 # A spike within this many seconds of a window edge counts as on it: edges are onset + offset in

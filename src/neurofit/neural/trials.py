@@ -19,9 +19,10 @@ import pandas as pd
 import xarray as xr
 
 from neurofit.neural.filters import parse_row_filter
-from neurofit.neural.nwb import NWBContentError, open_nwb, read_intervals, read_units, recorded_path
+from neurofit.neural.nwb import NWBContentError, open_nwb, read_intervals, read_units
 from neurofit.neural.regions import parse_location, rename_region
 from neurofit.neural.responses import window_counts
+from neurofit.paths import recorded_path
 
 CONDITION_SEPARATOR = " | "
 
