@@ -155,14 +155,13 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
         # per group, so that a group's numbers do not depend on its neighbours (float32 GEMM blocking)
         group_boot = _bootstrap_r(counts_t, p[:, cols], y[:, cols])
         boot_cols = neuroid_draws(size)
-        # draw b's neuroids, as positions in the flat (draws x neuroids) block
-        flat_cols = boot_cols + size * np.arange(n_boot)[:, None]
-        out.append({
-            "boot_stimuli": median_rows(group_boot),
-            "boot_neuroids": median_of_draws(r_all[cols], boot_cols),
-            "boot_both": median_rows(np.take(group_boot, flat_cols)),
-            "null": median_rows(null),
-        })
+        drawn = {"boot_stimuli": median_rows(group_boot), "boot_neuroids": median_of_draws(r_all[cols], boot_cols)}
+        # draw b's neuroids as positions in the flat (draws x neuroids) block, in place (a fresh 8-byte array
+        # of every draw's neuroids is mapped and page-faulted anew for each group)
+        flat_cols = np.add(boot_cols, size * np.arange(n_boot)[:, None], out=boot_cols)
+        drawn["boot_both"] = median_rows(np.take(group_boot, flat_cols))
+        drawn["null"] = median_rows(null)
+        out.append(drawn)
     return [{name: values.astype(np.float64) for name, values in group.items()} for group in out]
 
 
