@@ -86,27 +86,37 @@ def test_a_stalled_request_times_out_and_is_retried(shared_data, monkeypatch, st
     assert elapsed < 5.0  # not waited out
 
 
-def test_a_missing_file_is_named_at_once_without_retries():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+@pytest.mark.parametrize(("answer", "message"), [
+    ("missing", r"gone\.nwb: HTTP 404"),
+    ("no length", r"gone\.nwb: the server sends no Content-Length"),
+])
+def test_a_file_that_cannot_be_streamed_is_named_at_once_without_retries(answer, message):
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # an answer without a length ends with the connection
+
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            if answer == "missing":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"\x89HDF\r\n")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/gone.nwb"
     try:
         start = time.monotonic()
-        with pytest.raises(NWBContentError, match=r"gone\.nwb: HTTP 404"), open_nwb(url):
+        with pytest.raises(NWBContentError, match=message), open_nwb(url):
             pass
         assert time.monotonic() - start < 2.0
-        assert _NotFound.asked == 1
+        assert asked == ["/gone.nwb"]
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-class _NotFound(BaseHTTPRequestHandler):
-    asked = 0
-
-    def do_GET(self) -> None:
-        type(self).asked += 1
-        self.send_error(404)
-
-    def log_message(self, *args: object) -> None:
-        pass

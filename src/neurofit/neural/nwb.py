@@ -91,7 +91,11 @@ def _content_length(url: str, session: Any, retries: int = LENGTH_RETRIES) -> in
                 if 400 <= response.status_code < 500:
                     raise NWBContentError(f"{url}: HTTP {response.status_code} {response.reason}")
                 response.raise_for_status()
-                return int(response.headers["Content-Length"])
+                length = response.headers.get("Content-Length")
+                if length is None:
+                    raise NWBContentError(f"{url}: the server sends no Content-Length, so the file cannot be "
+                                          f"streamed by byte ranges; download it instead (stream: false)")
+                return int(length)
         except (requests.ConnectionError, requests.Timeout, requests.HTTPError):
             if attempt == retries:
                 raise
