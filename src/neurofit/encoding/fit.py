@@ -129,8 +129,8 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
     the draws (and numbers) a fit of it alone makes. Vectorised over draws: a bootstrap draw is a
     weighting of the test stimuli by their multiplicities, shared by the groups, so the sufficient
     statistics of every draw and neuroid (sums, sums of squares and cross products) are GEMMs
-    ``(draws, stimuli) @ (stimuli, 5 x neuroids)``; a permutation leaves the means and norms
-    unchanged, so only the cross products are recomputed (:func:`_permuted_r`). ``dtype`` is the
+    (:func:`_bootstrap_r`); a permutation leaves the means and norms unchanged, so only the cross
+    products are recomputed (:func:`_permuted_r`; the groups' permutations are the same). ``dtype`` is the
     precision of the statistics (float32: r within ~1e-6 of float64, in half the time); ``block_bytes``
     the budget of the null's work array (the layer's: :attr:`LayerFeatures.work_bytes`)."""
     m = len(target)
@@ -142,7 +142,7 @@ def _split_resamples(prediction: np.ndarray, target: np.ndarray, sizes: list[int
     with np.errstate(invalid="ignore", divide="ignore"):
         r_all = np.where(norm > 0, (p * y).sum(0) / norm, 0.0)
         scaled = np.where(norm > 0, p / norm, 0.0).astype(dtype)  # r of a permutation = its cross product
-    # the draws' statistics read them in their own precision only (the groups' copies below: the same numbers)
+    # the draws' statistics read them in their own precision only
     p, y = p.astype(dtype, copy=False), y.astype(dtype, copy=False)
     counts_t = np.ascontiguousarray(np.bincount((boot_rows + m * np.arange(n_boot)[:, None]).ravel(),
                                                 minlength=n_boot * m).reshape(n_boot, m).T, dtype=dtype)
