@@ -8,7 +8,7 @@ import gc
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,28 +113,17 @@ def open_nwb_io(source: str | Path) -> Iterator[Any]:
         import h5py
         import remfile
 
-        with cyclic_gc_paused():
-            session = _timeout_session(STREAM_TIMEOUT_S)
-            try:
-                length = _content_length(str(source), session)
-            except BaseException:
-                session.close()
-                raise
-            remote = remfile.File(str(source), _size=length)
+        # the session is closed however the open ends (remfile's own close leaves it open)
+        with cyclic_gc_paused(), _timeout_session(STREAM_TIMEOUT_S) as session:
+            remote = remfile.File(str(source), _size=_content_length(str(source), session))
             remote.session = session
-            try:
-                h5 = h5py.File(remote, "r")
-            except OSError as error:
-                session.close()
-                raise NWBContentError(unreadable_nwb_message(source, error)) from error
-            io = NWBHDF5IO(file=h5, mode="r", load_namespaces=True)
-            try:
-                yield io
-            finally:
-                io.close()
-                h5.close()
-                remote.close()
-                session.close()
+            with closing(remote):
+                try:
+                    h5 = h5py.File(remote, "r")
+                except OSError as error:
+                    raise NWBContentError(unreadable_nwb_message(source, error)) from error
+                with h5, NWBHDF5IO(file=h5, mode="r", load_namespaces=True) as io:
+                    yield io
         return
     if not Path(source).is_file():
         raise NWBContentError(f"{source}: no such NWB file")
