@@ -35,8 +35,7 @@ def test_trial_config_validates_and_dry_runs_offline(path, tmp_path):
     assert config["results"] == f"results/{path.stem}"
     jobs = dry_run(tmp_path, path)
     assert {"trial_manifest", "trial_responses", "trial_train", "trial_features", "trial_fit", "trial_tables",
-            "trial_figures", "trial_report_pages", "trial_data_manifest", "provenance"} <= jobs  # the last three:
-    # the report's pages
+            "trial_figures", "trial_report_pages", "trial_data_manifest", "provenance"} <= jobs  # last 3: report pages
     assert not jobs & {"train", "fit", "responses", "figures"}
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
