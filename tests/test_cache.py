@@ -246,6 +246,13 @@ def test_a_ceiling_setting_reruns_the_ceiling_and_tables_not_the_fits(repo, fini
     assert plan == {"ceiling": 1, **REPORT}
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_fewer_resamples_rerun_the_fits_and_report_not_features_training_or_ceiling(repo, finished_run):
+    plan = planned(repo, finished_run, changed(**{"encoding.bootstrap.n": 20, "encoding.permutations.n": 20}))
+    assert plan == {"fit_sim": 2 * 2, **REPORT}
+
+
 class _Named(dict):
     """Stands in for Snakemake's named lists (``smk.params.items()``)."""
 
