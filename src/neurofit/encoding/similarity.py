@@ -27,6 +27,8 @@ def rdm(x: np.ndarray) -> np.ndarray:
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 2:  # a draw of fewer than two distinct stimuli has no pair to correlate: 0, as a constant side
+        return 0.0
     a, b = a - a.mean(), b - b.mean()
     denom = np.sqrt((a @ a) * (b @ b))
     return float(a @ b / denom) if denom > 0 else 0.0

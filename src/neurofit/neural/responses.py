@@ -447,10 +447,17 @@ def build_responses(paths: list[str | Path], spec: ResponseSpec, ceiling: bool =
         "filters": log.records,
         "neuroids_per_region": {str(k): int(v) for k, v in neuroids["region"].value_counts().sort_index().items()},
         "reliability_median_per_region": (
-            {str(r): float(np.nanmedian(reliability[neuroids["region"].to_numpy() == r]))
+            {str(r): _median_not_nan(reliability[neuroids["region"].to_numpy() == r])
              for r in sorted(set(neuroids["region"]))} if reliability is not None else None),
     }
     return ResponseSet(responses=responses, binned=binned_da, stimuli=stimuli, summary=summary)
+
+
+def _median_not_nan(values: np.ndarray) -> float:
+    """``np.nanmedian(values)`` without its all-NaN warning: NaN where every value is NaN (a region whose units
+    have no reliability, in a summary)."""
+    kept = values[~np.isnan(values)]
+    return float(np.median(kept)) if len(kept) else float("nan")
 
 
 def _stimulus_stack(used: list[str], images: list[dict[str, np.ndarray]], spec: ResponseSpec,
