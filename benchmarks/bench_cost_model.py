@@ -32,6 +32,7 @@ import argparse
 import ast
 import contextlib
 import csv
+import json
 import os
 import resource
 import subprocess
@@ -39,7 +40,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -142,10 +145,11 @@ def dispatch_seconds(scratch: Path, sizes: tuple[int, int] = (2, 12)) -> float:
 
 
 @contextlib.contextmanager
-def cpu_timer(out: list[float]):
-    start = time.process_time()
+def cpu_timer(out: list[float], clock: Callable[[], float] = time.process_time):
+    """Appends the seconds the block took on ``clock`` (default: this process's CPU seconds)."""
+    start = clock()
     yield
-    out.append(time.process_time() - start)
+    out.append(clock() - start)
 
 
 def simulated_shape(config: dict, name: str) -> tuple[int, int, list[str]]:
@@ -177,8 +181,9 @@ def layer_sizes(config: dict, configfile: Path, model: str) -> list[tuple[int, s
 
 
 def fit_seconds(metric: str, stimuli: int, size: tuple[int, str], neuroids: int, regions: list[str],
-                encoding: dict) -> float:
-    """CPU seconds of one fit job (all regions) on synthetic features and responses of this size."""
+                encoding: dict, clock: Callable[[], float] = time.process_time) -> float:
+    """CPU seconds (or seconds on ``clock``) of one fit job (all regions) on synthetic features and responses
+    of this size."""
     import xarray as xr
 
     from neurofit.encoding.fit import fit_groups
@@ -198,28 +203,44 @@ def fit_seconds(metric: str, stimuli: int, size: tuple[int, str], neuroids: int,
     # as neurofit.cli.stage_fit reads the encoding settings
     settings = EncodingSettings.from_config({k: v for k, v in encoding.items() if k not in EncodingSettings.ELSEWHERE})
     spent: list[float] = []
-    with cpu_timer(spent):
+    with cpu_timer(spent, clock):
         fit_groups(metric, LayerFeatures.from_xarray(layer), responses, {r: region == r for r in regions}, settings)
     return spent[0]
 
 
-def forward_seconds(config: dict, model: str, stimuli: int) -> float:
-    """CPU seconds of one forward pass of ``stimuli`` random images through the model."""
-    import torch
-
+def forward_seconds(config: dict, model: str, stimuli: int, device: str = "cpu",
+                    clock: Callable[[], float] = time.process_time) -> float:
+    """CPU seconds (or seconds on ``clock``) of one forward pass of ``stimuli`` random images through the
+    model on ``device``, in batches of 128 as the features stage runs them."""
     from neurofit import config as nf_config
     from neurofit.features import preprocess_for
     from neurofit.models.train import ModelSpec
 
     spec = ModelSpec.from_config(nf_config.model_settings(config, model))
-    network, prep = spec.build().eval(), preprocess_for(spec.architecture, spec.image_size, spec.features)
+    network = spec.build().eval().to(device)
+    prep = preprocess_for(spec.architecture, spec.image_size, spec.features)
     images = np.random.default_rng(0).random((stimuli, prep.image_size, prep.image_size), dtype=np.float32)
+    return batched_forward_seconds(network, prep, images, device, clock)
+
+
+def batched_forward_seconds(network: Any, prep: Callable[[np.ndarray], Any], images: np.ndarray, device: str,
+                            clock: Callable[[], float], batch: int = 128) -> float:
+    """Seconds on ``clock`` of ``network`` over ``images`` (preprocessed per batch, moved to ``device``), after a
+    first call (lazy initialisation, CUDA kernels' selection)."""
+    import torch
+
+    def synchronise() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     with torch.no_grad():
-        network(prep(images[:2]))  # first call: lazy initialisation
-    spent: list[float] = []
-    with torch.no_grad(), cpu_timer(spent):
-        for start in range(0, stimuli, 128):
-            network(prep(images[start:start + 128]))
+        network(prep(images[:2]).to(device))
+        synchronise()
+        spent: list[float] = []
+        with cpu_timer(spent, clock):
+            for start in range(0, len(images), batch):
+                network(prep(images[start:start + batch]).to(device))
+            synchronise()
     return spent[0]
 
 
@@ -337,8 +358,10 @@ def main() -> int:
     parser.add_argument("--other-work", type=float, default=0.6,
                         help="CPU s of work per job of the other rules (data files, tables, figures) beyond its "
                              "imports; default 0.6, measured on the default config (README 'Cost model')")
+    parser.add_argument("--gpu-terms", type=Path, default=None,
+                        help="JSON written by bench_gpu.py --out: also predict the run with a GPU per job")
     args = parser.parse_args()
-    from neurofit.cost_model import STAGES, cpu_seconds, wall_seconds
+    from neurofit.cost_model import STAGES, GpuTerms, cpu_seconds, wall_seconds
 
     config = yaml.safe_load(args.configfile.read_text())
     with tempfile.TemporaryDirectory(prefix="bench_cost_model_") as scratch:
@@ -358,6 +381,12 @@ def main() -> int:
         print(f"predicted: {predicted['total']:.0f} CPU s, {wall:.0f} s wall on {args.cores} cores; "
               f"on 8 SLURM nodes of 2 cores (60 s queue per job): "
               f"{wall_seconds(shape, unit, cores=2, nodes=8, queue_wait=60, scheduler=dag_seconds):.0f} s")
+        if args.gpu_terms:
+            gpu = GpuTerms(**json.loads(args.gpu_terms.read_text())["gpu_terms"])
+            local = wall_seconds(shape, unit, cores=args.cores, gpu=gpu, scheduler=dag_seconds)
+            print(f"with a GPU ({gpu}): {local:.0f} s wall on {args.cores} cores; on 8 SLURM nodes of 2 cores with a "
+                  f"GPU each: "
+                  f"{wall_seconds(shape, unit, cores=2, nodes=8, gpu=gpu, queue_wait=60, scheduler=dag_seconds):.0f} s")
         if args.no_run:
             return 0
         loads: list[float] = []

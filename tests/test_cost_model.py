@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from neurofit.cost_model import Job, RunShape, UnitCosts, cpu_seconds, pipeline_jobs, run_jobs, wall_seconds
+from neurofit.cost_model import (
+    GpuTerms,
+    Job,
+    RunShape,
+    UnitCosts,
+    cpu_seconds,
+    pipeline_jobs,
+    run_jobs,
+    wall_seconds,
+)
 
 START = {"simulate": 1.0, "train": 1.5, "features": 1.5, "fit": 0.5, "other": 1.0}
 UNIT = UnitCosts(epoch=10.0, train=3.0, features=1.5, fit=4.0, other=0.5, simulate=15.0, dispatch=0.5, start=START)
@@ -51,9 +60,25 @@ def test_wall_seconds_follow_the_critical_path_with_unlimited_slots():
     tail = (1.5 + job["features"]) + (4.0 + job["fit"]) + 2 * (0.5 + job["other"])  # features, fit, tables, report
     assert many == pytest.approx(features_ready + tail)
     assert wall_seconds(SHAPE, UNIT, cores=2, nodes=1000, queue_wait=60) > many + 6 * 60
-    assert wall_seconds(SHAPE, UNIT, cores=2, gpu_speedup=10) < wall_seconds(SHAPE, UNIT, cores=2)
     with pytest.raises(ValueError, match="cores"):
         wall_seconds(SHAPE, UNIT, cores=0)
+
+
+def test_gpu_terms_divide_each_network_and_fit_stages_work_and_add_the_cuda_start():
+    gpu = GpuTerms(train=10.0, features=5.0, fit=2.0, start=1.5)
+    many = wall_seconds(SHAPE, UNIT, cores=2, nodes=1000, gpu=gpu)
+    job = {stage: UNIT.job_start(stage) for stage in START}
+    head = (15.0 + job["simulate"]) + (0.5 + job["other"])  # simulate and manifest: no GPU term
+    after_train = 15.0 + job["simulate"] + job["train"] + 1.5 + 3.0 / 10  # the reference model's train
+    trained = job["train"] + 1.5 + (3.0 + 30.0) / 10
+    features_ready = max(head + 0.5 + job["other"], trained, after_train)
+    tail = (1.5 / 5 + job["features"] + 1.5) + (4.0 / 2 + job["fit"] + 1.5) + 2 * (0.5 + job["other"])
+    assert many == pytest.approx(features_ready + tail)
+    # a GPU whose start outweighs its speed-up on tiny jobs makes the run slower: the model says so
+    slow_start = GpuTerms(1.1, 1.1, 1.1, start=5.0)
+    assert wall_seconds(SHAPE, UNIT, cores=2, gpu=slow_start) > wall_seconds(SHAPE, UNIT, cores=2)
+    with pytest.raises(ValueError, match="speed-up of fit"):
+        GpuTerms(fit=0.0)
 
 
 def test_wall_seconds_on_one_core_is_every_jobs_time_in_a_row_and_more_cores_help():

@@ -21,8 +21,9 @@ simulator first), each started as soon as enough slots (cores x nodes) are free:
                          -> responses -> ceiling ------------------------------------^
     train (the simulator's reference model after simulate; others at once)
 
-A GPU divides the training, feature and fit work by its speed-up; SLURM adds a queue wait to each job
-(its latency, not CPU); ``scheduler`` (Snakemake building the DAG) is paid once, before any job.
+A GPU (:class:`GpuTerms`) divides each network or fit stage's work by that stage's speed-up and adds the
+CUDA start (context creation) to every job of those stages; SLURM adds a queue wait to each job (its
+latency, not CPU); ``scheduler`` (Snakemake building the DAG) is paid once, before any job.
 """
 
 from __future__ import annotations
@@ -56,6 +57,39 @@ class UnitCosts:
     def job_start(self, stage: str) -> float:
         """The fixed CPU seconds of one job of ``stage``: dispatch and its imports."""
         return self.dispatch + self.start.get(stage, 0.0)
+
+
+GPU_STAGES = ("train", "features", "fit")  # the stages whose jobs run on a GPU when they see one
+
+
+@dataclass(frozen=True)
+class GpuTerms:
+    """What one GPU per job changes, by stage (``benchmarks/bench_gpu.py`` measures them): the work of a
+    train, features or fit job divided by that stage's speed-up (the CPU job's wall seconds over the GPU
+    job's), and ``start`` seconds added to each of those jobs (torch's CUDA context: a GPU job pays it on
+    top of its imports). Without them a run is the CPU's (:data:`NO_GPU`)."""
+
+    train: float = 1.0
+    features: float = 1.0
+    fit: float = 1.0
+    start: float = 0.0
+
+    def __post_init__(self) -> None:
+        for stage in GPU_STAGES:
+            if getattr(self, stage) <= 0:
+                raise ValueError(f"GPU speed-up of {stage} must be > 0; got {getattr(self, stage)}")
+        if self.start < 0:
+            raise ValueError(f"CUDA start must be >= 0 s; got {self.start}")
+
+    def work(self, stage: str, seconds: float) -> float:
+        """A job's work on the GPU (stages without a GPU term keep their CPU seconds)."""
+        return seconds / getattr(self, stage) if stage in GPU_STAGES else seconds
+
+    def job_start(self, stage: str) -> float:
+        return self.start if stage in GPU_STAGES else 0.0
+
+
+NO_GPU = GpuTerms()
 
 
 @dataclass(frozen=True)
@@ -135,7 +169,7 @@ def run_jobs(jobs: list[Job], slots: int) -> float:
     return now
 
 
-def pipeline_jobs(shape: RunShape, unit: UnitCosts, cores: int = 2, gpu_speedup: float = 1.0,
+def pipeline_jobs(shape: RunShape, unit: UnitCosts, cores: int = 2, gpu: GpuTerms = NO_GPU,
                   queue_wait: float = 0.0) -> list[Job]:
     """The run's DAG (see the module docstring) with each job's wall seconds on this hardware."""
     if shape.simulated > shape.datasets:
@@ -144,7 +178,7 @@ def pipeline_jobs(shape: RunShape, unit: UnitCosts, cores: int = 2, gpu_speedup:
     parallel = min(max(unit.train_parallelism, 1.0), train_threads)
 
     def seconds(stage: str, work: float, per_core: float = 1.0) -> float:
-        return queue_wait + unit.job_start(stage) + work / per_core
+        return queue_wait + unit.job_start(stage) + gpu.job_start(stage) + gpu.work(stage, work) / per_core
 
     jobs: list[Job] = []
     datasets = [f"d{d}" for d in range(shape.datasets)]
@@ -162,7 +196,7 @@ def pipeline_jobs(shape: RunShape, unit: UnitCosts, cores: int = 2, gpu_speedup:
     for m, (epochs, layers) in enumerate(zip(shape.epochs, shape.layers, strict=True)):
         # the simulator's reference model loads the first simulated dataset's hidden network
         needs = ("simulate d0",) if reference[m] and shape.simulated else ()
-        work = (unit.train + epochs * unit.epoch) / gpu_speedup
+        work = unit.train + epochs * unit.epoch
         # imports run on one core; the epochs and evaluation on `parallel` of the job's cores; a job that
         # only evaluates holds one core (config.train_threads)
         threads = train_threads if epochs else 1
@@ -170,11 +204,11 @@ def pipeline_jobs(shape: RunShape, unit: UnitCosts, cores: int = 2, gpu_speedup:
         for name in datasets:
             for layer in range(layers):
                 feature = f"features {name} m{m} l{layer}"
-                jobs.append(Job(feature, seconds("features", unit.features / gpu_speedup),
+                jobs.append(Job(feature, seconds("features", unit.features),
                                 needs=(f"train m{m}", f"stimuli {name}")))
                 for k in range(shape.metrics):
                     fits.append(f"fit {name} k{k} m{m} l{layer}")
-                    jobs.append(Job(fits[-1], seconds("fit", unit.fit / gpu_speedup),
+                    jobs.append(Job(fits[-1], seconds("fit", unit.fit),
                                     needs=(feature, f"responses {name}")))
     jobs.append(Job("tables", seconds("other", unit.other),
                     needs=(*fits, *(f"ceiling {name}" for name in datasets))))
@@ -183,12 +217,13 @@ def pipeline_jobs(shape: RunShape, unit: UnitCosts, cores: int = 2, gpu_speedup:
     return jobs
 
 
-def wall_seconds(shape: RunShape, unit: UnitCosts, cores: int = 2, nodes: int = 1, gpu_speedup: float = 1.0,
+def wall_seconds(shape: RunShape, unit: UnitCosts, cores: int = 2, nodes: int = 1, gpu: GpuTerms = NO_GPU,
                  queue_wait: float = 0.0, scheduler: float = 0.0) -> float:
     """Wall seconds on ``nodes`` machines of ``cores`` cores each (1 node: a local ``-c cores`` run):
     the DAG of :func:`pipeline_jobs` scheduled on ``cores x nodes`` slots (:func:`run_jobs`), after
-    ``scheduler`` seconds of Snakemake building it; ``gpu_speedup`` divides the training, feature and
-    fit work; ``queue_wait`` delays every job (SLURM)."""
-    if cores < 1 or nodes < 1 or gpu_speedup <= 0:
-        raise ValueError(f"cores ({cores}) and nodes ({nodes}) must be >= 1, gpu_speedup ({gpu_speedup}) > 0")
-    return scheduler + run_jobs(pipeline_jobs(shape, unit, cores, gpu_speedup, queue_wait), cores * nodes)
+    ``scheduler`` seconds of Snakemake building it; ``gpu``: each node's GPU terms (a GPU per job slot's
+    job, as SLURM gives one per job; on a laptop's one GPU the jobs share it); ``queue_wait`` delays
+    every job (SLURM)."""
+    if cores < 1 or nodes < 1:
+        raise ValueError(f"cores ({cores}) and nodes ({nodes}) must be >= 1")
+    return scheduler + run_jobs(pipeline_jobs(shape, unit, cores, gpu, queue_wait), cores * nodes)
