@@ -221,9 +221,9 @@ def wall_seconds(shape: RunShape, unit: UnitCosts, cores: int = 2, nodes: int = 
                  queue_wait: float = 0.0, scheduler: float = 0.0) -> float:
     """Wall seconds on ``nodes`` machines of ``cores`` cores each (1 node: a local ``-c cores`` run):
     the DAG of :func:`pipeline_jobs` scheduled on ``cores x nodes`` slots (:func:`run_jobs`), after
-    ``scheduler`` seconds of Snakemake building it; ``gpu``: each node's GPU terms (a GPU per job slot's
-    job, as SLURM gives one per job; on a laptop's one GPU the jobs share it); ``queue_wait`` delays
-    every job (SLURM)."""
+    ``scheduler`` seconds of Snakemake building it; ``gpu``: the GPU terms of every train, features and fit
+    job, each as if it had the GPU to itself (SLURM gives each job its own; jobs that share a laptop's one
+    GPU at the same time are not modelled); ``queue_wait`` delays every job (SLURM)."""
     if cores < 1 or nodes < 1:
         raise ValueError(f"cores ({cores}) and nodes ({nodes}) must be >= 1")
     return scheduler + run_jobs(pipeline_jobs(shape, unit, cores, gpu, queue_wait), cores * nodes)
