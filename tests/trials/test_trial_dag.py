@@ -54,7 +54,7 @@ def test_a_bad_trial_key_is_named(tmp_path):
     with pytest.raises(nf_config.ConfigError, match="trials.datasets.sim.responses"):
         nf_config.check(config, SCHEMA)
     del config["trials"]["datasets"]["sim"]["responses"]["align_column"]
-    config["trials"]["models"]["rnn_bptt"]["learning_rule"] = "eprop"
+    config["trials"]["models"]["rnn_bptt"]["learning_rule"] = "hebbian"
     with pytest.raises(nf_config.ConfigError, match="trials.models.rnn_bptt.learning_rule"):
         nf_config.check(config, SCHEMA)
 

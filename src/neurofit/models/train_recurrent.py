@@ -1,4 +1,4 @@
-"""Training recurrent networks on trial tasks: backprop through time, RFLO, or nothing (untrained control).
+"""Training recurrent networks on trial tasks: backprop through time, RFLO, e-prop, or nothing (untrained control).
 
 ``rflo`` is random-feedback local online learning (Murray 2019, eLife 8:e43299) for the leaky vanilla RNN:
 each weight keeps a local eligibility trace, ``P_ij <- (1 - a) P_ij + a phi'(u_i) h_j`` (and the same for input
@@ -7,13 +7,19 @@ through a fixed random matrix ``B`` (not ``W_out^T``); the readout learns with t
 computed forward in time alongside the dynamics (nothing is stored or propagated backwards); the updates
 are summed over each trial. Under Dale's law the update of the effective weight is carried to its magnitude.
 
+``eprop`` is symmetric e-prop (Bellec et al. 2020, Nat Commun 11:3625) for the same network: for a leaky rate
+unit its eligibility traces are RFLO's, and its learning signal is the output error sent back through the
+readout's own weights, ``W_out^T``, as they are at each step (random e-prop is RFLO). Its update is the gradient
+of the trial's loss with the recurrent input ``W h_{t-1}`` held fixed: what BPTT would give if no error flowed
+back through the recurrent connections (tested).
+
 The optimiser follows the rule (``optimizer: null``): Adam for ``bptt``, plain gradient steps (SGD, no momentum,
-``lr`` 0.5) for ``rflo``, as Murray applies it. Adam on RFLO's pseudo-gradients kept the delayed response at
-chance: Adam gives every weight a step of about ``lr`` whatever its gradient's size, so the recurrent and input
-weights, whose local updates are small and, before the readout aligns with the feedback, mostly misdirected,
-were rewritten as fast as the readout (|dW_rec| 6.0 in 300 batches, more than the initial matrix's 5.8) and the
-sample's trace through the delay, which a readout alone could read, was lost. Plain steps keep each update in
-proportion to its pseudo-gradient (README, learning rules, for the measurements).
+``lr`` 0.5) for ``rflo`` and ``eprop``, as Murray applies it. Adam on RFLO's pseudo-gradients kept the delayed
+response at chance (and e-prop's): Adam gives every weight a step of about ``lr`` whatever its gradient's size,
+so the recurrent and input weights, whose local updates are small and, before the readout aligns with the
+feedback, mostly misdirected, were rewritten as fast as the readout (|dW_rec| 6.0 in 300 batches, more than the
+initial matrix's 5.8) and the sample's trace through the delay, which a readout alone could read, was lost. Plain
+steps keep each update in proportion to its pseudo-gradient (README, learning rules, for the measurements).
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ from neurofit.models.recurrent import RECURRENT_LAYERS, RecurrentNet
 from neurofit.models.trial_tasks import TrialTask, make_trial_task
 
 log = logging.getLogger(__name__)
-RECURRENT_RULES = ("bptt", "rflo", "none")
+RECURRENT_RULES = ("bptt", "rflo", "eprop", "none")
+LOCAL_RULES = ("rflo", "eprop")  # eligibility traces and a learning signal per step: vanilla RNNs only
 RECURRENT_OPTIMIZERS = ("adam", "sgd")
-DEFAULT_OPTIMIZER = {"bptt": "adam", "rflo": "sgd", "none": "adam"}
+DEFAULT_OPTIMIZER = {"bptt": "adam", "rflo": "sgd", "eprop": "sgd", "none": "adam"}
 DEFAULT_LR = {"adam": 1e-2, "sgd": 0.5}  # sgd: Murray's plain steps on the per-trial loss (0.3-1.0 learn; 3 diverges)
 
 
@@ -55,7 +62,7 @@ class RecurrentSpec:
     batch_size: int = 32
     optimizer: str | None = None  # None: the rule's own (DEFAULT_OPTIMIZER)
     lr: float | None = None  # None: the optimiser's default (DEFAULT_LR)
-    local_lr: float | None = None  # rflo: learning rate of the local (input, recurrent) updates; None: lr
+    local_lr: float | None = None  # rflo, eprop: learning rate of the local (input, recurrent) updates; None: lr
     seed: int = 0
     n_test: int = 256
     layers: list[str] = field(default_factory=lambda: list(RECURRENT_LAYERS))
@@ -77,11 +84,12 @@ class RecurrentSpec:
         spec = cls(**settings)
         if spec.learning_rule not in RECURRENT_RULES:
             raise ValueError(f"learning_rule {spec.learning_rule!r}: choose one of {RECURRENT_RULES}")
-        if spec.local_lr is not None and spec.learning_rule != "rflo":
-            raise ValueError("local_lr is the learning rate of RFLO's local updates: it needs learning_rule: rflo")
-        if spec.learning_rule == "rflo" and spec.architecture != "vanilla":
-            raise ValueError("learning_rule: rflo needs architecture: vanilla (its eligibility traces are those of "
-                             "a leaky rate RNN)")
+        if spec.local_lr is not None and spec.learning_rule not in LOCAL_RULES:
+            raise ValueError("local_lr is the learning rate of the local updates of rflo and eprop: it needs "
+                             "learning_rule: rflo or eprop")
+        if spec.learning_rule in LOCAL_RULES and spec.architecture != "vanilla":
+            raise ValueError(f"learning_rule: {spec.learning_rule} needs architecture: vanilla (its eligibility "
+                             "traces are those of a leaky rate RNN)")
         bad = set(spec.layers) - set(RECURRENT_LAYERS)
         if bad:
             raise ValueError(f"layers {sorted(bad)}: a recurrent network has layers {list(RECURRENT_LAYERS)}")
@@ -112,15 +120,19 @@ def masked_cross_entropy(logits: torch.Tensor, gt: torch.Tensor, mask: torch.Ten
     return (loss * weights).sum() / mask.shape[1]
 
 
-def rflo_gradients(net: RecurrentNet, ob: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
-                   feedback: torch.Tensor) -> float:
-    """Set ``.grad`` of every parameter from RFLO's local traces and random feedback; returns the loss."""
+def local_gradients(net: RecurrentNet, ob: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
+                    feedback: torch.Tensor | None = None) -> float:
+    """Set ``.grad`` of every parameter from the local eligibility traces and the output error sent back through
+    ``feedback`` (hidden x outputs): RFLO's fixed random matrix, or ``None`` for e-prop's ``W_out^T``. Returns the
+    loss."""
     alpha = net.alpha
     steps, batch, _ = ob.shape
     n = net.hidden
     weight = net.recurrent_weight().detach()
     w_in, b_in = net.input.weight.detach(), net.input.bias.detach()
     w_out, b_out = net.readout.weight.detach(), net.readout.bias.detach()
+    if feedback is None:
+        feedback = w_out.T  # symmetric e-prop: the readout's own weights carry the error back
     h = torch.zeros(batch, n, device=ob.device)
     trace_rec = torch.zeros(batch, n, n, device=ob.device)
     trace_in = torch.zeros(batch, n, ob.shape[-1], device=ob.device)
@@ -145,7 +157,7 @@ def rflo_gradients(net: RecurrentNet, ob: torch.Tensor, gt: torch.Tensor, mask: 
         m = mask[t].to(ob.dtype)[:, None]
         error = (torch.softmax(logits, -1) - F.one_hot(gt[t], logits.shape[-1]).to(ob.dtype)) * m
         loss += float((F.cross_entropy(logits, gt[t], reduction="none") * mask[t]).sum())
-        delta = error @ feedback.T  # (batch, hidden): the error through fixed random feedback, not W_out^T
+        delta = error @ feedback.T  # (batch, hidden): each unit's learning signal
         grads["rec"] += torch.einsum("bi,bij->ij", delta, trace_rec)
         grads["in"] += torch.einsum("bi,bik->ik", delta, trace_in)
         grads["b_in"] += (delta * trace_bias).sum(0)
@@ -191,9 +203,10 @@ def train_recurrent(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
 def make_optimiser(spec: RecurrentSpec, net: RecurrentNet) -> torch.optim.Optimizer:
     """Adam, or plain gradient steps (no momentum: RFLO's ``dW = -lr * update`` as Murray 2019 writes it).
 
-    Under RFLO the readout (delta rule, exact) steps with ``lr`` and the input and recurrent weights (local traces,
-    random feedback) with ``local_lr``, as Murray's code has one rate per weight group: with 64 units, steps of
-    0.5 on the local weights learned the task and then ran away (loss 0.03 at batch 300, 0.98 at 500)."""
+    Under RFLO and e-prop the readout (delta rule, exact) steps with ``lr`` and the input and recurrent weights
+    (local traces, fed-back error) with ``local_lr``, as Murray's code has one rate per weight group: with 64 units,
+    RFLO's steps of 0.5 on the local weights learned the task and then ran away (loss 0.03 at batch 300, 0.98 at
+    500)."""
     groups: list[dict[str, Any]] = [{"params": list(net.parameters())}]
     if spec.local_lr is not None:
         readout = [p for name, p in net.named_parameters() if name.startswith("readout.")]
@@ -223,7 +236,7 @@ def _train(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             losses.append(loss.item())
         else:
-            losses.append(rflo_gradients(net, ob, gt, mask, feedback))
+            losses.append(local_gradients(net, ob, gt, mask, feedback if spec.learning_rule == "rflo" else None))
         optimiser.step()
     net.eval()
     performance = {"task": spec.task, "architecture": spec.architecture, "learning_rule": spec.learning_rule,
