@@ -97,3 +97,49 @@ def test_procrustes_and_rsa_are_one_for_a_rotated_scaled_copy_and_low_for_noise(
     rows = geometry(smooth_features(), smooth_features() @ rotation)
     assert rows["procrustes"]["raw"] > rows["procrustes_shuffled_time"]["raw"]
     assert rows["rsa_condition_time"]["normalisation"] == "none"
+
+
+def test_geometry_of_unit_subsets_equals_one_computation_per_subset():
+    from neurofit.encoding.timecourse import (
+        procrustes_of_subsets,
+        procrustes_similarity,
+        rsa_of_subsets,
+        rsa_similarity,
+    )
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 7))
+    y = x[:, :4] @ rng.normal(size=(4, 9)) + rng.normal(size=(60, 9))
+    resampled = rng.integers(0, 9, (5, 9))  # units drawn twice too
+    left_out = np.array([np.delete(np.arange(9), k) for k in range(9)])
+    for subsets in (resampled, left_out):
+        for fast, slow in ((procrustes_of_subsets, procrustes_similarity), (rsa_of_subsets, rsa_similarity)):
+            expected = [slow(x, y[:, d]) for d in subsets]
+            assert np.allclose(fast(x, y, subsets), expected, atol=1e-7, rtol=0), (fast.__name__, subsets.shape)
+
+
+def test_the_jackknife_interval_of_a_mean_is_its_standard_error_interval():
+    from neurofit.encoding.timecourse import jackknife_ci
+
+    values = np.random.default_rng(0).normal(size=25)
+    left_out = np.array([np.delete(values, k).mean() for k in range(25)])
+    se = values.std(ddof=1) / np.sqrt(25)
+    assert np.allclose(jackknife_ci(values.mean(), left_out), (values.mean() - 1.96 * se, values.mean() + 1.96 * se),
+                       rtol=1e-4)
+    assert np.isnan(jackknife_ci(0.5, np.array([0.4]))[0])
+
+
+def test_geometry_cis_hold_their_estimate_and_separate_the_fit_from_its_null():
+    from neurofit.encoding.timecourse import geometry
+
+    rng = np.random.default_rng(3)
+    x = smooth_features()
+    y = x @ rng.normal(size=(5, 12)) + 0.5 * rng.normal(size=x.shape[:2] + (12,))
+    rows = geometry(x, y, seed=0)
+    for name in ("procrustes", "rsa_condition_time"):
+        fit, null = rows[name], rows[f"{name}_shuffled_time"]
+        for row in (fit, null):
+            assert row["ci_low"] < row["raw"] < row["ci_high"]
+        assert null["ci_high"] < fit["ci_low"]
+    one_unit = geometry(x, y[..., :1], seed=0)
+    assert np.isnan(one_unit["procrustes"]["ci_low"])

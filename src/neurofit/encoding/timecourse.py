@@ -177,15 +177,87 @@ def rsa_similarity(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(pdist(x - x.mean(0)), pdist(y - y.mean(0))).statistic)
 
 
+DRAW_BLOCK = 1 << 21  # entries of one block of draws' work arrays (16 MB in float64)
+
+
+def procrustes_of_subsets(x: np.ndarray, y: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """``procrustes_similarity(x, y[:, d])`` for each row ``d`` of ``draws`` (indices of ``y``'s units: subsets
+    or resamples of them), from one product: a drawn configuration's overlap with ``x`` is the nuclear norm of
+    the drawn columns of ``X^T Y``, the sum of the square roots of the eigenvalues of their Gram matrix, a
+    sub-matrix of ``(X^T Y)^T (X^T Y)``; its norm is the root of the drawn columns' sums of squares."""
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    nx = np.linalg.norm(xc)
+    cross = xc.T @ yc
+    gram, squares = cross.T @ cross, (yc * yc).sum(0)
+    out = np.full(len(draws), np.nan)
+    k = draws.shape[1]
+    step = max(1, DRAW_BLOCK // (k * k))
+    for start in range(0, len(draws), step):
+        d = draws[start:start + step]
+        eigen = np.linalg.eigvalsh(gram[d[:, :, None], d[:, None, :]])
+        ny = np.sqrt(squares[d].sum(1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            overlap = np.sqrt(np.clip(eigen, 0.0, None)).sum(1) / (nx * ny)
+        ok = (nx > 0) & (ny > 0)
+        out[start:start + step] = np.where(ok, 1 - 2 / np.pi * np.arccos(np.clip(overlap, -1.0, 1.0)), np.nan)
+    return out
+
+
+def rsa_of_subsets(x: np.ndarray, y: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """``rsa_similarity(x, y[:, d])`` for each row ``d`` of ``draws``: the model's distances are ranked once; a
+    draw's squared distances are its units' multiplicities times the per-unit squared differences of every pair
+    (one product per block of draws), ranked per draw (squaring keeps the order, so the ranks are those of the
+    distances). NaN where a draw's distances are all equal (as ``spearmanr``)."""
+    from scipy.spatial.distance import pdist
+
+    from neurofit.encoding.similarity import average_ranks
+
+    ranks_x = average_ranks(pdist(x - x.mean(0)))
+    ranks_x -= ranks_x.mean()
+    i, j = np.triu_indices(len(y), k=1)  # pdist's order of the pairs
+    yc = y - y.mean(0)
+    squared = (yc[i] - yc[j]) ** 2  # (pairs, units)
+    counts = np.zeros((len(draws), y.shape[1]))
+    np.add.at(counts, (np.arange(len(draws))[:, None], draws), 1.0)
+    out = np.empty(len(draws))
+    step = max(1, DRAW_BLOCK // len(i))
+    for start in range(0, len(draws), step):
+        for row, distances in enumerate(counts[start:start + step] @ squared.T, start):
+            ranks = average_ranks(distances)
+            ranks -= ranks.mean()
+            denom = np.sqrt((ranks_x @ ranks_x) * (ranks @ ranks))
+            out[row] = ranks_x @ ranks / denom if denom > 0 else np.nan
+    return out
+
+
+def jackknife_ci(raw: float, left_out: np.ndarray, z: float = 1.959963984540054) -> tuple[float, float]:
+    """``raw`` +- ``z`` delete-one jackknife standard errors, from the statistic with each unit left out in turn
+    (NaN where fewer than two are finite)."""
+    left_out = left_out[np.isfinite(left_out)]
+    n = len(left_out)
+    if n < 2 or not np.isfinite(raw):
+        return float("nan"), float("nan")
+    se = float(np.sqrt((n - 1) / n * ((left_out - left_out.mean()) ** 2).sum()))
+    return raw - z * se, raw + z * se
+
+
 def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, dict[str, object]]:
     """Procrustes and RSA similarity of model ``x`` and neural ``y`` over condition x time, each with its
-    shuffled-time null; no ceiling (``normalisation: none``, score = raw)."""
+    shuffled-time null; no ceiling (``normalisation: none``, score = raw). The CI is the estimate +- 1.96
+    delete-one-neuroid jackknife standard errors: a bootstrap over neuroids draws units twice, which distorts
+    the population's geometry itself (both similarities fell under resampling, so its percentile intervals
+    missed the estimate: README, trials), where leaving one unit out does not."""
     flat_y = y.reshape(-1, y.shape[-1])
+    n = y.shape[-1]
+    left_out = np.array([np.delete(np.arange(n), k) for k in range(n)]).reshape(n, n - 1)
     out = {}
-    for name, fn in (("procrustes", procrustes_similarity), ("rsa_condition_time", rsa_similarity)):
+    for name, fn, subsets in (("procrustes", procrustes_similarity, procrustes_of_subsets),
+                              ("rsa_condition_time", rsa_similarity, rsa_of_subsets)):
         for suffix, features in (("", x), ("_shuffled_time", shuffle_time(x, seed + 1))):
-            raw = fn(features.reshape(-1, features.shape[-1]), flat_y)
-            out[name + suffix] = {"raw": raw, "ceiling": float("nan"), "score": raw, "ci_low": float("nan"),
-                                  "ci_high": float("nan"), "normalisation": "none", "n_neuroids": int(y.shape[-1]),
+            flat_x = features.reshape(-1, features.shape[-1])
+            raw = fn(flat_x, flat_y)
+            low, high = jackknife_ci(raw, subsets(flat_x, flat_y, left_out)) if n > 1 else (np.nan, np.nan)
+            out[name + suffix] = {"raw": raw, "ceiling": float("nan"), "score": raw, "ci_low": low, "ci_high": high,
+                                  "normalisation": "none", "n_neuroids": int(n),
                                   "n_stimuli": int(y.shape[0] * y.shape[1])}
     return out
