@@ -485,7 +485,9 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
                              **{k: v for k, v in result.items() if k not in ("r", "r_time")}})
                 curves.append(xr.DataArray(result["r_time"], dims="time", coords={"time": data["time"].values})
                               .expand_dims(layer=[layer], region=[region], metric=[metric]))
-            for metric, result in geometry(x, data["psth"].values[:, :, keep], spec.seed).items():
+            ceilings = {name: float(data[f"{name}_reliability"].sel(region_name=region).mean())
+                        for name in ("procrustes", "rsa_condition_time")}
+            for metric, result in geometry(x, data["psth"].values[:, :, keep], spec.seed, ceilings).items():
                 rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
                              **result})
     Path(rows_out).parent.mkdir(parents=True, exist_ok=True)

@@ -143,3 +143,20 @@ def test_geometry_cis_hold_their_estimate_and_separate_the_fit_from_its_null():
         assert null["ci_high"] < fit["ci_low"]
     one_unit = geometry(x, y[..., :1], seed=0)
     assert np.isnan(one_unit["procrustes"]["ci_low"])
+
+
+def test_rsa_over_binned_rates_keeps_its_ties_whatever_the_arrays_layout():
+    """Rates of binned counts make many distances equal in exact arithmetic; the rounding of their computation
+    (here the centring of a strided view against a contiguous copy) must not break those ties one way or the other
+    (it moved Spearman r by 1e-4 before)."""
+    from neurofit.encoding.similarity import average_ranks
+    from neurofit.encoding.timecourse import rsa_similarity
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        rates = rng.poisson(2.0, (3, 2, 2, 90, 2)) / 43.0  # (split, half, condition, time, unit): 43 trials' rates
+        copy = rates[..., np.array([True, True])]  # the same values in another array (the old code: up to 5e-3 apart)
+        a, b = rates[2, 0].reshape(-1, 2), rates[2, 1].reshape(-1, 2)
+        assert rsa_similarity(a, b) == rsa_similarity(copy[2, 0].reshape(-1, 2), copy[2, 1].reshape(-1, 2))
+    assert np.array_equal(average_ranks(np.array([1.0, 1.0 + 1e-15, 2.0]), 1e-9), [1.5, 1.5, 3.0])
+    assert np.array_equal(average_ranks(np.array([1.0, 1.0 + 1e-15, 2.0])), [1.0, 2.0, 3.0])

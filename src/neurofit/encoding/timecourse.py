@@ -168,13 +168,31 @@ def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
     return float(1 - 2 / np.pi * np.arccos(np.clip(overlap, -1.0, 1.0)))
 
 
+DISTANCE_TIES = 1e-9  # distances within this fraction of the largest tie: binned rates make many equal in exact
+# arithmetic, and the rounding of their computation (centring, summation order) would otherwise break those ties
+# one way or the other (Spearman r moved by 1e-4 between two layouts of the same array)
+
+
+def _centred_ranks(values: np.ndarray) -> np.ndarray:
+    from neurofit.encoding.similarity import average_ranks
+
+    ranks = average_ranks(values, DISTANCE_TIES)
+    return ranks - ranks.mean()
+
+
+def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two centred rank vectors; NaN where either is constant (as ``spearmanr``)."""
+    denom = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / denom) if denom > 0 else float("nan")
+
+
 def rsa_similarity(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman correlation between the RDMs (Euclidean distances between samples, e.g. condition x time points)
-    of two ``(sample, units)`` arrays: invariant to rotations, translations and a global scale of either space."""
+    of two ``(sample, units)`` arrays: invariant to rotations, translations and a global scale of either space.
+    Distances equal up to rounding are ties (:data:`DISTANCE_TIES`)."""
     from scipy.spatial.distance import pdist
-    from scipy.stats import spearmanr
 
-    return float(spearmanr(pdist(x - x.mean(0)), pdist(y - y.mean(0))).statistic)
+    return _rank_correlation(_centred_ranks(pdist(x - x.mean(0))), _centred_ranks(pdist(y - y.mean(0))))
 
 
 DRAW_BLOCK = 1 << 21  # entries of one block of draws' work arrays (16 MB in float64)
@@ -206,14 +224,11 @@ def procrustes_of_subsets(x: np.ndarray, y: np.ndarray, draws: np.ndarray) -> np
 def rsa_of_subsets(x: np.ndarray, y: np.ndarray, draws: np.ndarray) -> np.ndarray:
     """``rsa_similarity(x, y[:, d])`` for each row ``d`` of ``draws``: the model's distances are ranked once; a
     draw's squared distances are its units' multiplicities times the per-unit squared differences of every pair
-    (one product per block of draws), ranked per draw (squaring keeps the order, so the ranks are those of the
-    distances). NaN where a draw's distances are all equal (as ``spearmanr``)."""
+    (one product per block of draws), whose roots are ranked per draw, ties as :func:`rsa_similarity` has them.
+    NaN where a draw's distances are all equal (as ``spearmanr``)."""
     from scipy.spatial.distance import pdist
 
-    from neurofit.encoding.similarity import average_ranks
-
-    ranks_x = average_ranks(pdist(x - x.mean(0)))
-    ranks_x -= ranks_x.mean()
+    ranks_x = _centred_ranks(pdist(x - x.mean(0)))
     i, j = np.triu_indices(len(y), k=1)  # pdist's order of the pairs
     yc = y - y.mean(0)
     squared = (yc[i] - yc[j]) ** 2  # (pairs, units)
@@ -222,11 +237,8 @@ def rsa_of_subsets(x: np.ndarray, y: np.ndarray, draws: np.ndarray) -> np.ndarra
     out = np.empty(len(draws))
     step = max(1, DRAW_BLOCK // len(i))
     for start in range(0, len(draws), step):
-        for row, distances in enumerate(counts[start:start + step] @ squared.T, start):
-            ranks = average_ranks(distances)
-            ranks -= ranks.mean()
-            denom = np.sqrt((ranks_x @ ranks_x) * (ranks @ ranks))
-            out[row] = ranks_x @ ranks / denom if denom > 0 else np.nan
+        for row, squares in enumerate(counts[start:start + step] @ squared.T, start):
+            out[row] = _rank_correlation(ranks_x, _centred_ranks(np.sqrt(np.maximum(squares, 0.0))))
     return out
 
 
@@ -241,9 +253,11 @@ def jackknife_ci(raw: float, left_out: np.ndarray, z: float = 1.959963984540054)
     return raw - z * se, raw + z * se
 
 
-def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, dict[str, object]]:
+def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0, ceilings: dict[str, float] | None = None
+             ) -> dict[str, dict[str, object]]:
     """Procrustes and RSA similarity of model ``x`` and neural ``y`` over condition x time, each with its
-    shuffled-time null; no ceiling (``normalisation: none``, score = raw). The CI is the estimate +- 1.96
+    shuffled-time null; score = raw (``normalisation: none``), beside each metric's ceiling from ``ceilings``
+    (``{metric: value}``: the neural halves' split-half consistency; default NaN). The CI is the estimate +- 1.96
     delete-one-neuroid jackknife standard errors: a bootstrap over neuroids draws units twice, which distorts
     the population's geometry itself (both similarities fell under resampling, so its percentile intervals
     missed the estimate: README, trials), where leaving one unit out does not."""
@@ -257,7 +271,8 @@ def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, dict[str,
             flat_x = features.reshape(-1, features.shape[-1])
             raw = fn(flat_x, flat_y)
             low, high = jackknife_ci(raw, subsets(flat_x, flat_y, left_out)) if n > 1 else (np.nan, np.nan)
-            out[name + suffix] = {"raw": raw, "ceiling": float("nan"), "score": raw, "ci_low": low, "ci_high": high,
+            ceiling = float((ceilings or {}).get(name, np.nan))
+            out[name + suffix] = {"raw": raw, "ceiling": ceiling, "score": raw, "ci_low": low, "ci_high": high,
                                   "normalisation": "none", "n_neuroids": int(n),
                                   "n_stimuli": int(y.shape[0] * y.shape[1])}
     return out

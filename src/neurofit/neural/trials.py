@@ -208,30 +208,58 @@ def pseudo_population_psth(per_session: list[xr.DataArray], sd_ms: float = 0.0, 
     return xr.concat(psths, dim="neuroid")
 
 
-def split_half_trials(responses: xr.DataArray, n_splits: int = 10, seed: int = 0, sd_ms: float = 0.0) -> np.ndarray:
-    """Split-half reliability of each neuroid's condition PSTH ``(split, neuroid)``, Spearman-Brown corrected.
-
-    Each split halves every condition's trials at random; the two halves' PSTHs are correlated over
-    condition x time per neuroid (the trial-level analogue of the repeat ceiling)."""
-    from neurofit.encoding.ceiling import spearman_brown
-    from neurofit.encoding.ridge import pearson_columns
-
+def split_halves(responses: xr.DataArray, n_splits: int = 10, seed: int = 0, sd_ms: float = 0.0) -> np.ndarray:
+    """Each split's two half PSTHs ``(split, half, condition, time, neuroid)``: every condition's trials (conditions
+    sorted, as :func:`condition_psth` orders them) halved at random, each half trial-averaged (and smoothed)."""
     rng = np.random.default_rng(seed)
     labels = responses["condition"].values
     conditions = sorted(set(labels))
     values = responses.transpose("trial", "time", "neuroid").values.astype(np.float64)
-    out = np.empty((n_splits, values.shape[-1]))
+    out = np.empty((n_splits, 2, len(conditions), *values.shape[1:]))
     for split in range(n_splits):
-        halves: list[list[np.ndarray]] = [[], []]
-        for condition in conditions:
+        for c, condition in enumerate(conditions):
             idx = rng.permutation(np.flatnonzero(labels == condition))
             if len(idx) < 2:
                 raise ValueError(f"condition {condition!r} has {len(idx)} trial(s); a split-half ceiling needs 2")
             half = len(idx) // 2
             for h, part in enumerate((idx[:half], idx[half:2 * half])):
-                halves[h].append(_smooth_array(values[part].mean(0), responses, sd_ms))
-        a, b = (np.concatenate(h, axis=0) for h in halves)
-        out[split] = spearman_brown(pearson_columns(a, b))
+                out[split, h, c] = _smooth_array(values[part].mean(0), responses, sd_ms)
+    return out
+
+
+def reliability_of_halves(halves: np.ndarray) -> np.ndarray:
+    """Each neuroid's split-half reliability ``(split, neuroid)`` from :func:`split_halves`: the halves' PSTHs
+    correlated over condition x time, Spearman-Brown corrected."""
+    from neurofit.encoding.ceiling import spearman_brown
+    from neurofit.encoding.ridge import pearson_columns
+
+    flat = halves.reshape(*halves.shape[:2], -1, halves.shape[-1])
+    return np.array([spearman_brown(pearson_columns(a, b)) for a, b in flat])
+
+
+def split_half_trials(responses: xr.DataArray, n_splits: int = 10, seed: int = 0, sd_ms: float = 0.0) -> np.ndarray:
+    """Split-half reliability of each neuroid's condition PSTH ``(split, neuroid)``, Spearman-Brown corrected.
+
+    Each split halves every condition's trials at random; the two halves' PSTHs are correlated over
+    condition x time per neuroid (the trial-level analogue of the repeat ceiling)."""
+    return reliability_of_halves(split_halves(responses, n_splits, seed, sd_ms))
+
+
+def geometry_reliability(halves: np.ndarray, region: np.ndarray) -> dict[str, np.ndarray]:
+    """``{metric: (split, region)}``: each region's population geometry in one half against the other (Procrustes
+    and RSA over condition x time, :mod:`neurofit.encoding.timecourse`), Spearman-Brown corrected as the image
+    RSA / CKA ceilings are (Brain-Score's split-half consistency); regions in order of first appearance."""
+    from neurofit.encoding.ceiling import spearman_brown
+    from neurofit.encoding.timecourse import procrustes_similarity, rsa_similarity
+
+    regions = list(dict.fromkeys(np.asarray(region).tolist()))
+    out = {name: np.empty((len(halves), len(regions))) for name in ("procrustes", "rsa_condition_time")}
+    for r, name in enumerate(regions):
+        cols = np.asarray(region) == name
+        for split, (a, b) in enumerate(halves[..., cols]):
+            a, b = a.reshape(-1, cols.sum()), b.reshape(-1, cols.sum())
+            out["procrustes"][split, r] = spearman_brown(procrustes_similarity(a, b))
+            out["rsa_condition_time"][split, r] = spearman_brown(rsa_similarity(a, b))
     return out
 
 
@@ -256,18 +284,25 @@ def build_trial_dataset(per_session: list[xr.DataArray], spec: TrialSpec, n_spli
     relative to the alignment event, over every kept trial) say when the task's periods start."""
     kept, conditions = pool_sessions(per_session, spec.min_trials)
     psth = xr.concat([condition_psth(r, spec.smooth_ms).sel(condition=conditions) for r in kept], dim="neuroid")
-    reliability = np.concatenate([split_half_trials(r, n_splits, seed, spec.smooth_ms) for r in kept], axis=1)
+    # every session's halves on the shared conditions (pool_sessions kept only those), side by side as the PSTHs
+    halves = np.concatenate([split_halves(r, n_splits, seed, spec.smooth_ms) for r in kept], axis=-1)
     missing = [r for r in spec.regions if r not in set(psth["region"].values)]
     if missing:
         raise NWBContentError(f"no units in region(s) {missing} in any session (regions found: "
                               f"{sorted(set(psth['region'].values))}; responses.region_map renames them)")
+    regions = list(dict.fromkeys(psth["region"].values.tolist()))
+    geometry = {f"{name}_reliability": (("split", "region_name"), values)
+                for name, values in geometry_reliability(halves, psth["region"].values).items()}
     epochs = {spec.align: 0.0, **{event: float(np.nanmedian(np.concatenate([r[f"event_{event}"].values for r in kept])))
                                   for event in spec.events}}
     dataset = xr.Dataset(
-        {"psth": psth.astype(np.float32), "reliability": (("split", "neuroid"), reliability)},
+        {"psth": psth.astype(np.float32), "reliability": (("split", "neuroid"), reliability_of_halves(halves)),
+         **geometry},
+        coords={"region_name": regions},
         attrs={"epochs": json.dumps(epochs), "window_ms": list(spec.window_ms), "bin_ms": spec.bin_ms,
                "align": spec.align, "smooth_ms": spec.smooth_ms, "units": "Hz",
-               "ceiling": f"split-half over trials per condition, {n_splits} splits, Spearman-Brown corrected"})
+               "ceiling": f"split-half over trials per condition, {n_splits} splits, Spearman-Brown corrected (per "
+                          "neuroid; the geometry metrics' per region)"})
     summary = {"conditions": conditions, "epochs_s": epochs,
                "trials_per_condition": {str(r["trial_session"].values[0]): {c: int((r["condition"].values == c).sum())
                                                                             for c in conditions} for r in kept},
