@@ -170,7 +170,7 @@ def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
 
 DISTANCE_TIES = 1e-9  # distances within this fraction of the largest tie: binned rates make many equal in exact
 # arithmetic, and the rounding of their computation (centring, summation order) would otherwise break those ties
-# one way or the other (Spearman r moved by 1e-4 between two layouts of the same array)
+# one way or the other (the same values in two arrays gave Spearman r up to 5e-3 apart)
 
 
 def _centred_ranks(values: np.ndarray) -> np.ndarray:
