@@ -467,7 +467,7 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
     import xarray as xr
 
     from neurofit.encoding.settings import TrialEncodingSettings
-    from neurofit.encoding.timecourse import geometry, score_region
+    from neurofit.encoding.timecourse import geometry, geometry_ceilings, score_region
 
     spec = TrialEncodingSettings.from_config(settings)
     features = xr.load_dataset(features_path, engine="h5netcdf")
@@ -485,9 +485,9 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
                              **{k: v for k, v in result.items() if k not in ("r", "r_time")}})
                 curves.append(xr.DataArray(result["r_time"], dims="time", coords={"time": data["time"].values})
                               .expand_dims(layer=[layer], region=[region], metric=[metric]))
-            ceilings = {name: float(data[f"{name}_reliability"].sel(region_name=region).mean())
-                        for name in ("procrustes", "rsa_condition_time")}
-            for metric, result in geometry(x, data["psth"].values[:, :, keep], spec.seed, ceilings).items():
+            ceilings = geometry_ceilings(data["psth_halves"].values[..., keep].astype(np.float64), spec.shape_alpha)
+            for metric, result in geometry(x, data["psth"].values[:, :, keep], spec.seed, ceilings,
+                                           spec.shape_alpha).items():
                 rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
                              **result})
     Path(rows_out).parent.mkdir(parents=True, exist_ok=True)

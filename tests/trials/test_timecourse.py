@@ -160,3 +160,26 @@ def test_rsa_over_binned_rates_keeps_its_ties_whatever_the_arrays_layout():
         assert rsa_similarity(a, b) == rsa_similarity(copy[2, 0].reshape(-1, 2), copy[2, 1].reshape(-1, 2))
     assert np.array_equal(average_ranks(np.array([1.0, 1.0 + 1e-15, 2.0]), 1e-9), [1.5, 1.5, 3.0])
     assert np.array_equal(average_ranks(np.array([1.0, 1.0 + 1e-15, 2.0])), [1.0, 2.0, 3.0])
+
+
+def test_shape_metrics_span_procrustes_to_cca():
+    """Williams et al.'s partial whitening: alpha = 1 is Procrustes; alpha = 0 is invariant to any invertible map of
+    either space and is the arccos of the canonical correlations' sum over the root of the two dimensions."""
+    from neurofit.encoding.timecourse import geometry, procrustes_similarity, shape_similarity
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    y = x @ rng.normal(size=(4, 3)) + 0.5 * rng.normal(size=(200, 3))
+    stretch = rng.normal(size=(3, 3))
+    assert shape_similarity(x, y, 1.0) == pytest.approx(procrustes_similarity(x, y), abs=1e-12)
+    assert shape_similarity(x, y @ stretch, 0.0) == pytest.approx(shape_similarity(x, y, 0.0), abs=1e-10)
+    assert abs(shape_similarity(x, y @ stretch, 1.0) - shape_similarity(x, y, 1.0)) > 0.01  # Procrustes is not
+    qx, _ = np.linalg.qr(x - x.mean(0))
+    qy, _ = np.linalg.qr(y - y.mean(0))
+    canonical = np.linalg.svd(qx.T @ qy, compute_uv=False)
+    assert shape_similarity(x, y, 0.0) == pytest.approx(1 - 2 / np.pi * np.arccos(canonical.sum() / np.sqrt(12)))
+    assert 0.0 < shape_similarity(x, y, 0.5) < 1.0
+    rows = geometry(smooth_features(), smooth_features() @ rng.normal(size=(5, 6)), seed=0, shape_alphas=(0.0, 0.5))
+    for name in ("shape_a0", "shape_a0.5"):
+        assert rows[name]["ci_low"] < rows[name]["raw"] < rows[name]["ci_high"]
+        assert rows[name]["raw"] > rows[f"{name}_shuffled_time"]["raw"]

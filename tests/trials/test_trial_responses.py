@@ -117,8 +117,8 @@ def test_smoothing_keeps_the_mean_of_a_constant_and_spreads_a_spike():
 def test_split_halves_give_the_reliability_and_each_regions_geometry_ceiling(alm_nwb):
     from neurofit.encoding.ceiling import spearman_brown
     from neurofit.encoding.ridge import pearson_columns
-    from neurofit.encoding.timecourse import procrustes_similarity, rsa_similarity
-    from neurofit.neural.trials import geometry_reliability, split_halves
+    from neurofit.encoding.timecourse import geometry_ceilings, procrustes_similarity, rsa_similarity
+    from neurofit.neural.trials import split_halves
 
     spec = TrialSpec.from_config(ALM_RESPONSES)
     first, _ = read_trial_responses(alm_nwb, spec, session="a")
@@ -135,15 +135,13 @@ def test_split_halves_give_the_reliability_and_each_regions_geometry_ceiling(alm
         assert n % 2 == 0 and np.allclose(halves[0, :, c].sum(0) * (n // 2), total, atol=1e-6)
     a, b = halves[1, 0].reshape(-1, 1), halves[1, 1].reshape(-1, 1)
     assert np.allclose(split_half_trials(first, n_splits=3, seed=0)[1], spearman_brown(pearson_columns(a, b)))
-    # two sessions side by side, as build_trial_dataset pools them: the region's geometry in one half against the other
+    # two units of a region side by side: its geometry in one half against the other, mean over the splits
     both = np.concatenate([halves, split_halves(first, n_splits=3, seed=1)], axis=-1)  # a second, noisier unit
-    ceilings = geometry_reliability(both, np.array(["ALM", "ALM"]))
-    a, b = both[2, 0].reshape(-1, 2), both[2, 1].reshape(-1, 2)
-    assert ceilings["procrustes"].shape == (3, 1)
-    assert np.isclose(ceilings["procrustes"][2, 0], spearman_brown(procrustes_similarity(a, b)))
-    # binned counts tie many distances, which stay ties whatever the array's layout (DISTANCE_TIES)
-    assert np.isclose(ceilings["rsa_condition_time"][2, 0], spearman_brown(rsa_similarity(a, b)), rtol=1e-12)
+    ceilings = geometry_ceilings(both, shape_alphas=(0.5,))
+    assert set(ceilings) == {"procrustes", "rsa_condition_time", "shape_a0.5"}
+    for name, fn in (("procrustes", procrustes_similarity), ("rsa_condition_time", rsa_similarity)):
+        expected = np.mean([spearman_brown(fn(h[0].reshape(-1, 2), h[1].reshape(-1, 2))) for h in both])
+        assert np.isclose(ceilings[name], expected, rtol=1e-12), name
     dataset, _ = build_trial_dataset([first, first.assign_coords(session=("neuroid", ["c"]))], spec, n_splits=3)
-    assert dataset["procrustes_reliability"].dims == ("split", "region_name")
-    assert list(dataset["region_name"].values) == ["ALM"]
-    assert np.all(dataset["procrustes_reliability"].values <= 1.0)
+    assert dataset["psth_halves"].dims == ("split", "half", "condition", "time", "neuroid")
+    assert np.allclose(dataset["psth_halves"].values[..., 0], halves[..., 0], atol=1e-5)  # float32 as stored

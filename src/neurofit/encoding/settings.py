@@ -93,6 +93,7 @@ class TrialEncodingSettings(Settings):
     bootstrap: int = 1000
     n_null: int = 5
     normalisation: str = "r/c"
+    shape_alpha: tuple[float, ...] = ()
 
     def alphas(self) -> np.ndarray:
         return AlphaGrid(self.min_exp, self.max_exp, self.n_alphas).values()

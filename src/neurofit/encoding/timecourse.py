@@ -11,7 +11,9 @@ pattern at that moment is predicted).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -168,6 +170,33 @@ def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
     return float(1 - 2 / np.pi * np.arccos(np.clip(overlap, -1.0, 1.0)))
 
 
+WHITENING_RANK = 1e-10  # covariance eigenvalues below this fraction of the largest are a null space (pseudo-inverse)
+
+
+def partially_whitened(x: np.ndarray, alpha: float) -> np.ndarray:
+    """Centred ``x`` (sample, units) times ``(alpha I + (1 - alpha) C)^(-1/2)``, ``C`` its covariance over samples
+    (Williams et al. 2021): alpha = 1 leaves it as it is, alpha = 0 whitens it (directions of no variance dropped)."""
+    xc = x - x.mean(0)
+    eigen, vectors = np.linalg.eigh(xc.T @ xc / len(xc))
+    scale = alpha + (1 - alpha) * np.clip(eigen, 0.0, None)
+    keep = scale > WHITENING_RANK * scale.max() if scale.max() > 0 else np.zeros(len(scale), dtype=bool)
+    return xc @ (vectors[:, keep] / np.sqrt(scale[keep])) @ vectors[:, keep].T
+
+
+def shape_similarity(x: np.ndarray, y: np.ndarray, alpha: float) -> float:
+    """1 - 2/pi x the angular shape distance with partial whitening ``alpha`` (Williams et al. 2021, "Generalized
+    shape metrics on neural representations"): the arccos of the nuclear norm of ``phi(X)^T phi(Y)`` over both
+    Frobenius norms, ``phi`` :func:`partially_whitened`. alpha = 1 is :func:`procrustes_similarity` (invariant to
+    rotations and scale); alpha = 0 compares the whitened spaces (invariant to any invertible linear map, as CCA:
+    the overlap is the sum of the canonical correlations over the root of the two dimensions)."""
+    fx, fy = partially_whitened(x, alpha), partially_whitened(y, alpha)
+    nx, ny = np.linalg.norm(fx), np.linalg.norm(fy)
+    if nx == 0 or ny == 0:
+        return float("nan")
+    overlap = np.linalg.svd((fx / nx).T @ (fy / ny), compute_uv=False).sum()
+    return float(1 - 2 / np.pi * np.arccos(np.clip(overlap, -1.0, 1.0)))
+
+
 DISTANCE_TIES = 1e-9  # distances within this fraction of the largest tie: binned rates make many equal in exact
 # arithmetic, and the rounding of their computation (centring, summation order) would otherwise break those ties
 # one way or the other (the same values in two arrays gave Spearman r up to 5e-3 apart)
@@ -253,11 +282,40 @@ def jackknife_ci(raw: float, left_out: np.ndarray, z: float = 1.959963984540054)
     return raw - z * se, raw + z * se
 
 
-def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0, ceilings: dict[str, float] | None = None
-             ) -> dict[str, dict[str, object]]:
-    """Procrustes and RSA similarity of model ``x`` and neural ``y`` over condition x time, each with its
-    shuffled-time null; score = raw (``normalisation: none``), beside each metric's ceiling from ``ceilings``
-    (``{metric: value}``: the neural halves' split-half consistency; default NaN). The CI is the estimate +- 1.96
+def shape_metrics(alphas: tuple[float, ...]) -> dict[str, Any]:
+    """``{metric name: (similarity, similarity of unit subsets)}`` of the partial-whitening shape metrics
+    ``shape_a<alpha>``, each subset computed on its own (the whitening depends on the units kept)."""
+    def of_subsets(alpha: float) -> Any:
+        return lambda x, y, draws: np.array([shape_similarity(x, y[:, d], alpha) for d in draws])
+
+    return {f"shape_a{alpha:g}": (functools.partial(shape_similarity, alpha=alpha), of_subsets(alpha))
+            for alpha in alphas}
+
+
+def geometry_metrics(shape_alphas: tuple[float, ...] = ()) -> dict[str, Any]:
+    """``{name: (similarity, similarity of unit subsets)}`` of every geometry metric."""
+    return {"procrustes": (procrustes_similarity, procrustes_of_subsets),
+            "rsa_condition_time": (rsa_similarity, rsa_of_subsets), **shape_metrics(shape_alphas)}
+
+
+def geometry_ceilings(halves: np.ndarray, shape_alphas: tuple[float, ...] = ()) -> dict[str, float]:
+    """Each geometry metric's ceiling from the split halves of a region's trials ``(split, half, condition, time,
+    neuroid)`` (``neurofit.neural.trials.split_halves``): the population's geometry in one half against the
+    other, Spearman-Brown corrected as the image RSA / CKA ceilings are (Brain-Score's split-half consistency),
+    mean over splits."""
+    from neurofit.encoding.ceiling import spearman_brown
+
+    n = halves.shape[-1]
+    return {name: float(np.mean([spearman_brown(fn(a.reshape(-1, n), b.reshape(-1, n))) for a, b in halves]))
+            for name, (fn, _) in geometry_metrics(shape_alphas).items()}
+
+
+def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0, ceilings: dict[str, float] | None = None,
+             shape_alphas: tuple[float, ...] = ()) -> dict[str, dict[str, object]]:
+    """Procrustes and RSA similarity of model ``x`` and neural ``y`` over condition x time (and the shape metrics
+    of ``shape_alphas``), each with its shuffled-time null; score = raw (``normalisation: none``), beside each
+    metric's ceiling from ``ceilings`` (``{metric: value}``: the neural halves' split-half consistency; default
+    NaN). The CI is the estimate +- 1.96
     delete-one-neuroid jackknife standard errors: a bootstrap over neuroids draws units twice, which distorts
     the population's geometry itself (both similarities fell under resampling, so its percentile intervals
     missed the estimate: README, trials), where leaving one unit out does not."""
@@ -265,8 +323,7 @@ def geometry(x: np.ndarray, y: np.ndarray, seed: int = 0, ceilings: dict[str, fl
     n = y.shape[-1]
     left_out = np.array([np.delete(np.arange(n), k) for k in range(n)]).reshape(n, n - 1)
     out = {}
-    for name, fn, subsets in (("procrustes", procrustes_similarity, procrustes_of_subsets),
-                              ("rsa_condition_time", rsa_similarity, rsa_of_subsets)):
+    for name, (fn, subsets) in geometry_metrics(shape_alphas).items():
         for suffix, features in (("", x), ("_shuffled_time", shuffle_time(x, seed + 1))):
             flat_x = features.reshape(-1, features.shape[-1])
             raw = fn(flat_x, flat_y)

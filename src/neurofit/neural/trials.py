@@ -245,24 +245,6 @@ def split_half_trials(responses: xr.DataArray, n_splits: int = 10, seed: int = 0
     return reliability_of_halves(split_halves(responses, n_splits, seed, sd_ms))
 
 
-def geometry_reliability(halves: np.ndarray, region: np.ndarray) -> dict[str, np.ndarray]:
-    """``{metric: (split, region)}``: each region's population geometry in one half against the other (Procrustes
-    and RSA over condition x time, :mod:`neurofit.encoding.timecourse`), Spearman-Brown corrected as the image
-    RSA / CKA ceilings are (Brain-Score's split-half consistency); regions in order of first appearance."""
-    from neurofit.encoding.ceiling import spearman_brown
-    from neurofit.encoding.timecourse import procrustes_similarity, rsa_similarity
-
-    regions = list(dict.fromkeys(np.asarray(region).tolist()))
-    out = {name: np.empty((len(halves), len(regions))) for name in ("procrustes", "rsa_condition_time")}
-    for r, name in enumerate(regions):
-        cols = np.asarray(region) == name
-        for split, (a, b) in enumerate(halves[..., cols]):
-            a, b = a.reshape(-1, cols.sum()), b.reshape(-1, cols.sum())
-            out["procrustes"][split, r] = spearman_brown(procrustes_similarity(a, b))
-            out["rsa_condition_time"][split, r] = spearman_brown(rsa_similarity(a, b))
-    return out
-
-
 def _smooth_array(psth: np.ndarray, responses: xr.DataArray, sd_ms: float) -> np.ndarray:
     if sd_ms <= 0:
         return psth
@@ -290,19 +272,15 @@ def build_trial_dataset(per_session: list[xr.DataArray], spec: TrialSpec, n_spli
     if missing:
         raise NWBContentError(f"no units in region(s) {missing} in any session (regions found: "
                               f"{sorted(set(psth['region'].values))}; responses.region_map renames them)")
-    regions = list(dict.fromkeys(psth["region"].values.tolist()))
-    geometry = {f"{name}_reliability": (("split", "region_name"), values)
-                for name, values in geometry_reliability(halves, psth["region"].values).items()}
     epochs = {spec.align: 0.0, **{event: float(np.nanmedian(np.concatenate([r[f"event_{event}"].values for r in kept])))
                                   for event in spec.events}}
     dataset = xr.Dataset(
         {"psth": psth.astype(np.float32), "reliability": (("split", "neuroid"), reliability_of_halves(halves)),
-         **geometry},
-        coords={"region_name": regions},
+         # the halves themselves: the fit jobs take each geometry metric's ceiling from them
+         "psth_halves": (("split", "half", "condition", "time", "neuroid"), halves.astype(np.float32))},
         attrs={"epochs": json.dumps(epochs), "window_ms": list(spec.window_ms), "bin_ms": spec.bin_ms,
                "align": spec.align, "smooth_ms": spec.smooth_ms, "units": "Hz",
-               "ceiling": f"split-half over trials per condition, {n_splits} splits, Spearman-Brown corrected (per "
-                          "neuroid; the geometry metrics' per region)"})
+               "ceiling": f"split-half over trials per condition, {n_splits} splits, Spearman-Brown corrected"})
     summary = {"conditions": conditions, "epochs_s": epochs,
                "trials_per_condition": {str(r["trial_session"].values[0]): {c: int((r["condition"].values == c).sum())
                                                                             for c in conditions} for r in kept},
