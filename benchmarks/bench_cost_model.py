@@ -145,7 +145,7 @@ def dispatch_seconds(scratch: Path, sizes: tuple[int, int] = (2, 12)) -> float:
 
 
 @contextlib.contextmanager
-def cpu_timer(out: list[float], clock: Callable[[], float] = time.process_time):
+def timer(out: list[float], clock: Callable[[], float] = time.process_time):
     """Appends the seconds the block took on ``clock`` (default: this process's CPU seconds)."""
     start = clock()
     yield
@@ -203,7 +203,7 @@ def fit_seconds(metric: str, stimuli: int, size: tuple[int, str], neuroids: int,
     # as neurofit.cli.stage_fit reads the encoding settings
     settings = EncodingSettings.from_config({k: v for k, v in encoding.items() if k not in EncodingSettings.ELSEWHERE})
     spent: list[float] = []
-    with cpu_timer(spent, clock):
+    with timer(spent, clock):
         fit_groups(metric, LayerFeatures.from_xarray(layer), responses, {r: region == r for r in regions}, settings)
     return spent[0]
 
@@ -237,7 +237,7 @@ def batched_forward_seconds(network: Any, prep: Callable[[np.ndarray], Any], ima
         network(prep(images[:2]).to(device))
         synchronise()
         spent: list[float] = []
-        with cpu_timer(spent, clock):
+        with timer(spent, clock):
             for start in range(0, len(images), batch):
                 network(prep(images[start:start + batch]).to(device))
             synchronise()
@@ -250,7 +250,7 @@ def simulate_seconds(config: dict, name: str, tmp: Path) -> float:
     from neurofit.simulate_defaults import simulation_settings
 
     spent: list[float] = []
-    with cpu_timer(spent):
+    with timer(spent):
         settings = simulation_settings(config["datasets"][name].get("simulate") or {})
         stage_simulate(str(tmp / f"simulated_{name}"), settings)
     return spent[0]
@@ -266,7 +266,7 @@ def train_seconds(config: dict, model: str, epochs: int, tmp: Path) -> tuple[flo
     settings.pop("checkpoints", None)
     spent: list[float] = []
     start = time.perf_counter()
-    with cpu_timer(spent):
+    with timer(spent):
         stage_train(settings, str(tmp / f"{model}_{epochs}.pt"), str(tmp / f"{model}_{epochs}.json"))
     return spent[0], time.perf_counter() - start
 

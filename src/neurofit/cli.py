@@ -473,6 +473,9 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
     features = xr.load_dataset(features_path, engine="h5netcdf")
     data = xr.load_dataset(psth_path, engine="h5netcdf")
     alphas = spec.alphas()
+    # the neural halves' geometry depends on the region only: once per region, not per layer
+    ceilings = {region: geometry_ceilings(data["psth_halves"].values[..., data["region"].values == region]
+                                          .astype(np.float64), spec.shape_alpha) for region in regions}
     rows, curves = [], []
     for layer in features.data_vars:
         x = features[layer].sel(condition=data["condition"].values).values
@@ -485,8 +488,7 @@ def stage_trial_fit(features_path: str, psth_path: str, settings: dict[str, Any]
                              **{k: v for k, v in result.items() if k not in ("r", "r_time")}})
                 curves.append(xr.DataArray(result["r_time"], dims="time", coords={"time": data["time"].values})
                               .expand_dims(layer=[layer], region=[region], metric=[metric]))
-            ceilings = geometry_ceilings(data["psth_halves"].values[..., keep].astype(np.float64), spec.shape_alpha)
-            for metric, result in geometry(x, data["psth"].values[:, :, keep], spec.seed, ceilings,
+            for metric, result in geometry(x, data["psth"].values[:, :, keep], spec.seed, ceilings[region],
                                            spec.shape_alpha).items():
                 rows.append({"dataset": dataset, "model": model, "layer": layer, "region": region, "metric": metric,
                              **result})

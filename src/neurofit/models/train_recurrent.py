@@ -222,8 +222,10 @@ def _train(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
     dev = device()
     net = spec.build().to(dev)
     rng = np.random.default_rng(spec.seed)
-    feedback_gen = torch.Generator().manual_seed(spec.seed + 7919)
-    feedback = (torch.randn(spec.hidden, task.n_outputs, generator=feedback_gen) / spec.hidden ** 0.5).to(dev)
+    feedback = None  # e-prop: the readout's own weights (local_gradients); RFLO: a fixed random matrix
+    if spec.learning_rule == "rflo":
+        feedback_gen = torch.Generator().manual_seed(spec.seed + 7919)
+        feedback = (torch.randn(spec.hidden, task.n_outputs, generator=feedback_gen) / spec.hidden ** 0.5).to(dev)
     optimiser = make_optimiser(spec, net)
     losses: list[float] = []
     n_steps = 0 if spec.learning_rule == "none" else spec.steps
@@ -236,7 +238,7 @@ def _train(spec: RecurrentSpec) -> tuple[RecurrentNet, dict[str, Any]]:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             losses.append(loss.item())
         else:
-            losses.append(local_gradients(net, ob, gt, mask, feedback if spec.learning_rule == "rflo" else None))
+            losses.append(local_gradients(net, ob, gt, mask, feedback))
         optimiser.step()
     net.eval()
     performance = {"task": spec.task, "architecture": spec.architecture, "learning_rule": spec.learning_rule,
